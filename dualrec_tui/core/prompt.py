@@ -1,0 +1,110 @@
+"""The one prompt template and answer format, used identically by fine-tuning, evaluation and the app.
+
+Prompt (DUALRec stage 2): the user's 5 most recent movies plus the LSTM's top prediction, asking
+for `n` more movies. Answer: one movie per line, `Title (Year) | Genre, Genre`, which a GBNF
+grammar enforces at decoding time and `parse_answer` reads back (tolerantly: garbage lines are
+skipped and counted, never raised).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from .catalog import Movie
+
+RECENT_MOVIES = 5
+DEFAULT_SUGGESTIONS = 3
+END_OF_ANSWER = "<end>"
+
+
+def _movie_line(movie: Movie) -> str:
+    return f"{movie.label} | {', '.join(movie.genres) if movie.genres else 'Unknown'}"
+
+
+def build_prompt(recent: Sequence[Movie], predicted: Movie | None, n: int = DEFAULT_SUGGESTIONS) -> str:
+    """The natural-language prompt of the method. `recent` is oldest first; only the last 5 are used."""
+    recent = list(recent)[-RECENT_MOVIES:]
+    lines = ["A movie fan recently watched, oldest first:"]
+    lines += [f"- {_movie_line(m)}" for m in recent] or ["- (nothing yet)"]
+    if predicted is not None:
+        lines.append(f"A sequential model predicts they will watch next: {_movie_line(predicted)}")
+    lines.append(
+        f"Recommend {n} other movies they would enjoy next, one per line, as Title (Year) | Genres."
+    )
+    lines.append("Recommendations:")
+    return "\n".join(lines) + "\n"
+
+
+def format_answer(movies: Sequence[Movie]) -> str:
+    """The training target for a prompt: the movies the user really watched next, then the end marker."""
+    return "".join(f"{_movie_line(m)}\n" for m in movies) + END_OF_ANSWER + "\n"
+
+
+def answer_grammar(n: int = DEFAULT_SUGGESTIONS) -> str:
+    """A GBNF grammar that forces 1..n lines of `Title (Year) | Genres`, then the end marker."""
+    return "\n".join(
+        [
+            f'root ::= movie{{1,{max(1, n)}}} "{END_OF_ANSWER}"',
+            'movie ::= title " (" year ") | " genres "\\n"',
+            "title ::= [^\\n(|<] [^\\n(|]{0,80}",
+            "year ::= [12] [0-9] [0-9] [0-9]",
+            "genres ::= [A-Za-z' -]{1,20} (\", \" [A-Za-z' -]{1,20}){0,5}",
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """One parsed line of an LLM answer (not yet resolved to a catalog movie)."""
+
+    title: str
+    year: int | None
+    genres: tuple[str, ...]
+    raw: str
+
+
+@dataclass
+class ParsedAnswer:
+    suggestions: list[Suggestion]
+    unparsed_lines: int  # non-empty lines that were not a movie
+
+
+_LINE = re.compile(
+    r"""^\s*(?:[-*\u2022]|\d{1,2}[.)])?\s*      # optional bullet or number
+        (?P<title>[^|\n]*?[^\s|])\s*              # title (may contain its own brackets)
+        (?:\((?P<year>\d{4})\))?\s*               # optional (Year)
+        (?:\|\s*(?P<genres>[^\n]*))?\s*$          # optional | Genres
+    """,
+    re.VERBOSE,
+)
+
+
+def parse_answer(text: str, limit: int | None = None) -> ParsedAnswer:
+    """Read an LLM answer back into suggestions. Never raises: bad lines are counted instead."""
+    suggestions: list[Suggestion] = []
+    unparsed = 0
+    for raw_line in text.split("\n"):
+        line = raw_line.strip()
+        if not line:
+            continue
+        if line.startswith(END_OF_ANSWER):
+            break
+        line = line.replace(END_OF_ANSWER, "")
+        match = _LINE.match(line)
+        title = match.group("title").strip().strip("\"'") if match else ""
+        if not match or not re.search(r"[^\W_]", title) or len(title) > 150:
+            unparsed += 1
+            continue
+        year = int(match.group("year")) if match.group("year") else None
+        if year is None:  # "Title (1999) extra" or a year inside the title group
+            inner = re.search(r"\((\d{4})\)\s*$", title)
+            if inner:
+                year = int(inner.group(1))
+                title = title[: inner.start()].strip()
+        genres = tuple(g.strip() for g in (match.group("genres") or "").split(",") if g.strip())
+        suggestions.append(Suggestion(title=title, year=year, genres=genres, raw=raw_line))
+        if limit is not None and len(suggestions) >= limit:
+            break
+    return ParsedAnswer(suggestions, unparsed)
