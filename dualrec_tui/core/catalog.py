@@ -21,8 +21,35 @@ NO_GENRE = {"", "unknown", "(no genres listed)"}
 
 # Articles that MovieLens moves to the end of a title ("Matrix, The"), in several languages.
 ARTICLES = (
-    "the", "a", "an", "la", "le", "les", "l'", "el", "los", "las", "il", "lo", "gli", "i",
-    "der", "die", "das", "den", "det", "de", "het", "een", "ein", "eine", "o", "os", "as", "un", "une",
+    "the",
+    "a",
+    "an",
+    "la",
+    "le",
+    "les",
+    "l'",
+    "el",
+    "los",
+    "las",
+    "il",
+    "lo",
+    "gli",
+    "i",
+    "der",
+    "die",
+    "das",
+    "den",
+    "det",
+    "de",
+    "het",
+    "een",
+    "ein",
+    "eine",
+    "o",
+    "os",
+    "as",
+    "un",
+    "une",
 )
 _TRAILING_ARTICLE = re.compile(r",\s*(" + "|".join(re.escape(a) for a in ARTICLES) + r")\s*$", re.IGNORECASE)
 _LEADING_ARTICLE = re.compile(r"^(?:" + "|".join(re.escape(a) for a in ARTICLES if a != "l'") + r")\s+|^l'")

@@ -133,7 +133,9 @@ def _float(value: str, file: str, line: int, what: str) -> float:
     return number
 
 
-def _split_lines(text: str, sep: str, width: int, file: str, min_width: int | None = None) -> Iterator[tuple[int, list[str]]]:
+def _split_lines(
+    text: str, sep: str, width: int, file: str, min_width: int | None = None
+) -> Iterator[tuple[int, list[str]]]:
     min_width = width if min_width is None else min_width
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():

@@ -30,9 +30,7 @@ def build_prompt(recent: Sequence[Movie], predicted: Movie | None, n: int = DEFA
     lines += [f"- {_movie_line(m)}" for m in recent] or ["- (nothing yet)"]
     if predicted is not None:
         lines.append(f"A sequential model predicts they will watch next: {_movie_line(predicted)}")
-    lines.append(
-        f"Recommend {n} other movies they would enjoy next, one per line, as Title (Year) | Genres."
-    )
+    lines.append(f"Recommend {n} other movies they would enjoy next, one per line, as Title (Year) | Genres.")
     lines.append("Recommendations:")
     return "\n".join(lines) + "\n"
 
