@@ -1,0 +1,102 @@
+"""Export the watch log to CSV (entries) or JSON (entries + not-interested movies).
+
+Both re-import through `plan_import` to the same log: rows carry the catalog identity
+(dataset, movie_id, imdb_id), a snapshot of title/year/genres, and `in_catalog=false` for free text
+so it stays free text. Entries are written oldest first, so insertion order within a day survives.
+Files are written to a temporary sibling and renamed, so a crash never leaves half an export.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .importers import EXPORT_FORMAT, EXPORT_VERSION
+from .migrations import utc_now
+
+if TYPE_CHECKING:
+    from .db import Entry, WatchLog
+
+CSV_COLUMNS = (
+    "title",
+    "year",
+    "date",
+    "rating",
+    "note",
+    "genres",
+    "in_catalog",
+    "dataset",
+    "movie_id",
+    "imdb_id",
+    "source",
+    "created_at",
+)
+
+
+def _record(entry: Entry) -> dict[str, Any]:
+    return {
+        "title": entry.title,
+        "year": entry.year,
+        "date": entry.watched_on.isoformat(),
+        "rating": entry.rating,
+        "note": entry.note,
+        "genres": list(entry.genres),
+        "in_catalog": entry.in_catalog,
+        "dataset": entry.dataset,
+        "movie_id": entry.movie_id,
+        "imdb_id": entry.imdb_id,
+        "source": entry.source,
+        "created_at": entry.created_at,
+    }
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def export_csv(log: WatchLog, path: Path) -> int:
+    """Write every entry (oldest first) as CSV; returns the number of entries."""
+    entries = log.chronological()
+    buffer = io.StringIO()
+    # RFC 4180 line ends: with "\n" alone the csv module would leave a lone "\r" in a note unquoted.
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\r\n")
+    writer.writeheader()
+    for entry in entries:
+        record = _record(entry)
+        record["genres"] = "|".join(entry.genres)
+        record["in_catalog"] = "true" if entry.in_catalog else "false"
+        writer.writerow({key: "" if value is None else value for key, value in record.items()})
+    _write_atomic(path, buffer.getvalue())
+    return len(entries)
+
+
+def export_json(log: WatchLog, path: Path) -> int:
+    """Write entries and not-interested movies as JSON; returns the number of entries."""
+    entries = log.chronological()
+    payload = {
+        "format": EXPORT_FORMAT,
+        "version": EXPORT_VERSION,
+        "exported_at": utc_now(),
+        "entries": [_record(entry) for entry in entries],
+        "not_interested": [
+            {"dataset": m.dataset, "movie_id": m.movie_id, "title": m.title, "year": m.year, "imdb_id": m.imdb_id}
+            for m in log.not_interested()
+        ],
+    }
+    _write_atomic(path, json.dumps(payload, ensure_ascii=False, indent=1) + "\n")
+    return len(entries)
