@@ -1,0 +1,81 @@
+"""`dualrec-tui`: the command-line entry point (flags, env overrides, then the Textual app)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from . import __version__
+
+DESCRIPTION = """\
+dualrec: log the movies you watch and get recommendations, all on this computer.
+
+Type a title in the search box and press Enter to log it; LSTM picks appear at once, then a
+fine-tuned LLM's suggestions stream in and the final list is re-ranked by Sentence-BERT.
+F1 lists the keys, Ctrl+P opens the command palette.
+"""
+
+EPILOG = """\
+environment:
+  DUALREC_CONFIG      settings file (default: {config})
+  DUALREC_DB          watch log database (default: {db})
+  DUALREC_MODELS_DIR  folder with catalog.json, lstm/ and llm/ (default: {models})
+  DUALREC_CACHE_DIR   caches (re-ranker embeddings, assembled base model)
+
+settings file keys (TOML): db_path, models_dir, n_recommendations (1-50), llm_enabled (true/false),
+  gpu_layers (-1 = all, 0 = CPU), threads (0 = auto), theme (e.g. "textual-ansi" = your terminal's colours)
+
+missing models: `python -m training catalog|lstm|llm` rebuilds them (F4 in the app says which).
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .config import config_path, default_db_path, default_models_dir
+
+    parser = argparse.ArgumentParser(
+        prog="dualrec-tui",
+        description=DESCRIPTION,
+        epilog=EPILOG.format(config=config_path(), db=default_db_path(), models=default_models_dir()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--db", type=Path, metavar="PATH", help="watch log database file (created if missing)")
+    parser.add_argument("--models", type=Path, metavar="DIR", help="models folder (catalog.json, lstm/, llm/)")
+    parser.add_argument("--config", type=Path, metavar="PATH", help="settings file (TOML)")
+    parser.add_argument("--no-llm", action="store_true", help="LSTM recommendations only (skip loading the LLM)")
+    parser.add_argument("--version", action="version", version=f"dualrec-tui {__version__}")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse flags, read settings, run the app. Returns the exit status."""
+    args = build_parser().parse_args(argv)
+    from .config import Config
+    from .core.errors import DualrecError
+
+    if args.config:
+        os.environ["DUALREC_CONFIG"] = str(args.config)
+    if args.models:
+        os.environ["DUALREC_MODELS_DIR"] = str(args.models)  # so every models_dir() call agrees
+    try:
+        config = Config.load()
+    except DualrecError as exc:
+        print(f"dualrec-tui: {exc}\n  fix the file, or move it aside to start with the defaults", file=sys.stderr)
+        return 2
+    if args.db:
+        config = replace(config, db_path=args.db.expanduser())
+    if args.models:
+        config = replace(config, models_dir=args.models.expanduser())
+    if args.no_llm:
+        config = replace(config, llm_enabled=False)
+
+    from .app import DualrecApp
+
+    DualrecApp(config, config_file=args.config).run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

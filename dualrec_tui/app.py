@@ -1,0 +1,502 @@
+"""The dualrec Textual app: owns the watch log and the model hub, runs blocking work in thread workers.
+
+Start-up paints the main screen first (the watch log is a small SQLite read), then loads the catalog,
+the LSTM and the LLM in a background thread, reporting each step in the status line. Logging works
+whatever fails to load. Tests inject a ready `ModelHub` (fake recommender) and a temp watch log.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import work
+from textual.app import App
+from textual.binding import Binding, BindingType
+from textual.message import Message
+from textual.worker import get_current_worker
+
+from .commands import DualrecCommands
+from .config import Config
+from .core.catalog import parse_title
+from .core.errors import DualrecError
+from .screens.main import MainScreen
+from .services import ModelHub, Recommendation, RecStage
+
+HISTORY_LIMIT = 500
+
+
+class DualrecApp(App[None]):
+    """Log what you watched; get LSTM picks at once and LLM suggestions as they stream."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "dualrec"
+    SUB_TITLE = "movie log + recommendations"
+    COMMANDS = App.COMMANDS | {DualrecCommands}
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("f1", "help", "Help", id="help", tooltip="This list of keys"),
+        Binding("ctrl+f", "focus_search", "Search", show=False, id="focus_search", tooltip="Jump to the search box"),
+        Binding("ctrl+r", "refresh", "Refresh recs", id="refresh", tooltip="Run the LSTM and the LLM again"),
+        Binding("ctrl+z", "undo", "Undo delete", id="undo", tooltip="Restore the last deleted history entry"),
+        Binding("f2", "settings", "Settings", id="settings", tooltip="Models folder, number of picks, LLM options"),
+        Binding("f3", "import_export", "Import/Export", id="import_export", tooltip="Letterboxd / IMDb / CSV / JSON"),
+        Binding("f4", "model_status", "Models", show=False, id="model_status", tooltip="What loaded, how to fix"),
+        Binding("ctrl+q", "quit", "Quit", id="quit", priority=True, tooltip="Leave dualrec (the log is saved)"),
+    ]
+
+    class ModelsChanged(Message):
+        """A model finished loading (or failed): repaint the status line, maybe recommend."""
+
+        def __init__(self, step: str) -> None:
+            super().__init__()
+            self.step = step
+
+    class SearchDone(Message):
+        def __init__(self, query: str, movies: list[Any] | None) -> None:
+            super().__init__()
+            self.query = query
+            self.movies = movies
+
+    class RecsUpdated(Message):
+        def __init__(self, stage: RecStage, run: int) -> None:
+            super().__init__()
+            self.stage = stage
+            self.run = run
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        hub: ModelHub | None = None,
+        watchlog: Any = None,
+        today: Callable[[], date] = date.today,
+        config_file: Path | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config or Config()
+        self.config_file = config_file
+        self.hub = hub or ModelHub(
+            self.config.resolved_models_dir,
+            n_recommendations=self.config.n_recommendations,
+            llm_enabled=self.config.llm_enabled,
+            gpu_layers=self.config.gpu_layers,
+            threads=self.config.threads,
+        )
+        self.watchlog = watchlog
+        self.today = today
+        self.recs: list[Recommendation] = []
+        self._lstm_recs: list[Recommendation] = []
+        self._rec_run = 0
+        self.models_loaded = threading.Event()  # set when the loader thread is done (tests wait on it)
+        self._stop_loading = threading.Event()
+        self.rec_stage = ""  # the last stage shown: "", "lstm", "llm", "final" (tests and benchmarks wait on it)
+        self._tokens = 0
+        self._query = ""
+        self.shown_query = ""  # the query whose results are on screen (benchmarks wait on it)
+        self.theme = self.config.theme if self.config.theme in self.available_themes else "textual-dark"
+
+    # ------------------------------------------------------------------ start-up
+    @property
+    def main(self) -> MainScreen:
+        screen = self.get_screen("main")
+        assert isinstance(screen, MainScreen)
+        return screen
+
+    async def on_mount(self) -> None:
+        self.install_screen(MainScreen(), "main")
+        await self.push_screen("main")
+        self.main.show_status(self.hub.components)
+        self.main.show_recommendations([], "", "Log a movie to get recommendations")
+        # Paint first: opening the watch log imports sqlite-utils (~0.3 s) and the models take seconds.
+        self.call_after_refresh(self._after_first_paint)
+
+    def _after_first_paint(self) -> None:
+        self.open_watchlog()
+        self.refresh_history()
+        self.load_models()
+
+    def open_watchlog(self) -> None:
+        if self.watchlog is not None:
+            return
+        from .store import WatchLog
+
+        try:
+            self.watchlog = WatchLog.open(self.config.resolved_db_path)
+        except DualrecError as exc:
+            self.notify(f"{exc}", title="Watch log unavailable", severity="error", timeout=30)
+
+    def load_models(self) -> None:
+        """Load in a daemon thread, not a worker: quitting must not wait for torch or llama.cpp to finish
+        loading (asyncio waits for its executor threads at exit)."""
+        threading.Thread(target=self._load_models, name="dualrec-models", daemon=True).start()
+
+    def _load_models(self) -> None:
+        """Catalog, then LSTM, then LLM + re-ranker, each reported as soon as it is ready."""
+        try:
+            self._load_models_steps()
+        except Exception as exc:  # a bug here must show in the status line, not print over the screen
+            for component in self.hub.components.values():
+                if component.state in ("waiting", "loading"):
+                    component.state, component.problem = "error", f"{type(exc).__name__}: {exc}"
+            self.post_message(self.ModelsChanged("llm"))
+        finally:
+            self.models_loaded.set()
+
+    def _load_models_steps(self) -> None:
+        hub = self.hub
+
+        def start(*names: str) -> None:
+            for name in names:
+                if hub.components[name].state == "waiting":
+                    hub.components[name].state = "loading"
+            self.post_message(self.ModelsChanged("start"))
+
+        if hub.catalog is None:
+            start("catalog")
+            hub.load_catalog()
+        self.post_message(self.ModelsChanged("catalog"))
+        if self._stop_loading.is_set():
+            return
+        if hub.lstm is None and hub.catalog is not None:
+            start("lstm")
+        hub.load_lstm()
+        self.post_message(self.ModelsChanged("lstm"))
+        if self._stop_loading.is_set():
+            return
+        if hub.pipeline is None:
+            if hub.lstm is not None and hub.llm_enabled:
+                start("llm", "rerank")
+            hub.load_llm()
+        self.post_message(self.ModelsChanged("llm"))
+
+    def on_dualrec_app_models_changed(self, message: ModelsChanged) -> None:
+        self.main.show_status(self.hub.components)
+        if message.step == "catalog":
+            self.refresh_history()
+            if self._query:
+                self.search(self._query)
+            component = self.hub.components["catalog"]
+            if not component.ok:
+                self.notify(
+                    f"{component.problem}\nRebuild: {component.rebuild}\nLogging free text still works.",
+                    title="Catalog unavailable",
+                    severity="error",
+                    timeout=15,
+                )
+        elif message.step == "lstm":
+            component = self.hub.components["lstm"]
+            if component.ok:
+                self.recommend()
+            elif component.state not in ("waiting", "loading"):
+                problem = "no trained LSTM found" if component.state == "missing" else component.problem
+                rebuild = f"\nRebuild it with: {component.rebuild}" if component.rebuild else ""
+                self.main.show_recommendations(
+                    [], "", f"LSTM unavailable: {problem}{rebuild}\nF4 shows the details. Logging works."
+                )
+        elif message.step == "llm" and self.hub.pipeline is not None and self._history_size() > 0:
+            self.recommend()
+
+    # -------------------------------------------------------------------- search
+    def search(self, query: str) -> None:
+        self._query = query
+        if not query.strip():
+            self.main.show_results("", [])
+            return
+        self._search_worker(query)
+
+    @work(thread=True, exclusive=True, group="search", exit_on_error=False)
+    def _search_worker(self, query: str) -> None:
+        catalog = self.hub.catalog
+        movies = catalog.search(query, limit=20) if catalog is not None else None
+        if not get_current_worker().is_cancelled:
+            self.post_message(self.SearchDone(query, movies))
+
+    def on_dualrec_app_search_done(self, message: SearchDone) -> None:
+        if message.query == self._query:
+            self.main.show_results(message.query, message.movies)
+            self.shown_query = message.query
+
+    # ------------------------------------------------------------------- logging
+    def _need_log(self) -> bool:
+        if self.watchlog is None:
+            self.notify("The watch log could not be opened (see the error above).", severity="error")
+            return False
+        return True
+
+    def log_catalog_movie(self, index: int, rating: float | None = None, note: str | None = None) -> None:
+        catalog = self.hub.catalog
+        if catalog is None or not self._need_log():
+            return
+        movie = catalog[index]
+        try:
+            self.watchlog.add(movie, dataset=catalog.name, watched_on=self.today(), rating=rating, note=note)
+        except (ValueError, DualrecError) as exc:
+            self.notify(str(exc), title="Not logged", severity="error")
+            return
+        self.main.clear_search()
+        self.refresh_history(select_first=True)
+        self.notify(f"Logged {movie.label}. In the history, e adds a rating or note.", title="Watched")
+        self.recommend()
+
+    def action_log_free_text(self) -> None:
+        """Log a title the catalog lacks: kept in the log, marked 'not in catalog', never model input."""
+        if not self._need_log():
+            return
+        from .screens.dialogs import EntryDialog
+
+        text = self.main.query_one("#search").value.strip()  # type: ignore[attr-defined]
+
+        def done(result: Any) -> None:
+            if result is None:
+                return
+            parsed = parse_title(result.title)
+            try:
+                entry = self.watchlog.add(
+                    parsed.title, year=parsed.year, watched_on=result.watched_on, rating=result.rating, note=result.note
+                )
+            except (ValueError, DualrecError) as exc:
+                self.notify(str(exc), title="Not logged", severity="error")
+                return
+            self.main.clear_search()
+            self.refresh_history(select_first=True)
+            self.notify(f"Logged {entry.label} (not in catalog).", title="Watched")
+
+        self.push_screen(
+            EntryDialog("Log a movie not in the catalog", text, self.today(), title_editable=True), callback=done
+        )
+
+    def action_edit_entry(self) -> None:
+        from .screens.dialogs import EntryDialog
+        from .widgets.lists import HistoryList
+
+        if not self._need_log():
+            return
+        entry_id = self.main.query_one(HistoryList).selected_entry_id
+        entry = self.watchlog.get(entry_id) if entry_id is not None else None
+        if entry is None:
+            self.notify("Select an entry in the history first.", severity="warning")
+            return
+
+        def done(result: Any) -> None:
+            if result is None:
+                return
+            try:
+                self.watchlog.update(entry.id, watched_on=result.watched_on, rating=result.rating, note=result.note)
+            except (ValueError, DualrecError) as exc:
+                self.notify(str(exc), title="Not saved", severity="error")
+                return
+            self.refresh_history()
+            if result.watched_on != entry.watched_on:
+                self.recommend()  # the order of the history changed
+
+        self.push_screen(
+            EntryDialog("Edit entry", entry.label, entry.watched_on, entry.rating, entry.note), callback=done
+        )
+
+    def action_delete_entry(self) -> None:
+        from .widgets.lists import HistoryList
+
+        if not self._need_log():
+            return
+        entry_id = self.main.query_one(HistoryList).selected_entry_id
+        if entry_id is None:
+            self.notify("Select an entry in the history first.", severity="warning")
+            return
+        entry = self.watchlog.delete(entry_id)
+        self.refresh_history()
+        self.notify(f"Deleted {entry.label}. Ctrl+Z brings it back.", title="Deleted")
+        self.recommend()
+
+    def action_undo(self) -> None:
+        if not self._need_log():
+            return
+        entry = self.watchlog.undo_delete()
+        if entry is None:
+            self.notify("Nothing to undo.", severity="warning")
+            return
+        self.refresh_history()
+        self.notify(f"Restored {entry.label}.", title="Undone")
+        self.recommend()
+
+    def refresh_history(self, select_first: bool = False) -> None:
+        if self.watchlog is None:
+            self.main.show_history([], 0)
+            return
+        entries = self.watchlog.history(limit=HISTORY_LIMIT)
+        total = self.watchlog.counts().entries
+        self.main.show_history(entries, total)
+        if select_first and entries:
+            from .widgets.lists import HistoryList
+
+            self.main.query_one(HistoryList).highlighted = 0
+
+    def _history_size(self) -> int:
+        return self.watchlog.counts().entries if self.watchlog is not None else 0
+
+    # ----------------------------------------------------------- recommendations
+    def recommend(self) -> None:
+        """Start a new recommendation run (cancelling an older one)."""
+        catalog = self.hub.catalog
+        if catalog is None or self.hub.lstm is None or self.watchlog is None:
+            return
+        history = self.watchlog.model_input(catalog)
+        exclude = self.watchlog.watched_indices(catalog) | self.watchlog.not_interested_indices(catalog)
+        self._rec_run += 1
+        self._tokens = 0
+        self.rec_stage = "running"
+        self.main.show_recs_state("LSTM thinking…")
+        self._recommend_worker(self._rec_run, history, exclude)
+
+    @work(thread=True, exclusive=True, group="recommend", exit_on_error=False)
+    def _recommend_worker(self, run: int, history: list[int], exclude: set[int]) -> None:
+        worker = get_current_worker()
+
+        def emit(stage: RecStage) -> None:
+            self.post_message(self.RecsUpdated(stage, run))
+
+        try:
+            self.hub.recommend(history, exclude, emit, lambda: worker.is_cancelled or run != self._rec_run)
+        except Exception as exc:  # the panel says what broke; the app keeps running
+            self.post_message(self.RecsUpdated(RecStage("final", tuple(self._lstm_recs), note=f"failed: {exc}"), run))
+
+    def on_dualrec_app_recs_updated(self, message: RecsUpdated) -> None:
+        if message.run != self._rec_run:
+            return  # a newer run is under way
+        stage = message.stage
+        if stage.stage in ("lstm", "llm", "final"):
+            self.rec_stage = stage.stage
+        llm_on = self.hub.pipeline is not None and getattr(self.hub.pipeline, "generator", None) is not None
+        if stage.stage == "lstm":
+            self._lstm_recs = list(stage.items)
+            self.recs = list(stage.items)
+            state = "LSTM picks · LLM thinking…" if llm_on else "LSTM picks"
+            self.main.show_recommendations(self.recs, state, "Nothing to recommend yet")
+        elif stage.stage == "token":
+            self._tokens += 1
+            if self._tokens % 4 == 1:
+                self.main.show_recs_state(f"LSTM picks · LLM writing… ({self._tokens} tokens)")
+        elif stage.stage == "llm":
+            seen = {r.index for r in self._lstm_recs}
+            streamed = [r for r in stage.items if r.index not in seen]
+            self.recs = self._lstm_recs + streamed
+            self.main.show_recommendations(self.recs, f"LSTM picks + {len(stage.items)} LLM suggestions · re-ranking…")
+        elif stage.stage == "notice":
+            self.notify(stage.note, title="Recommendations", severity="warning")
+        elif stage.stage == "final":
+            self.recs = list(stage.items)
+            from_llm = sum(1 for r in stage.items if r.source in ("llm", "both"))
+            if llm_on:
+                state = f"Final: LSTM + {from_llm} LLM pick{'' if from_llm == 1 else 's'}, re-ranked"
+                state += f" · {stage.summary}" if stage.summary else ""
+            else:
+                state = "LSTM picks" + (f" · {stage.note}" if stage.note else "")
+            self.main.show_recommendations(self.recs, state, "Nothing to recommend yet")
+            self.main.query_one("#recs-state").tooltip = stage.note or None
+
+    def _selected_recommendation(self) -> Recommendation | None:
+        from .widgets.lists import RecommendationList
+
+        position = self.main.query_one(RecommendationList).selected_position
+        if position is None or position >= len(self.recs):
+            self.notify("Select a recommendation first.", severity="warning")
+            return None
+        return self.recs[position]
+
+    def action_log_recommendation(self) -> None:
+        rec = self._selected_recommendation()
+        if rec is not None and rec.index is not None:
+            self.log_catalog_movie(rec.index)
+
+    def action_not_interested(self) -> None:
+        rec = self._selected_recommendation()
+        catalog = self.hub.catalog
+        if rec is None or rec.index is None or catalog is None or not self._need_log():
+            return
+        self.watchlog.add_not_interested(catalog[rec.index], catalog.name)
+        self.recs = [r for r in self.recs if r.index != rec.index]
+        self._lstm_recs = [r for r in self._lstm_recs if r.index != rec.index]
+        self.main.show_recommendations(self.recs, f"Hidden {rec.title}: never recommended again")
+
+    def action_refresh(self) -> None:
+        if self.hub.lstm is None:
+            component = self.hub.components["lstm"]
+            self.notify(f"LSTM {component.state}: {component.problem or 'not loaded yet'}", severity="warning")
+            return
+        self.recommend()
+
+    # ----------------------------------------------------------- other screens
+    def action_focus_search(self) -> None:
+        self.main.query_one("#search").focus()
+
+    def action_focus_results(self) -> None:
+        from .widgets.lists import ResultList
+
+        results = self.main.query_one(ResultList)
+        if results.display and results.option_count:
+            results.focus()
+
+    def action_help(self) -> None:
+        from .screens.help import HelpScreen
+
+        self.push_screen(HelpScreen())
+
+    def action_model_status(self) -> None:
+        from .screens.status import ModelStatusScreen
+
+        self.push_screen(ModelStatusScreen(self.hub.components, self.hub.models_dir))
+
+    def action_settings(self) -> None:
+        from .config import config_path
+        from .screens.settings import SettingsScreen
+
+        path = self.config_file or config_path()
+        try:
+            file_config = Config.load(path, apply_env=False)
+        except DualrecError as exc:
+            self.notify(str(exc), title="Settings file", severity="error")
+            file_config = Config()
+
+        def done(saved: Config | None) -> None:
+            if saved is None:
+                return
+            self.config = replace(
+                self.config, n_recommendations=saved.n_recommendations, llm_enabled=saved.llm_enabled, theme=self.theme
+            )
+            self.hub.n_recommendations = saved.n_recommendations
+            self.notify(f"Saved to {path}. Model changes apply after a restart.", title="Settings")
+            self.recommend()
+
+        self.push_screen(SettingsScreen(replace(file_config, theme=self.theme), path), callback=done)
+
+    def _remember_theme(self) -> None:
+        """A theme picked in the palette (Ctrl+P, "Change theme") is kept for the next start."""
+        if self.theme == self.config.theme:
+            return
+        from .config import config_path
+
+        path = self.config_file or config_path()
+        with contextlib.suppress(DualrecError, OSError):  # a read-only config folder must not break quitting
+            replace(Config.load(path, apply_env=False), theme=self.theme).save(path)
+
+    def action_import_export(self) -> None:
+        if not self._need_log():
+            return
+        from .screens.import_export import ImportExportScreen
+
+        def done(imported: int | None) -> None:
+            if imported:
+                self.refresh_history()
+                self.recommend()
+
+        self.push_screen(ImportExportScreen(self.watchlog, self.hub.catalog), callback=done)
+
+    def on_unmount(self) -> None:
+        self._stop_loading.set()
+        self._remember_theme()
+        if self.watchlog is not None and hasattr(self.watchlog, "close"):
+            self.watchlog.close()

@@ -1,0 +1,117 @@
+"""Small modal dialogs: log or edit one watch-log entry (date, rating, note)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static
+
+
+@dataclass(frozen=True)
+class EntryEdit:
+    """What the dialog returns; `title` is only editable for a movie the catalog lacks."""
+
+    title: str
+    watched_on: date
+    rating: float | None
+    note: str | None
+
+
+def parse_rating(text: str) -> float | None:
+    """'' -> None; '4', '3.5', '4/5' -> float; raises ValueError with a message a person can act on."""
+    text = text.strip().removesuffix("/5").strip()
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"rating {text!r} is not a number (use 0.5 to 5, in steps of 0.5)") from None
+    if not 0.5 <= value <= 5.0 or value * 2 != round(value * 2):
+        raise ValueError(f"rating {text} is out of range (use 0.5 to 5, in steps of 0.5)")
+    return value
+
+
+def parse_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"date {text.strip()!r} is not YYYY-MM-DD") from None
+
+
+class EntryDialog(ModalScreen[EntryEdit | None]):
+    """Log or edit an entry. Enter in any field saves, Escape cancels."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
+
+    def __init__(
+        self,
+        heading: str,
+        title: str,
+        watched_on: date,
+        rating: float | None = None,
+        note: str | None = None,
+        title_editable: bool = False,
+    ) -> None:
+        super().__init__()
+        self.heading = heading
+        self.initial = EntryEdit(title, watched_on, rating, note)
+        self.title_editable = title_editable
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="dialog", classes="dialog"):
+            yield Label(self.heading, classes="dialog-title")
+            if self.title_editable:
+                yield Label("Title (with year, e.g. “Heat (1995)”)")
+                yield Input(self.initial.title, id="title", placeholder="title", compact=True)
+            else:
+                yield Static(self.initial.title, id="movie", classes="dialog-movie")
+            yield Label("Watched on (YYYY-MM-DD)")
+            yield Input(self.initial.watched_on.isoformat(), id="date", compact=True)
+            yield Label("Rating (0.5–5, optional)")
+            rating = "" if self.initial.rating is None else f"{self.initial.rating:g}"
+            yield Input(rating, id="rating", placeholder="e.g. 4.5", compact=True)
+            yield Label("Note (optional)")
+            yield Input(
+                self.initial.note or "", id="note", placeholder="where, with whom, what you thought", compact=True
+            )
+            yield Static("", id="error", classes="dialog-error")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Save", id="save", variant="primary")
+                yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#title" if self.title_editable else "#rating", Input).focus()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "save":
+            self.save()
+        else:
+            self.dismiss(None)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self.save()
+
+    def save(self) -> None:
+        error = self.query_one("#error", Static)
+        title = self.query_one("#title", Input).value.strip() if self.title_editable else self.initial.title
+        try:
+            if not title:
+                raise ValueError("the title is empty")
+            day = parse_day(self.query_one("#date", Input).value)
+            rating = parse_rating(self.query_one("#rating", Input).value)
+        except ValueError as exc:
+            error.update(str(exc))
+            return
+        note = self.query_one("#note", Input).value.strip() or None
+        self.dismiss(EntryEdit(title, day, rating, note))

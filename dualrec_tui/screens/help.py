@@ -1,0 +1,60 @@
+"""The help screen: every key binding, generated from the widgets' own BINDINGS (so it cannot drift)."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import DataTable, Label, Static
+
+INTRO = (
+    "Type a title in the search box and press Enter to log it as watched today; the LSTM picks appear "
+    "at once, then the LLM suggestions stream in and the final list is re-ranked. Ctrl+P opens the "
+    "command palette with every action."
+)
+
+
+def binding_rows() -> list[tuple[str, str, str]]:
+    """(where, keys, what) for every binding the user can press."""
+    from ..app import DualrecApp
+    from ..widgets.lists import HistoryList, RecommendationList, ResultList, SearchInput
+
+    sources: list[tuple[str, list]] = [
+        ("anywhere", DualrecApp.BINDINGS),
+        ("search box", SearchInput.BINDINGS),
+        ("search results", ResultList.BINDINGS),
+        ("history", HistoryList.BINDINGS),
+        ("recommendations", RecommendationList.BINDINGS),
+    ]
+    rows = [("anywhere", "ctrl+p", "Command palette: every action by name")]
+    for where, bindings in sources:
+        for binding in bindings:
+            if isinstance(binding, Binding):
+                keys = ", ".join(k.strip() for k in binding.key.split(","))
+                rows.append((where, keys, binding.tooltip or binding.description or binding.action))
+    rows.append(("search box", "enter", "Log the highlighted result as watched today"))
+    rows.append(("dialogs", "escape", "Cancel"))
+    return rows
+
+
+class HelpScreen(ModalScreen[None]):
+    """Lists the bindings; Escape, q or F1 closes it."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,f1", "close", "Close", id="help.close")]
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="help", classes="dialog"):
+            yield Label("dualrec — keys", classes="dialog-title")
+            yield Static(INTRO, id="help-intro")
+            table: DataTable = DataTable(id="help-table", cursor_type="row", zebra_stripes=True)
+            table.add_columns("Where", "Keys", "What")
+            for row in binding_rows():
+                table.add_row(*row)
+            yield table
+            yield Static("Escape closes this screen.", classes="muted")
+
+    def action_close(self) -> None:
+        self.dismiss(None)

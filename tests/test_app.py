@@ -1,0 +1,343 @@
+"""Pilot tests of the dualrec TUI: search -> log -> recommend, edit, delete/undo, import, missing models."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from dualrec_tui.app import DualrecApp
+from dualrec_tui.commands import ACTIONS
+from dualrec_tui.config import Config
+from dualrec_tui.core.artifacts import models_dir
+from dualrec_tui.core.catalog import Catalog
+from dualrec_tui.core.errors import DataFormatError
+from dualrec_tui.services import ModelHub
+from dualrec_tui.widgets.lists import HistoryList, RecommendationList, ResultList
+from tests.tui_support import TODAY, FakeLstm, make_app, make_hub, settle, small_catalog
+
+SIZE = (100, 30)
+
+
+def run_async(test):
+    """Run an async test with asyncio.run (no pytest async plugin needed); fixtures still apply."""
+
+    @functools.wraps(test)
+    def wrapper(*args, **kwargs) -> None:
+        asyncio.run(test(*args, **kwargs))
+
+    return wrapper
+
+
+async def type_text(pilot, text: str) -> None:
+    await pilot.press(*[c if c != " " else "space" for c in text])
+
+
+@run_async
+async def test_search_log_recommend_streams_lstm_then_llm(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert app.focused is not None and app.focused.id == "search"
+        await type_text(pilot, "matrx")  # typo on purpose: fuzzy search
+        await settle(app, pilot)
+        results = app.main.query_one(ResultList)
+        assert results.display
+        first = results.get_option_at_index(0)
+        assert app.hub.catalog[int(first.id)].title == "The Matrix"
+        await pilot.press("enter")
+        await settle(app, pilot)
+        entries = app.watchlog.history()
+        assert [(e.title, e.year, e.watched_on) for e in entries] == [("The Matrix", 1999, TODAY)]
+        assert app.rec_stage == "final"
+        titles = [r.title for r in app.recs]
+        assert "The Matrix (1999)" not in titles  # never recommend what was watched
+        assert len(app.recs) == app.hub.n_recommendations
+        sources = {r.title: r.source for r in app.recs}
+        # the fake LLM suggested Inception, Fight Club, Back to the Future and one unknown title
+        assert {"Inception (2010)", "Fight Club (1999)"} <= set(sources)
+        assert {sources["Inception (2010)"], sources["Fight Club (1999)"]} <= {"llm", "both"}
+        assert all(r.why for r in app.recs)
+        assert app.main.query_one(RecommendationList).option_count == len(app.recs)
+
+
+def test_hub_emits_lstm_first_then_llm_then_final(tmp_path: Path) -> None:
+    hub = make_hub(tmp_path)
+    stages = []
+    matrix = hub.catalog.resolve("The Matrix (1999)").movie.index
+    hub.recommend([matrix], {matrix}, stages.append, lambda: False)
+    kinds = [s.stage for s in stages if s.stage != "token"]
+    assert kinds[0] == "lstm" and kinds[-1] == "final"
+    assert "llm" in kinds and kinds.index("llm") < kinds.index("final")
+    assert any(s.stage == "token" for s in stages)  # the LLM streamed
+    streamed = [s for s in stages if s.stage == "llm"]
+    assert [len(s.items) for s in streamed] == sorted(len(s.items) for s in streamed)  # grows as it streams
+
+
+def test_hub_stops_a_cancelled_run(tmp_path: Path) -> None:
+    hub = make_hub(tmp_path)
+    stages = []
+    hub.recommend([0], set(), stages.append, lambda: bool(stages))
+    assert [s.stage for s in stages] == ["lstm"]
+    assert not hub._lock.locked()
+
+
+@run_async
+async def test_delete_and_undo(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        for query in ("heat", "jumanji"):
+            await type_text(pilot, query)
+            await settle(app, pilot)
+            await pilot.press("enter")
+            await settle(app, pilot)
+        assert [e.title for e in app.watchlog.history()] == ["Jumanji", "Heat"]  # same day: newest first
+        app.main.query_one(HistoryList).focus()
+        await pilot.press("d")
+        await settle(app, pilot)
+        assert [e.title for e in app.watchlog.history()] == ["Heat"]
+        jumanji = app.hub.catalog.resolve("Jumanji (1995)").movie.index
+        assert jumanji not in app.watchlog.model_input(app.hub.catalog)
+        await pilot.press("ctrl+z")
+        await settle(app, pilot)
+        assert [e.title for e in app.watchlog.history()] == ["Jumanji", "Heat"]
+        assert app.main.query_one(HistoryList).option_count == 2
+        await pilot.press("ctrl+z")  # nothing left to undo: a warning, no change
+        await settle(app, pilot)
+        assert len(app.watchlog.history()) == 2
+
+
+@run_async
+async def test_edit_rating_note_and_date(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await type_text(pilot, "heat")
+        await settle(app, pilot)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        app.main.query_one(HistoryList).focus()
+        await pilot.press("e")
+        await settle(app, pilot)
+        await type_text(pilot, "9")  # rating field is focused: an invalid rating first
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert "out of range" in str(app.screen.query_one("#error").render())
+        await pilot.press("backspace")
+        await type_text(pilot, "4.5")
+        app.screen.query_one("#date").value = "2024-04-20"
+        app.screen.query_one("#note").value = "cinema"
+        await pilot.press("enter")
+        await settle(app, pilot)
+        entry = app.watchlog.history()[0]
+        assert (entry.rating, entry.note, entry.watched_on) == (4.5, "cinema", date(2024, 4, 20))
+
+
+@run_async
+async def test_free_text_entry_is_kept_and_marked(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await type_text(pilot, "Grandma home video (2019)")
+        await settle(app, pilot)
+        await pilot.press("ctrl+n")
+        await settle(app, pilot)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        entry = app.watchlog.history()[0]
+        assert (entry.title, entry.year, entry.in_catalog) == ("Grandma home video", 2019, False)
+        prompt = str(app.main.query_one(HistoryList).get_option_at_index(0).prompt)
+        assert "not in catalog" in prompt
+
+
+@run_async
+async def test_not_interested_is_remembered(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        first = app.recs[0]
+        app.main.query_one(RecommendationList).focus()
+        await pilot.press("n")
+        await settle(app, pilot)
+        assert first.index in app.watchlog.not_interested_indices(app.hub.catalog)
+        assert first.index not in [r.index for r in app.recs]
+        await pilot.press("ctrl+r")
+        await settle(app, pilot)
+        assert app.rec_stage == "final" and first.index not in [r.index for r in app.recs]
+        await pilot.press("w")  # log the highlighted recommendation as watched
+        await settle(app, pilot)
+        assert len(app.watchlog.history()) == 1
+
+
+@run_async
+async def test_import_preview_commit_and_abort(tmp_path: Path) -> None:
+    source = tmp_path / "mine.csv"
+    source.write_text(
+        "title,year,date,rating\nHeat,1995,2023-01-02,4\nThe Matrix,1999,2023-02-03,5\nNo Such Film,2001,2023-03-04,\n",
+        encoding="utf-8",
+    )
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("f3")
+        await settle(app, pilot)
+        screen = app.screen
+        screen.query_one("#import-path").value = str(source)
+        await pilot.click("#preview")
+        await settle(app, pilot)
+        text = str(screen.query_one("#preview-text").render())
+        assert "matched 2" in text and "unmatched 1" in text
+        await pilot.click("#abort")
+        await settle(app, pilot)
+        assert app.watchlog.history() == []
+        await pilot.click("#preview")
+        await settle(app, pilot)
+        await pilot.click("#commit")
+        await settle(app, pilot)
+        assert "Imported 3" in str(screen.query_one("#preview-text").render())
+        export = tmp_path / "out.json"
+        screen.query_one("#export-path").value = str(export)
+        await pilot.click("#export-json")
+        await settle(app, pilot)
+        assert len(json.loads(export.read_text(encoding="utf-8"))["entries"]) == 3
+        await pilot.press("escape")
+        await settle(app, pilot)
+        assert app.main.query_one(HistoryList).option_count == 3
+        assert app.rec_stage == "final"
+
+
+@run_async
+async def test_missing_lstm_shows_rebuild_command_and_logging_works(tmp_path: Path) -> None:
+    app = make_app(tmp_path, lstm=False)  # the hub must load models/lstm from an empty folder
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        lstm = app.hub.components["lstm"]
+        assert lstm.state in ("missing", "error") and "training lstm" in (lstm.rebuild or "")
+        status = str(app.main.query_one("#status").render())
+        assert "LSTM ✗" in status and "python -m training lstm" in status
+        await type_text(pilot, "heat")
+        await settle(app, pilot)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert [e.title for e in app.watchlog.history()] == ["Heat"]
+        await pilot.press("f4")
+        await settle(app, pilot)
+        assert "fix: python -m training lstm" in " ".join(str(w.render()) for w in app.screen.query(".model-fix"))
+
+
+@run_async
+async def test_missing_catalog_still_logs_free_text(tmp_path: Path) -> None:
+    config = Config(db_path=tmp_path / "log.db", models_dir=tmp_path / "empty")
+    app = DualrecApp(config, today=lambda: TODAY)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        assert app.hub.components["catalog"].state == "missing"
+        assert "python -m training catalog" in str(app.main.query_one("#status").render())
+        await type_text(pilot, "heat 1995")
+        await settle(app, pilot)
+        await pilot.press("enter")  # no catalog: Enter opens the free-text dialog
+        await settle(app, pilot)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert [(e.title, e.year, e.in_catalog) for e in app.watchlog.history()] == [("heat", 1995, False)]
+
+
+@run_async
+async def test_help_palette_and_settings(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        for _, action, _ in ACTIONS:  # every palette entry is a real action
+            assert callable(getattr(app, f"action_{action}", None)), action
+        await pilot.press("f1")
+        await settle(app, pilot)
+        table = app.screen.query_one("#help-table")
+        keys = {str(table.get_row_at(i)[1]) for i in range(table.row_count)}
+        assert {"f1", "ctrl+r", "ctrl+z", "e", "d, delete", "n", "w", "ctrl+n"} <= keys
+        await pilot.press("escape")
+        runs = app._rec_run
+        await pilot.press("ctrl+p")  # the command palette runs actions by name
+        await type_text(pilot, "refresh recommendations")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert app._rec_run == runs + 1 and app.rec_stage == "final"
+        await pilot.press("f2")
+        await settle(app, pilot)
+        app.screen.query_one("#n_recommendations").value = "3"
+        await pilot.press("ctrl+s")
+        await settle(app, pilot)
+        assert Config.load(tmp_path / "config.toml", apply_env=False).n_recommendations == 3
+        assert len(app.recs) == 3
+
+
+@run_async
+@pytest.mark.skipif(
+    not (models_dir() / "lstm" / "config.json").is_file(), reason="no shipped LSTM in models/lstm (not built yet)"
+)
+async def test_real_lstm_recommends_after_logging(tmp_path: Path) -> None:
+    catalog = Catalog.from_json(models_dir() / "catalog.json")
+    hub = ModelHub(models_dir(), n_recommendations=5, llm_enabled=False, catalog=catalog)
+    assert hub.load_lstm() is not None, hub.components["lstm"]
+    app = DualrecApp(Config(db_path=tmp_path / "log.db", llm_enabled=False), hub=hub, today=lambda: TODAY)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await type_text(pilot, "toy story")
+        await settle(app, pilot)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert app.rec_stage == "final" and len(app.recs) == 5
+        assert all(r.source == "lstm" and r.index is not None for r in app.recs)
+        assert "Toy Story (1995)" not in [r.title for r in app.recs]
+
+
+# ------------------------------------------------------------------ config and command line
+def test_config_round_trip_and_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "config.toml"
+    Config(n_recommendations=7, llm_enabled=False, models_dir=tmp_path / "m").save(path)
+    monkeypatch.delenv("DUALREC_DB", raising=False)
+    monkeypatch.delenv("DUALREC_MODELS_DIR", raising=False)
+    loaded = Config.load(path)
+    assert (loaded.n_recommendations, loaded.llm_enabled, loaded.models_dir) == (7, False, tmp_path / "m")
+    monkeypatch.setenv("DUALREC_MODELS_DIR", str(tmp_path / "env"))
+    monkeypatch.setenv("DUALREC_DB", str(tmp_path / "env.db"))
+    loaded = Config.load(path)
+    assert loaded.models_dir == tmp_path / "env" and loaded.resolved_db_path == tmp_path / "env.db"
+    path.write_text("n_recommendations = 0\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match=r"n_recommendations must be 1\.\.50"):
+        Config.load(path)
+    path.write_text("colour = 'red'\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match="unknown setting"):
+        Config.load(path)
+
+
+def test_cli_help_and_version() -> None:
+    env = {**os.environ, "DUALREC_CONFIG": "/nonexistent/config.toml"}
+    run = subprocess.run(
+        [sys.executable, "-m", "dualrec_tui", "--help"], capture_output=True, text=True, env=env, check=True
+    )
+    for text in ("--db PATH", "--models DIR", "DUALREC_DB", "DUALREC_MODELS_DIR", "DUALREC_CONFIG", "F1"):
+        assert text in run.stdout
+    run = subprocess.run([sys.executable, "-m", "dualrec_tui", "--version"], capture_output=True, text=True, check=True)
+    assert run.stdout.startswith("dualrec-tui ")
+
+
+def test_app_module_imports_no_heavy_library() -> None:
+    heavy = "{'torch', 'llama_cpp', 'transformers', 'sentence_transformers', 'sqlite_utils'}"
+    code = f"import sys, dualrec_tui.app, dualrec_tui.__main__; print(sorted({heavy} & set(sys.modules)))"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]"
+
+
+def test_fake_lstm_is_deterministic() -> None:
+    catalog = small_catalog()
+    lstm = FakeLstm(catalog)
+    assert lstm.top_k([0, 1], 5) == lstm.top_k([0, 1], 5)

@@ -1,0 +1,70 @@
+"""SVG snapshots of the main screens (pytest-textual-snapshot) at 100x30 and 80x24.
+
+Deterministic: a temp watch log with fixed dates, the small test catalog, the fake LSTM and the
+fake LLM of tests/tui_support.py, notifications cleared before the picture. Update after an
+intended change with `pytest tests/test_snapshots.py --snapshot-update` and look at the SVGs.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from tests.tui_support import make_app, settle
+
+LOGGED = [
+    ("Heat (1995)", date(2024, 4, 1), 4.0, "with Sam"),
+    ("The Matrix (1999)", date(2024, 4, 12), 5.0, None),
+    ("Seven (1995)", date(2024, 4, 20), None, None),
+]
+
+
+def seeded_app(tmp_path: Path, **options):
+    """An app whose watch log already holds LOGGED (written before the app starts)."""
+    from dualrec_tui.store import WatchLog
+
+    app = make_app(tmp_path, **options)
+    catalog = app.hub.catalog
+    with WatchLog.open(tmp_path / "watchlog.db") as log:
+        for title, day, rating, note in LOGGED:
+            log.add(catalog.resolve(title).movie, dataset=catalog.name, watched_on=day, rating=rating, note=note)
+        log.add("Grandma's home video", year=2019, watched_on=date(2024, 4, 25))
+    return app
+
+
+def before(*keys: str, focus: str | None = None):
+    async def run(pilot) -> None:
+        app = pilot.app
+        await settle(app, pilot)
+        for key in keys:
+            await pilot.press(key)
+            await settle(app, pilot)
+        if focus:
+            app.screen.query_one(focus).focus()
+        app.clear_notifications()
+        await settle(app, pilot)
+
+    return run
+
+
+@pytest.mark.parametrize("size", [(100, 30), (80, 24)], ids=["100x30", "80x24"])
+def test_main_screen_with_history_and_recommendations(snap_compare, tmp_path: Path, size) -> None:
+    assert snap_compare(seeded_app(tmp_path), terminal_size=size, run_before=before(focus="#recs"))
+
+
+def test_search_results(snap_compare, tmp_path: Path) -> None:
+    assert snap_compare(seeded_app(tmp_path), terminal_size=(100, 30), run_before=before(*"star wars"))
+
+
+def test_missing_models(snap_compare, tmp_path: Path) -> None:
+    assert snap_compare(make_app(tmp_path, lstm=False), terminal_size=(80, 24), run_before=before())
+
+
+def test_edit_dialog(snap_compare, tmp_path: Path) -> None:
+    assert snap_compare(seeded_app(tmp_path), terminal_size=(80, 24), run_before=before("tab", "e"))
+
+
+def test_help_screen(snap_compare, tmp_path: Path) -> None:
+    assert snap_compare(make_app(tmp_path), terminal_size=(100, 30), run_before=before("f1"))
