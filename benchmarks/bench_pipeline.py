@@ -1,0 +1,136 @@
+"""One user's full DUALRec recommendation, end to end: LSTM + LLM generation + Sentence-BERT re-rank + fusion.
+
+    python benchmarks/bench_pipeline.py [--threads 2] [--users 5] [--gguf PATH] [--constrain-titles]
+
+Models: the catalog from models_dir(); the trained LSTM from models_dir()/lstm (a random-weight LSTM
+of the default shape when none is built: its speed does not depend on its weights); the fine-tuned
+GGUF if built, else the Gemma 3 270M base GGUF; all-MiniLM-L6-v2 with cached catalog embeddings.
+Histories: the last 30 movies of seeded random users of ml-latest-small (random catalog movies when
+the data folder is absent). Cold start (loading every model) is reported separately; then each user
+is timed warm, as in the app after start-up. Target: < 3 s per user on 2 CPU cores. Process CPU time
+and the load average are printed too: on a shared machine wall time says more about the neighbours.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def load_lstm(catalog, directory: Path):
+    from dualrec_tui.core.lstm import LstmConfig, LstmRecommender, build_model, build_title_vocabulary
+
+    if (directory / "config.json").is_file():
+        return LstmRecommender.load(directory, catalog), f"trained ({directory})"
+    config = LstmConfig(len(catalog), catalog.fingerprint, build_title_vocabulary(catalog), catalog.genre_vocabulary)
+    return LstmRecommender(build_model(config, catalog), catalog), "random weights (no trained LSTM found)"
+
+
+def sample_histories(catalog, n: int, seed: int) -> list[list[int]]:
+    from dualrec_tui.core.artifacts import default_data_dir
+
+    rng = np.random.default_rng(seed)
+    data = default_data_dir() / "ml-latest-small"
+    if data.is_dir():
+        from dualrec_tui.core.movielens import load_dataset
+        from dualrec_tui.core.sequences import build_sequences
+
+        dataset = load_dataset(data)
+        if dataset.catalog.fingerprint == catalog.fingerprint:
+            seqs = build_sequences(dataset).items
+            users = rng.choice(len(seqs), size=min(n, len(seqs)), replace=False)
+            return [seqs[int(u)][-30:] for u in users]
+    return [rng.choice(len(catalog), size=30, replace=False).tolist() for _ in range(n)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--users", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--gguf", type=Path)
+    parser.add_argument("--n-suggestions", type=int, default=3)
+    parser.add_argument("--constrain-titles", action="store_true")
+    args = parser.parse_args()
+    os.environ["DUALREC_LLM_THREADS"] = str(args.threads)
+
+    import torch
+
+    torch.set_num_threads(args.threads)
+    from dualrec_tui.core.artifacts import models_dir
+    from dualrec_tui.core.catalog import Catalog
+    from dualrec_tui.core.llm import LlamaGenerator, default_gguf_path
+    from dualrec_tui.core.pipeline import DualRec, LlmToken
+    from dualrec_tui.core.rerank import SentenceReranker
+
+    cold: dict[str, float] = {}
+    t = time.perf_counter()
+    catalog = Catalog.from_json(models_dir() / "catalog.json")
+    cold["catalog"] = time.perf_counter() - t
+    t = time.perf_counter()
+    lstm, lstm_kind = load_lstm(catalog, models_dir() / "lstm")
+    cold["lstm"] = time.perf_counter() - t
+    t = time.perf_counter()
+    gguf = args.gguf or default_gguf_path()
+    generator = LlamaGenerator(gguf, n_threads=args.threads)
+    cold["llm"] = time.perf_counter() - t
+    t = time.perf_counter()
+    reranker = SentenceReranker(catalog)
+    _ = reranker.embeddings
+    cold["sbert" + (" (encoded catalog)" if reranker.computed else " (cached embeddings)")] = time.perf_counter() - t
+    t = time.perf_counter()
+    reranker.encode(["warm-up"])
+    cold["sbert model"] = time.perf_counter() - t
+
+    pipeline = DualRec(
+        catalog,
+        lstm,
+        generator,
+        reranker,
+        n_suggestions=args.n_suggestions,
+        constrain_titles=args.constrain_titles,
+    )
+    histories = sample_histories(catalog, args.users + 1, args.seed)
+    pipeline.recommend(histories[0], k=10)  # warm-up user (grammar compile, first decode)
+    totals, cpus, tokens, first_tokens, stages = [], [], [], [], {"lstm": [], "llm": [], "rerank": []}
+    counts: dict[str, int] = {}
+    for history in histories[1:]:
+        first: list[float] = []
+        start, cpu = time.perf_counter(), time.process_time()
+
+        def on_event(event, start=start, first=first) -> None:
+            if isinstance(event, LlmToken) and not first:
+                first.append(time.perf_counter() - start)
+
+        result = pipeline.recommend(history, k=10, on_event=on_event)
+        totals.append(time.perf_counter() - start)
+        cpus.append(time.process_time() - cpu)
+        tokens.append(generator.last.completion_tokens)
+        first_tokens.append(first[0] if first else float("nan"))
+        for stage in stages:
+            stages[stage].append(result.seconds.get(stage, 0.0))
+        for key, value in result.counts.items():
+            counts[key] = counts.get(key, 0) + value
+    print(f"catalog {catalog.name} ({len(catalog)} movies); LSTM: {lstm_kind}; LLM: {gguf}")
+    print(
+        f"threads {args.threads}, users {len(totals)}, suggestions asked {args.n_suggestions}, "
+        f"constrain titles {args.constrain_titles}"
+    )
+    print("cold start: " + ", ".join(f"{k} {v:.2f} s" for k, v in cold.items()))
+    print(f"per user (warm): median {statistics.median(totals):.2f} s, max {max(totals):.2f} s  (target < 3 s)")
+    print(f"  first LLM token after {statistics.median(first_tokens):.2f} s (median)")
+    print("  stages (median): " + ", ".join(f"{k} {statistics.median(v):.3f} s" for k, v in stages.items()))
+    print(f"  process CPU time per user: median {statistics.median(cpus):.2f} s (all threads together)")
+    print(f"  generated tokens per user: median {statistics.median(tokens):.0f}")
+    print("  LLM titles: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+    print(f"  load average while running: {os.getloadavg()[0]:.1f} (a shared machine inflates wall time)")
+    generator.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,261 @@
+"""The DUALRec pipeline with a fake LSTM and a fake LLM: event order, dropped titles, fusion, fallbacks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from dualrec_tui.core.catalog import build_catalog
+from dualrec_tui.core.pipeline import (
+    DualRec,
+    FinalReady,
+    LlmSuggestion,
+    LlmToken,
+    LstmReady,
+    Notice,
+    fuse,
+    lstm_ranking,
+)
+
+CATALOG = build_catalog(
+    [
+        (10, "Toy Story (1995)", ["Animation", "Children's", "Comedy"]),
+        (20, "Toy Story 2 (1999)", ["Animation", "Children's", "Comedy"]),
+        (30, "Matrix, The (1999)", ["Action", "Sci-Fi", "Thriller"]),
+        (40, "Heat (1995)", ["Action", "Crime", "Thriller"]),
+        (50, "Alien (1979)", ["Horror", "Sci-Fi"]),
+        (60, "Aliens (1986)", ["Action", "Horror", "Sci-Fi"]),
+        (70, "Fargo (1996)", ["Comedy", "Crime", "Drama"]),
+        (80, "Babe (1995)", ["Children's", "Drama"]),
+        (90, "Clueless (1995)", ["Comedy", "Romance"]),
+        (100, "Casino (1995)", ["Crime", "Drama"]),
+    ]
+)
+
+
+class FakeLstm:
+    """Scores = a fixed preference order (index 9 best ... index 0 worst)."""
+
+    def __init__(self, preference: list[int]) -> None:
+        self.scores = np.zeros(len(CATALOG))
+        for rank, item in enumerate(preference):
+            self.scores[item] = len(preference) - rank
+
+    def score(self, histories):
+        return np.tile(self.scores, (len(histories), 1))
+
+
+class FakeGenerator:
+    def __init__(self, answer: str, chunk: int = 3) -> None:
+        self.answer = answer
+        self.chunk = chunk
+        self.prompts: list[str] = []
+        self.grammars: list[str | None] = []
+
+    def generate(self, prompt, *, max_tokens, grammar, temperature, seed, on_token):
+        self.prompts.append(prompt)
+        self.grammars.append(grammar)
+        for i in range(0, len(self.answer), self.chunk):
+            if on_token is not None:
+                on_token(self.answer[i : i + self.chunk])
+        return self.answer
+
+
+class ReverseReranker:
+    def rerank(self, candidates, history, lstm_prediction):
+        return [(c, -float(p)) for p, c in enumerate(reversed(list(candidates)))]
+
+
+PREFERENCE = [4, 5, 2, 3, 6, 9, 7, 8, 0, 1]  # LSTM: Alien, Aliens, Matrix, ...
+HISTORY = [0, 2]  # Toy Story, The Matrix
+
+
+def test_events_in_order_and_bad_titles_dropped_and_counted() -> None:
+    answer = (
+        "Fargo (1996) | Comedy, Crime\n"
+        "Not A Real Movie (2001) | Drama\n"  # unresolved
+        "Fargo (1996) | Comedy\n"  # duplicate
+        "The Matrix (1999) | Action\n"  # already watched
+        "Alien (1979) | Horror\n"  # the LSTM's own top-1
+        "Clueless (1995) | Comedy, Romance\n"
+        "<end>"
+    )
+    generator = FakeGenerator(answer)
+    events = []
+    result = DualRec(CATALOG, FakeLstm(PREFERENCE), generator, n_suggestions=3, llm_weight=1.0).recommend(
+        HISTORY, k=5, on_event=events.append
+    )
+    kinds = [type(e) for e in events]
+    assert kinds[0] is LstmReady and kinds[-1] is FinalReady
+    assert LlmToken in kinds and kinds.count(FinalReady) == 1
+    # every suggestion is announced while streaming, i.e. before the final list, after its own tokens
+    first_suggestion = kinds.index(LlmSuggestion)
+    assert LlmToken in kinds[:first_suggestion]
+    assert "".join(e.text for e in events if isinstance(e, LlmToken)) == answer
+    statuses = [e.status for e in events if isinstance(e, LlmSuggestion)]
+    assert statuses == ["kept", "unresolved", "duplicate", "watched", "lstm-pick", "kept"]
+    assert result.counts["generated"] == 6 and result.counts["kept"] == 2
+    for key in ("unresolved", "duplicate", "watched", "lstm-pick"):
+        assert result.counts[key] == 1
+    # the prompt shows the recent history and the LSTM's top-1
+    assert (
+        "Toy Story (1995)" in generator.prompts[0]
+        and "predicts they will watch next: Alien (1979)" in generator.prompts[0]
+    )
+    assert generator.grammars[0] and "root ::=" in generator.grammars[0]
+    # fused: LLM picks climb, history never appears, sources tagged
+    indices = [r.index for r in result.recommendations]
+    assert len(indices) == 5 and not set(indices) & set(HISTORY)
+    # fused = 1/(10 + r_lstm) + 1/(10 + r_llm): Fargo 1/14+1/11, Clueless 1/17+1/12, then Alien 1/11, ...
+    assert indices == [6, 8, 4, 5, 3]
+    sources = {r.index: r.source for r in result.recommendations}
+    assert sources[4] == "lstm" and sources[6] == "both" and sources[8] == "llm"
+    assert all(r.why for r in result.recommendations)
+    assert sorted(result.ranking) == sorted(set(range(len(CATALOG))) - set(HISTORY))
+
+
+def test_lstm_ready_is_the_lstm_top_k_and_weight_zero_is_the_lstm() -> None:
+    generator = FakeGenerator("Clueless (1995) | Comedy\n<end>")
+    events = []
+    result = DualRec(CATALOG, FakeLstm(PREFERENCE), generator, llm_weight=0.0).recommend(
+        HISTORY, k=4, on_event=events.append
+    )
+    expected = [i for i in PREFERENCE if i not in HISTORY][:4]
+    assert [r.index for r in events[0].recommendations] == expected
+    assert [r.index for r in result.recommendations] == expected
+
+
+def test_reranker_order_is_used_and_exclusions_respected() -> None:
+    answer = "Fargo (1996) | Comedy\nClueless (1995) | Comedy\n<end>"
+    pipeline = DualRec(CATALOG, FakeLstm(PREFERENCE), FakeGenerator(answer), ReverseReranker(), llm_weight=5.0)
+    result = pipeline.recommend(HISTORY, k=3, exclude=[5])
+    indices = [r.index for r in result.recommendations]
+    assert indices[:2] == [8, 6]  # re-ranker reversed the LLM's order; the large weight puts them first
+    assert 5 not in result.ranking and not set(result.ranking) & set(HISTORY)
+
+
+def test_without_llm_the_lstm_list_is_returned_and_the_reason_given() -> None:
+    events = []
+    result = DualRec(CATALOG, FakeLstm(PREFERENCE), None, notes=["LLM unavailable: no GGUF"]).recommend(
+        HISTORY, k=3, on_event=events.append
+    )
+    assert [type(e) for e in events] == [LstmReady, FinalReady]
+    assert [r.source for r in result.recommendations] == ["lstm"] * 3
+    assert result.notes == ["LLM unavailable: no GGUF"]
+
+
+def test_a_failing_llm_is_reported_and_the_lstm_list_survives() -> None:
+    class Broken:
+        def generate(self, *args, **kwargs):
+            raise RuntimeError("decode failed")
+
+    events = []
+    result = DualRec(CATALOG, FakeLstm(PREFERENCE), Broken()).recommend(HISTORY, k=3, on_event=events.append)
+    assert any(isinstance(e, Notice) and "decode failed" in e.message for e in events)
+    assert [r.index for r in result.recommendations] == [4, 5, 3]
+
+
+def test_truncated_and_rambling_answers() -> None:
+    rambling = "".join("Fargo (1996) | Comedy\n" for _ in range(200)) + "Heat (19"
+    result = DualRec(CATALOG, FakeLstm(PREFERENCE), FakeGenerator(rambling, chunk=7), n_suggestions=3).recommend(
+        HISTORY, k=3
+    )
+    assert result.counts["kept"] == 1 and result.counts["generated"] <= 13  # capped at 4 * n (+ the tail)
+    assert [r.index for r in result.recommendations].count(6) <= 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(max_size=300), st.lists(st.integers(0, len(CATALOG) - 1), max_size=6))
+def test_never_returns_history_whatever_the_llm_says(answer: str, history: list[int]) -> None:
+    result = DualRec(CATALOG, FakeLstm(PREFERENCE), FakeGenerator(answer)).recommend(history, k=5)
+    indices = [r.index for r in result.recommendations]
+    assert not set(indices) & set(history)
+    assert len(indices) == len(set(indices)) == min(5, len(CATALOG) - len(set(history)))
+    assert result.counts["generated"] == sum(
+        result.counts[s] for s in ("kept", "unresolved", "duplicate", "watched", "lstm-pick")
+    )
+
+
+def test_fuse_is_a_permutation_and_weight_zero_is_identity() -> None:
+    order = lstm_ranking(np.array([0.1, 0.9, 0.5, 0.9, 0.0]), exclude={4})
+    assert order.tolist() == [1, 3, 2, 0]
+    assert fuse(order, [0, 2], 0.0) == [1, 3, 2, 0]
+    fused = fuse(order, [0, 2], 1.0)
+    assert fused == [0, 2, 1, 3]  # 1/14 + 1/11 > 1/13 + 1/12 > 1/11 > 1/12
+
+
+def test_load_without_models_is_a_clear_error(tmp_path) -> None:
+    from dualrec_tui.core.errors import DualrecError
+
+    with pytest.raises((DualrecError, ImportError)):
+        DualRec.load(tmp_path)
+
+
+class _Ctx:
+    """The parts of training.evaluate.EvalContext the LLM rows use."""
+
+    def __init__(self, work_dir) -> None:
+        self.catalog = CATALOG
+        self.models: dict = {}
+        self.work_dir = work_dir
+
+    def log(self, message: str) -> None:
+        pass
+
+
+class _OracleGenerator:
+    """Suggests a fixed title per prompt (looked up by the most recent movie in the prompt)."""
+
+    def __init__(self, by_last: dict[str, str]) -> None:
+        self.by_last = by_last
+
+    def generate(self, prompt, *, max_tokens, grammar, temperature, seed, on_token):
+        recent = [line for line in prompt.splitlines() if line.startswith("- ")]
+        answer = self.by_last.get(recent[-1][2:].split(" |")[0], "Nonexistent Film (1990) | Drama") + "\n<end>"
+        if on_token:
+            on_token(answer)
+        return answer
+
+
+class _IdentityReranker:
+    alpha = 0.5
+
+    def rerank(self, candidates, history, lstm_prediction):
+        return [(c, 0.0) for c in candidates]
+
+
+def _llm_rows(tmp_path, generator):
+    from dualrec_tui.core.sequences import Split
+    from training.llm_eval import DualRecModel, LlmBaseModel, MemoGenerator
+
+    # users whose validation target is Clueless (8), which the LSTM ranks low (7th of the unwatched)
+    split = Split([1, 2], [[0, 2], [0, 2]], [8, 8], [], [], len(CATALOG))
+    ctx = _Ctx(tmp_path)
+    stage = LlmBaseModel(ctx)
+    stage.lstm, stage.generator, stage.gguf = FakeLstm(PREFERENCE), MemoGenerator(generator), tmp_path / "x.gguf"
+    model = DualRecModel(ctx)
+    model.stage, model.stage_name, model.reranker = stage, "llm-base", _IdentityReranker()
+    model._tune(split, seed=0)
+    return stage, model
+
+
+def test_llm_rows_rank_resolved_suggestions_and_report_rates(tmp_path) -> None:
+    stage, model = _llm_rows(tmp_path, _OracleGenerator({"The Matrix (1999)": "Clueless (1995) | Comedy"}))
+    assert model.llm_weight > 0  # the LLM finds the validation target: tuning lets it in
+    assert (tmp_path / "fusion.json").is_file()
+    lists = stage.rank([HISTORY, [0]], k=20)
+    assert lists == [[8], []]  # second user's answer names no catalog movie
+    stats = stage.stats()
+    assert stats["resolved_rate"] == 0.5 and stats["hallucination_rate"] == 0.5
+    fused = model.rank([HISTORY], k=20)[0]
+    assert fused[0] == 8 and sorted(fused) == sorted(set(range(len(CATALOG))) - set(HISTORY))
+
+
+def test_dualrec_tuning_keeps_the_lstm_when_the_llm_does_not_help(tmp_path) -> None:
+    _, model = _llm_rows(tmp_path, _OracleGenerator({}))  # only unresolvable titles
+    assert model.llm_weight == 0.0
+    lstm_alone = [i for i in PREFERENCE if i not in HISTORY]
+    assert model.rank([HISTORY], k=20)[0] == lstm_alone
+    assert model.stats()["tuning"]["best"] == model.stats()["tuning"]["lstm_only"]

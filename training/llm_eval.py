@@ -1,0 +1,338 @@
+"""Harness rows for the generative stages: `llm-base`, `llm`, `dualrec` (and the catalog-title variants).
+
+    python -m training evaluate --data DIR --models lstm,llm-base,llm,dualrec --users 200 \
+        [--checkpoint llm=models/llm/model.gguf] [--checkpoint lstm=models/lstm]
+
+- `llm-base`: the untuned Gemma 3 270M base GGUF; `llm`: the fine-tuned GGUF (`--checkpoint llm=PATH`,
+  default `models_dir()/llm/model.gguf`). Both get the DUALREC prompt (5 most recent movies + the
+  LSTM's top-1, from `ctx.require("lstm")`), decode greedily under `prompt.answer_grammar`, and rank
+  the suggestions that resolve to catalog movies, in the order generated. A list of n suggestions can
+  only hit within n, so HR@k for k > n measures the same thing as HR@n.
+- `dualrec`: the full pipeline (core/pipeline.py) with the fine-tuned LLM (the base one when none was
+  built; `llm_stage` in the stats says which), Sentence-BERT re-ranking and fusion with the LSTM.
+  Its list is the whole fused ranking, so full-ranking metrics are defined. The fusion weight w and
+  the re-ranker's alpha are chosen on *validation* targets of a seeded sample of users (the grid
+  includes w = 0, the LSTM alone), and written to `<work_dir>/fusion.json`.
+- `llm-catalog` / `llm-base-catalog`: the same rows with titles constrained to catalog labels by a
+  grammar, to measure whether constraining helps or hurts (register them in training/registry.py).
+
+stats(): resolved_rate (share of generated titles that resolve to a catalog movie), hallucination_rate
+(1 - resolved_rate), duplicate_rate and in_history_rate (shares of generated titles naming a movie
+already named / already watched), lstm_pick_rate (naming the LSTM's own top-1) and new_rate (what is
+left for fusion), all over generated titles; they replace the harness's list-level rates of the same
+name. Also generation seconds per call, completion tokens per call and pipeline seconds per user.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dualrec_tui.core.errors import ModelUnavailableError
+from dualrec_tui.core.prompt import DEFAULT_SUGGESTIONS
+
+TUNE_USERS = 64
+LLM_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0)
+ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
+TUNE_K = 10
+
+
+class MemoGenerator:
+    """Remembers answers by (prompt, grammar, settings): greedy decoding is deterministic, so the `llm` and
+    `dualrec` rows (and the harness's per-user retry after a failing batch) never generate twice."""
+
+    def __init__(self, generator: Any) -> None:
+        self.generator = generator
+        self.answers: dict[tuple, str] = {}
+        self.seconds = 0.0
+        self.calls = 0
+        self.completion_tokens = 0
+
+    def generate(
+        self,
+        prompt: str,
+        *,
+        max_tokens: int,
+        grammar: str | None,
+        temperature: float,
+        seed: int,
+        on_token: Callable[[str], None] | None,
+    ) -> str:
+        key = (prompt, grammar, max_tokens, temperature, seed)
+        answer = self.answers.get(key)
+        if answer is None:
+            start = time.perf_counter()
+            answer = self.generator.generate(
+                prompt, max_tokens=max_tokens, grammar=grammar, temperature=temperature, seed=seed, on_token=None
+            )
+            self.seconds += time.perf_counter() - start
+            self.calls += 1
+            last = getattr(self.generator, "last", None)
+            self.completion_tokens += int(getattr(last, "completion_tokens", 0))
+            if temperature == 0:
+                self.answers[key] = answer
+        if on_token is not None and answer:
+            on_token(answer)
+        return answer
+
+
+def _shared_generator(ctx: Any, path: Path, rebuild: str) -> MemoGenerator:
+    """One LlamaGenerator per GGUF file per run, shared by every row that uses it."""
+    from dualrec_tui.core.llm import LlamaGenerator
+
+    cache = ctx.models.setdefault("_llm_generators", {})
+    key = str(Path(path).resolve())
+    if key not in cache:
+        cache[key] = MemoGenerator(LlamaGenerator(path, rebuild=rebuild))
+    return cache[key]
+
+
+class _GenerationCounts:
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+        self.users = 0
+        self.seconds = 0.0
+
+    def add(self, counts: dict[str, int], seconds: float) -> None:
+        for key, value in counts.items():
+            self.counts[key] = self.counts.get(key, 0) + value
+        self.users += 1
+        self.seconds += seconds
+
+    def stats(self) -> dict[str, float]:
+        generated = self.counts.get("generated", 0)
+        resolved = generated - self.counts.get("unresolved", 0)
+        rate = (lambda n: n / generated) if generated else (lambda n: 0.0)
+        return {
+            "generated_titles": generated,
+            "unparsed_lines": self.counts.get("unparsed", 0),
+            "resolved_rate": rate(resolved),
+            "hallucination_rate": 1.0 - rate(resolved) if generated else 0.0,
+            "duplicate_rate": rate(self.counts.get("duplicate", 0)),
+            "in_history_rate": rate(self.counts.get("watched", 0)),
+            "lstm_pick_rate": rate(self.counts.get("lstm-pick", 0)),
+            "new_rate": rate(self.counts.get("kept", 0)),  # resolved, unwatched, unique, not the LSTM's top-1
+            "pipeline_seconds_per_user": self.seconds / self.users if self.users else 0.0,
+        }
+
+
+class LlmBaseModel:
+    """The untuned base GGUF under the DUALREC prompt: what fine-tuning has to beat."""
+
+    name = "llm-base"
+    constrain_titles = False
+    n_suggestions = DEFAULT_SUGGESTIONS
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+        self.generator: MemoGenerator | None = None
+        self.gguf: Path | None = None
+        self.lstm: Any = None
+        self.tally = _GenerationCounts()
+
+    # -- loading
+    def _default_gguf(self) -> tuple[Path, str]:
+        from dualrec_tui.core.llm import REBUILD_BASE, base_gguf_path
+
+        return base_gguf_path(), REBUILD_BASE
+
+    def fit(self, split: Any, catalog: Any, seed: int) -> None:
+        path, rebuild = self._default_gguf()
+        self._setup(path, rebuild)
+
+    def load(self, path: Path) -> None:
+        from dualrec_tui.core.llm import REBUILD_FINETUNED, finetuned_gguf_path
+
+        path = Path(path)
+        self._setup(finetuned_gguf_path(path) if path.is_dir() else path, REBUILD_FINETUNED)
+
+    def _setup(self, path: Path, rebuild: str) -> None:
+        self.lstm = self.ctx.require("lstm")
+        self.gguf = Path(path)
+        self.generator = _shared_generator(self.ctx, self.gguf, rebuild)
+
+    def pipeline(self, reranker: Any = None, llm_weight: float = 0.0) -> Any:
+        from dualrec_tui.core.pipeline import DualRec
+
+        return DualRec(
+            self.ctx.catalog,
+            self.lstm,
+            self.generator,
+            reranker,
+            n_suggestions=self.n_suggestions,
+            llm_weight=llm_weight,
+            constrain_titles=self.constrain_titles,
+        )
+
+    # -- evaluation
+    def rank(self, histories: list[list[int]], k: int) -> list[list[int]]:
+        """Resolved suggestions in the order generated (duplicates and watched ones left in: the harness
+        drops them before ranking)."""
+        pipeline = self.pipeline()
+        lists = []
+        for history in histories:
+            start = time.perf_counter()
+            result = pipeline.recommend(history, k=1)
+            self.tally.add(result.counts, time.perf_counter() - start)
+            lists.append([s.movie.index for s in result.suggestions if s.movie is not None])
+        return lists
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.tally.stats())
+        out["gguf"] = str(self.gguf)
+        out["n_suggestions"] = self.n_suggestions
+        out["constrain_titles"] = self.constrain_titles
+        if self.generator is not None and self.generator.calls:
+            out["generation_seconds_per_call"] = self.generator.seconds / self.generator.calls
+            out["completion_tokens_per_call"] = self.generator.completion_tokens / self.generator.calls
+        return out
+
+
+class LlmModel(LlmBaseModel):
+    """The fine-tuned GGUF (`--checkpoint llm=PATH`, else models_dir()/llm/model.gguf)."""
+
+    name = "llm"
+
+    def _default_gguf(self) -> tuple[Path, str]:
+        from dualrec_tui.core.llm import REBUILD_FINETUNED, finetuned_gguf_path
+
+        path = finetuned_gguf_path()
+        if not path.is_file():
+            raise ModelUnavailableError(
+                "fine-tuned LLM", f"no model at {path}; pass --checkpoint llm=PATH", REBUILD_FINETUNED
+            )
+        return path, REBUILD_FINETUNED
+
+
+class LlmBaseCatalogModel(LlmBaseModel):
+    name = "llm-base-catalog"
+    constrain_titles = True
+
+
+class LlmCatalogModel(LlmModel):
+    name = "llm-catalog"
+    constrain_titles = True
+
+
+def _ndcg(ranking: Sequence[int], target: int, k: int) -> float:
+    for position, item in enumerate(ranking[:k], start=1):
+        if item == target:
+            return 1.0 / float(np.log2(position + 1))
+    return 0.0
+
+
+class DualRecModel:
+    """The full pipeline; fusion weight and re-ranking alpha tuned on validation targets."""
+
+    name = "dualrec"
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+        self.stage: LlmBaseModel | None = None
+        self.stage_name = ""
+        self.reranker: Any = None
+        self.llm_weight = 0.0
+        self.alpha = 0.5
+        self.tuning: dict[str, Any] = {}
+        self.tally = _GenerationCounts()
+
+    def fit(self, split: Any, catalog: Any, seed: int) -> None:
+        self._setup()
+        self._tune(split, seed)
+
+    def load(self, path: Path) -> None:
+        """`--checkpoint dualrec=fusion.json`: reuse tuned settings instead of tuning again."""
+        from dualrec_tui.core.pipeline import read_fusion
+
+        self._setup()
+        path = Path(path)
+        settings = read_fusion(path if path.is_dir() else path.parent)
+        self.llm_weight = float(settings.get("llm_weight", self.llm_weight))
+        self.alpha = float(settings.get("alpha", self.alpha))
+        self.reranker.alpha = self.alpha
+
+    def _setup(self) -> None:
+        from dualrec_tui.core.rerank import SentenceReranker
+
+        try:
+            self.stage = self.ctx.require("llm")
+            self.stage_name = "llm"
+        except ModelUnavailableError as exc:
+            self.ctx.log(f"[yellow]dualrec: {exc}; using the untuned base LLM[/]")
+            self.stage = self.ctx.require("llm-base")
+            self.stage_name = "llm-base"
+        self.reranker = SentenceReranker(self.ctx.catalog)
+        _ = self.reranker.embeddings  # encode (or load) the catalog once, before timing users
+
+    def _tune(self, split: Any, seed: int) -> None:
+        """Generate once per sampled validation user, then grid-search (w, alpha) without generating again."""
+        import os
+
+        from dualrec_tui.core.pipeline import fuse
+
+        assert self.stage is not None
+        n_tune = int(os.environ.get("DUALREC_TUNE_USERS", TUNE_USERS))
+        rng = np.random.default_rng(seed + 1)
+        n_users = len(split.user_ids)
+        users = np.sort(rng.choice(n_users, size=min(n_tune, n_users), replace=False)) if n_users else []
+        pipeline = self.stage.pipeline(reranker=None, llm_weight=0.0)
+        cases = []
+        for u in users:
+            history = split.valid_input(int(u))
+            result = pipeline.recommend(history, k=1)
+            kept = [s.movie.index for s in result.suggestions if s.status == "kept" and s.movie is not None]
+            order = np.asarray(result.ranking, dtype=np.int64)
+            top1 = int(order[0]) if order.shape[0] else None
+            cases.append((history, int(split.valid_target[int(u)]), order, kept, top1))
+        grid: dict[str, float] = {}
+        best = (-1.0, 0.0, self.alpha)
+        for alpha in ALPHAS:
+            self.reranker.alpha = alpha
+            reranked = [[i for i, _ in self.reranker.rerank(c[3], c[0], c[4])] if c[3] else [] for c in cases]
+            for weight in LLM_WEIGHTS:
+                scores = [
+                    _ndcg(fuse(c[2], items, weight) if items else c[2].tolist(), c[1], TUNE_K)
+                    for c, items in zip(cases, reranked, strict=True)
+                ]
+                value = float(np.mean(scores)) if scores else 0.0
+                grid[f"w={weight},alpha={alpha}"] = value
+                if value > best[0] + 1e-12:  # strict: ties keep the smaller weight (w = 0 first)
+                    best = (value, weight, alpha)
+        _, self.llm_weight, self.alpha = best
+        self.reranker.alpha = self.alpha
+        self.tuning = {
+            "tune_users": len(cases),
+            "tune_metric": f"NDCG@{TUNE_K} on validation targets",
+            "lstm_only": grid.get(f"w=0.0,alpha={ALPHAS[0]}", 0.0),
+            "best": best[0],
+            "grid": grid,
+        }
+        from dualrec_tui.core.pipeline import write_fusion
+
+        write_fusion(
+            self.ctx.work_dir,
+            {"llm_weight": self.llm_weight, "alpha": self.alpha, "n_suggestions": self.stage.n_suggestions},
+        )
+
+    def rank(self, histories: list[list[int]], k: int) -> list[list[int]]:
+        assert self.stage is not None
+        pipeline = self.stage.pipeline(reranker=self.reranker, llm_weight=self.llm_weight)
+        lists = []
+        for history in histories:
+            start = time.perf_counter()
+            result = pipeline.recommend(history, k=k)
+            self.tally.add(result.counts, time.perf_counter() - start)
+            lists.append(result.ranking)
+        return lists
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.tally.stats())
+        out.update({"llm_stage": self.stage_name, "llm_weight": self.llm_weight, "alpha": self.alpha})
+        if self.stage is not None:
+            out["gguf"] = str(self.stage.gguf)
+        out["tuning"] = self.tuning
+        return out
