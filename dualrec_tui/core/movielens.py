@@ -189,6 +189,8 @@ def _catalog_100k(source: _Source) -> Catalog:
         if any(flag not in ("0", "1") for flag in flags):
             raise DataFormatError(file, number, "genre flags must be 0 or 1")
         rows.append((movie_id, parts[1], [g for g, flag in zip(genres, flags, strict=True) if flag == "1"]))
+    if not rows:
+        raise DataFormatError(file, None, "no movies in file")
     return build_catalog(rows, name="ml-100k")
 
 
@@ -207,6 +209,8 @@ def _catalog_1m(source: _Source) -> Catalog:
             raise DataFormatError(file, number, f"movie id {movie_id} appears twice")
         seen.add(movie_id)
         rows.append((movie_id, parts[1], parts[2].split("|")))
+    if not rows:
+        raise DataFormatError(file, None, "no movies in file")
     return build_catalog(rows, name="ml-1m")
 
 
@@ -220,6 +224,8 @@ def _catalog_csv(source: _Source) -> Catalog:
             raise DataFormatError(file, number, f"movie id {movie_id} appears twice")
         seen.add(movie_id)
         rows.append((movie_id, row[1], row[2].split("|")))
+    if not rows:
+        raise DataFormatError(file, None, "no movies in file")
     catalog = build_catalog(rows, name="movielens")
     if source.exists("links.csv"):
         links_file = source.display("links.csv")

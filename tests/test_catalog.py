@@ -1,0 +1,118 @@
+"""Title parsing, normalisation and resolution (the code every title match goes through)."""
+
+from __future__ import annotations
+
+import pytest
+
+from dualrec_tui.core.catalog import Catalog, build_catalog, normalize_title, parse_title
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("Matrix, The (1999)", "The Matrix (1999)"),
+        ("Matrix, The", "the matrix"),
+        ("Cité des enfants perdus, La", "La Cite des Enfants Perdus"),
+        ("Beauty & the Beast", "Beauty and the Beast"),
+        ("Star Wars: Episode IV - A New Hope", "star wars episode iv a new hope"),
+        ("Homme, L'", "L'Homme"),
+    ],
+)
+def test_normalize_equal(a: str, b: str) -> None:
+    assert normalize_title(parse_title(a).title) == normalize_title(parse_title(b).title)
+
+
+def test_normalize_keeps_numbers_apart() -> None:
+    assert normalize_title("Toy Story 2") != normalize_title("Toy Story")
+
+
+@pytest.mark.parametrize(
+    ("raw", "title", "year", "alternatives"),
+    [
+        ("Matrix, The (1999)", "The Matrix", 1999, ()),
+        (
+            "City of Lost Children, The (Cité des enfants perdus, La) (1995)",
+            "The City of Lost Children",
+            1995,
+            ("La Cité des enfants perdus",),
+        ),
+        ("Seven (a.k.a. Se7en) (1995)", "Seven", 1995, ("Se7en",)),
+        ("Shawshank Redemption, The", "The Shawshank Redemption", None, ()),
+        ("Fawlty Towers (1975-1979)", "Fawlty Towers", 1975, ()),
+        ("Stranger Things (2016– )", "Stranger Things", 2016, ()),
+        ("Babylon 5", "Babylon 5", None, ()),
+        ("2001: A Space Odyssey (1968)", "2001: A Space Odyssey", 1968, ()),
+        ("Blade Runner 2049", "Blade Runner", 2049, ()),
+        ("  Heat   (1995) ", "Heat", 1995, ()),
+        ("(500) Days of Summer (2009)", "(500) Days of Summer", 2009, ()),
+    ],
+)
+def test_parse_title(raw: str, title: str, year: int | None, alternatives: tuple[str, ...]) -> None:
+    parsed = parse_title(raw)
+    assert (parsed.title, parsed.year, parsed.alternatives) == (title, year, alternatives)
+
+
+def _catalog() -> Catalog:
+    rows = [
+        (1, "Matrix, The (1999)", ["Action", "Sci-Fi"]),
+        (2, "Toy Story (1995)", ["Animation"]),
+        (3, "Toy Story 2 (1999)", ["Animation"]),
+        (4, "Toy Story 3 (2010)", ["Animation"]),
+        (5, "City of Lost Children, The (Cité des enfants perdus, La) (1995)", ["Fantasy"]),
+        (6, "Hamlet (1948)", ["Drama"]),
+        (7, "Hamlet (1996)", ["Drama"]),
+        (8, "Godfather, The (1972)", ["Crime"]),
+        (9, "Godfather: Part II, The (1974)", ["Crime"]),
+        (10, "Rocky III (1982)", ["Drama"]),
+        (11, "Rocky II (1979)", ["Drama"]),
+    ]
+    catalog = build_catalog(rows, name="sample")
+    catalog.popularity = [10, 5, 5, 5, 5, 1, 9, 10, 8, 3, 3]
+    return catalog
+
+
+def test_resolve_exact_title_and_year() -> None:
+    resolution = _catalog().resolve("The Matrix (1999)")
+    assert (resolution.movie.movie_id, resolution.method) == (1, "exact")
+    assert _catalog().resolve("Matrix, The (1999)").movie.movie_id == 1
+
+
+def test_resolve_title_without_year_prefers_popular_remake() -> None:
+    resolution = _catalog().resolve("Hamlet")
+    assert (resolution.movie.movie_id, resolution.method) == (7, "title")
+    assert _catalog().resolve("Hamlet (1948)").movie.movie_id == 6
+
+
+def test_resolve_alternative_title() -> None:
+    assert _catalog().resolve("La Cité des enfants perdus (1995)").movie.movie_id == 5
+
+
+def test_resolve_fuzzy_typo() -> None:
+    resolution = _catalog().resolve("The Godfathr (1972)")
+    assert resolution.method == "fuzzy" and resolution.movie.movie_id == 8 and resolution.score >= 90
+
+
+@pytest.mark.parametrize(
+    ("text", "movie_id"),
+    [("Toy Story 2 (1999)", 3), ("Toy Story (1995)", 2), ("Toy Story 3", 4), ("Toy Stroy 2", 3), ("Toy Stroy 3", 4)],
+)
+def test_sequels_never_confused(text: str, movie_id: int) -> None:
+    assert _catalog().resolve(text).movie.movie_id == movie_id
+
+
+def test_missing_sequel_does_not_resolve_to_another() -> None:
+    assert _catalog().resolve("Toy Story 4 (2019)").movie is None
+    assert _catalog().resolve("Godfather: Part III, The (1990)").movie is None
+
+
+def test_unknown_title_is_none() -> None:
+    resolution = _catalog().resolve("A Movie That Does Not Exist (2003)")
+    assert resolution.movie is None and resolution.method == "none"
+
+
+def test_json_round_trip(tmp_path) -> None:
+    catalog = _catalog()
+    catalog.to_json(tmp_path / "catalog.json")
+    again = Catalog.from_json(tmp_path / "catalog.json")
+    assert again.fingerprint == catalog.fingerprint and again.movies == catalog.movies
+    assert again.popularity == catalog.popularity

@@ -1,0 +1,243 @@
+"""The evaluation harness: leakage, error users, users sampling, JSON contents, and the CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pytest
+from movielens_samples import synthetic_release
+
+from training import evaluate, registry
+from training.__main__ import main
+
+
+class SpyModel:
+    """Records everything the harness hands it; scores item i by n - i."""
+
+    name = "spy"
+    seen_fit: ClassVar[list] = []
+    seen_score: ClassVar[list] = []
+
+    def __init__(self, ctx) -> None:
+        self.ctx = ctx
+
+    def fit(self, split, catalog, seed) -> None:
+        type(self).seen_fit.append((split, list(catalog.popularity)))
+        self.n = split.n_items
+
+    def score(self, histories):
+        type(self).seen_score.extend([list(h) for h in histories])
+        return np.tile(np.arange(self.n, dtype=float)[::-1], (len(histories), 1))
+
+
+class FlakyModel:
+    """Raises for every history that contains catalog index 0 (to test error users)."""
+
+    name = "flaky"
+
+    def __init__(self, ctx) -> None:
+        self.ctx = ctx
+
+    def fit(self, split, catalog, seed) -> None:
+        self.n = split.n_items
+
+    def score(self, histories):
+        if any(0 in h for h in histories):
+            raise RuntimeError("boom")
+        return np.zeros((len(histories), self.n))
+
+
+class ListModel:
+    """A generative stage: returns the most popular items, repeats and history items included."""
+
+    name = "lister"
+
+    def __init__(self, ctx) -> None:
+        self.ctx = ctx
+
+    def fit(self, split, catalog, seed) -> None:
+        self.order = list(np.argsort(-split.popularity(), kind="stable"))
+
+    def rank(self, histories, k):
+        return [[*self.order[:2], *self.order[: k - 2]] for _ in histories]
+
+    def stats(self):
+        return {"resolved_rate": 0.75, "hallucination_rate": 0.25}
+
+
+class NeedsSpy(SpyModel):
+    """A stage that uses another model of the run (like the LLM stages use the LSTM)."""
+
+    name = "needs-spy"
+
+    def fit(self, split, catalog, seed) -> None:
+        import time
+
+        self.inner = self.ctx.require("spy")
+        assert self.ctx.require("spy") is self.inner  # fitted once, cached
+        time.sleep(0.05)
+        self.n = split.n_items
+
+
+@pytest.fixture
+def fake_models(monkeypatch):
+    for name, cls in (("spy", SpyModel), ("flaky", FlakyModel), ("lister", ListModel), ("needs-spy", NeedsSpy)):
+        monkeypatch.setitem(registry.MODELS, name, f"{__name__}:{cls.__name__}")
+    SpyModel.seen_fit.clear()
+    SpyModel.seen_score.clear()
+
+
+def test_no_model_ever_sees_a_test_target(tmp_path: Path, fake_models) -> None:
+    data = synthetic_release(tmp_path / "data")
+    report = evaluate.run_evaluation(data, ["spy", "mostpop"], work_dir=tmp_path / "work")
+    from dualrec_tui.core.movielens import load_dataset
+    from dualrec_tui.core.sequences import build_sequences, leave_one_out
+
+    split = leave_one_out(build_sequences(load_dataset(data)))
+    ((fit_split, popularity),) = SpyModel.seen_fit
+    assert fit_split.test_target == []  # withheld from every model
+    assert popularity == split.popularity().tolist()  # training-only popularity
+    for u, target in enumerate(split.test_target):
+        assert target not in fit_split.train[u] and target != fit_split.valid_target[u]
+        assert target not in fit_split.test_input(u)
+    # score inputs: exactly each user's test input, never containing the target
+    assert len(SpyModel.seen_score) == len(split.user_ids)
+    for u, history in enumerate(SpyModel.seen_score):
+        assert history == split.test_input(u) and split.test_target[u] not in history
+    assert report["n_users"] == len(split.user_ids)
+
+
+def test_report_json_and_hand_checked_ranks(tmp_path: Path, fake_models) -> None:
+    data = synthetic_release(tmp_path / "data")
+    out = tmp_path / "eval.json"
+    report = evaluate.run_evaluation(data, ["spy", "lister"], json_path=out, work_dir=tmp_path / "w")
+    saved = json.loads(out.read_text())
+    assert saved == json.loads(json.dumps(report))
+    for key in ("dataset", "protocol", "n_users", "seed", "models"):
+        assert key in saved
+    entry = saved["models"]["spy"]
+    for name in ("HR@1", "HR@5", "HR@10", "HR@20", "NDCG@10", "MRR", "genre_sim@10", "paper-HR@10"):
+        assert name in entry and name in entry["intervals"]
+        low, high = entry["intervals"][name]
+        assert low <= entry[name] <= high
+    for name in ("train_seconds", "eval_seconds", "seconds_per_user"):
+        assert entry[name] >= 0
+    # spy scores item i by n - i: the rank is 1 + (items with a lower index that the user has not seen)
+    from dualrec_tui.core.movielens import load_dataset
+    from dualrec_tui.core.sequences import build_sequences, leave_one_out
+
+    split = leave_one_out(build_sequences(load_dataset(data)))
+    expected = [1 + sum(1 for i in range(t) if i not in split.test_input(u)) for u, t in enumerate(split.test_target)]
+    assert entry["HR@10"] == pytest.approx(np.mean([r <= 10 for r in expected]))
+    assert entry["MRR"] == pytest.approx(np.mean([1 / r for r in expected]))
+    # generative model: stats merged, list cleaning reported
+    lister = saved["models"]["lister"]
+    assert lister["method"] == "rank" and lister["resolved_rate"] == 0.75
+    assert lister["duplicate_rate"] == pytest.approx(2 / 20)
+    assert 0 <= lister["in_history_rate"] <= 1
+
+
+def test_error_users_count_zero(tmp_path: Path, fake_models) -> None:
+    data = synthetic_release(tmp_path / "data")
+    report = evaluate.run_evaluation(data, ["flaky"], work_dir=tmp_path / "w")
+    from dualrec_tui.core.movielens import load_dataset
+    from dualrec_tui.core.sequences import build_sequences, leave_one_out
+
+    split = leave_one_out(build_sequences(load_dataset(data)))
+    failing = [u for u in range(len(split.user_ids)) if 0 in split.test_input(u)]
+    assert failing, "the synthetic data should give the flaky model something to fail on"
+    entry = report["models"]["flaky"]
+    assert entry["errors"] == len(failing) and "boom" in entry["first_error"]
+    # all-zero scores: ties by index, so a working user's rank is 1 + unseen items below the target
+    ranks = [
+        np.inf if u in failing else 1 + sum(1 for i in range(t) if i not in split.test_input(u))
+        for u, t in enumerate(split.test_target)
+    ]
+    assert entry["MRR"] == pytest.approx(np.mean([0 if np.isinf(r) else 1 / r for r in ranks]))
+
+
+def test_user_sample_is_fixed_and_shared(tmp_path: Path, fake_models) -> None:
+    data = synthetic_release(tmp_path / "data")
+    first = evaluate.select_users(40, 10, seed=3)
+    assert first.tolist() == evaluate.select_users(40, 10, seed=3).tolist()
+    assert len(set(first.tolist())) == 10
+    assert evaluate.select_users(40, "all", 0).tolist() == list(range(40))
+    report = evaluate.run_evaluation(data, ["spy", "mostpop"], users=7, seed=3, work_dir=tmp_path / "w")
+    assert report["n_users"] == 7 and len(SpyModel.seen_score) == 7
+
+
+def test_require_shares_models_and_times_them_apart(tmp_path: Path, fake_models, monkeypatch) -> None:
+    import time
+
+    slow_fit = SpyModel.fit
+
+    def fit(self, split, catalog, seed):
+        time.sleep(0.3)
+        slow_fit(self, split, catalog, seed)
+
+    monkeypatch.setattr(SpyModel, "fit", fit)
+    data = synthetic_release(tmp_path / "data")
+    report = evaluate.run_evaluation(data, ["needs-spy", "spy"], work_dir=tmp_path / "w")
+    assert len(SpyModel.seen_fit) == 1
+    assert report["models"]["spy"]["train_seconds"] >= 0.3
+    assert report["models"]["needs-spy"]["train_seconds"] < 0.3
+
+
+def test_unknown_and_missing_models_are_clear(tmp_path: Path, monkeypatch) -> None:
+    with pytest.raises(registry.UnknownModelError, match="unknown model 'nope'"):
+        registry.model_class("nope")
+    monkeypatch.setitem(registry.MODELS, "ghost", "training.does_not_exist:Ghost")
+    with pytest.raises(registry.UnknownModelError, match="does not exist yet"):
+        registry.model_class("ghost")
+
+
+def test_cli_user_error_is_one_red_line(tmp_path: Path, capsys) -> None:
+    code = main(["evaluate", "--data", str(tmp_path / "missing"), "--models", "mostpop"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "error:" in err and "missing" in err and "Traceback" not in err
+
+
+def test_cli_end_to_end_with_baselines(tmp_path: Path) -> None:
+    data = synthetic_release(tmp_path / "data")
+    out = tmp_path / "r.json"
+    code = main(
+        [
+            "evaluate",
+            "--data",
+            str(data),
+            "--models",
+            "mostpop,markov",
+            "--json",
+            str(out),
+            "--work-dir",
+            str(tmp_path / "w"),
+        ]
+    )
+    assert code == 0
+    models = json.loads(out.read_text())["models"]
+    assert set(models) == {"mostpop", "markov"}
+    # the synthetic users walk through movies in order: the transition model must beat popularity
+    assert models["markov"]["HR@1"] > models["mostpop"]["HR@1"]
+
+
+def test_help_is_fast_and_imports_no_torch() -> None:
+    code = (
+        "import sys, contextlib, io\n"
+        "from training.__main__ import build_parser\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    try:\n"
+        "        build_parser().parse_args(['--help'])\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "assert 'evaluate' in out.getvalue() and 'sasrec' in out.getvalue(), out.getvalue()\n"
+        "names = ('torch', 'transformers', 'llama_cpp', 'sentence_transformers', 'peft')\n"
+        "heavy = [m for m in names if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])

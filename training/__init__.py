@@ -1,0 +1,1 @@
+"""Training and evaluation of every dualrec model: `python -m training --help`."""

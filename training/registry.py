@@ -1,0 +1,45 @@
+"""Model name -> "module:Class", imported only when the model is asked for.
+
+To add a model to `python -m training evaluate`, add one line here and write a class that follows
+the Recommender protocol documented in training/evaluate.py.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+from dualrec_tui.core.errors import DualrecError
+
+MODELS: dict[str, str] = {
+    "mostpop": "training.baselines:MostPopModel",
+    "markov": "training.baselines:MarkovModel",
+    "sasrec": "training.sasrec:SasrecModel",
+    "lstm": "training.fit_lstm:LstmModel",
+    "llm-base": "training.llm_eval:LlmBaseModel",
+    "llm": "training.llm_eval:LlmModel",
+    "dualrec": "training.llm_eval:DualRecModel",
+}
+
+
+class UnknownModelError(DualrecError):
+    """A model name that is not registered, or whose module is not there (yet)."""
+
+
+def model_class(name: str) -> type:
+    """The class registered for `name`, imported now; a clear error if it does not exist."""
+    target = MODELS.get(name)
+    if target is None:
+        raise UnknownModelError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
+    module_name, _, class_name = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
+            raise UnknownModelError(
+                f"model {name!r} is not available: module {module_name} does not exist yet"
+            ) from None
+        raise
+    cls = getattr(module, class_name, None)
+    if cls is None:
+        raise UnknownModelError(f"model {name!r} is not available: {module_name} has no class {class_name}")
+    return cls
