@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dualrec_tui.core.errors import DualrecError
 
 COMMAND_MODULES = [
+    "training.export_catalog",
     "training.evaluate",
     "training.sasrec",
     "training.fit_lstm",

@@ -18,6 +18,9 @@ MODELS: dict[str, str] = {
     "llm-base": "training.llm_eval:LlmBaseModel",
     "llm": "training.llm_eval:LlmModel",
     "dualrec": "training.llm_eval:DualRecModel",
+    # The same LLM rows with titles constrained to the catalog by a grammar (to measure whether it helps).
+    "llm-base-catalog": "training.llm_eval:LlmBaseCatalogModel",
+    "llm-catalog": "training.llm_eval:LlmCatalogModel",
 }
 
 
