@@ -1,0 +1,497 @@
+"""Train the DUALRec LSTM (dualrec_tui/core/lstm.py) and plug it into the evaluation harness.
+
+    python -m training lstm --data DIR --out DIR [--epochs N] [--window W] [--seed S] [--dim D] ...
+        [--threads T] [--time-limit MINUTES] [--float16]
+    python -m training lstm-search --data DIR [--data DIR2] --set '{"lr": 0.005}' ... [--device cuda]
+
+Training data: `split.training_sequences()` only. Each sequence is cut into chunks of `window + 1`
+movies taken from its end with a step of `stride` (default window // 2); a chunk predicts every next
+movie, but the loss counts each target once, in the chunk where it has the most context (the first
+chunk of a sequence counts all its targets). Loss: full-softmax cross-entropy over the whole catalog.
+Optimiser: AdamW. Early stopping on validation NDCG@10 (target `split.valid_target[u]` given
+`split.valid_input(u)`, the input items removed, full ranking: docs/evaluation.md); the best epoch's
+weights are kept. Deterministic for a given seed (single process, seeded torch and numpy).
+
+Outputs in --out: model.safetensors + config.json (loaded by `LstmRecommender.load`), metrics.jsonl
+(one line per epoch), training_curves.png, manifest.json. The hyper-parameter search behind the
+defaults is in docs/lstm.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dualrec_tui.core.catalog import Catalog
+from dualrec_tui.core.errors import DualrecError, ModelUnavailableError
+from dualrec_tui.core.lstm import (
+    REBUILD_COMMAND,
+    LstmConfig,
+    LstmRecommender,
+    build_model,
+    build_title_vocabulary,
+    load_model,
+    save_model,
+)
+from dualrec_tui.core.sequences import Split
+
+from . import metrics
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters (architecture + schedule). Defaults: see docs/lstm.md for the search."""
+
+    window: int = 30
+    dim: int = 128
+    hidden: int = 256
+    dropout: float = 0.3
+    input_dropout: float = 0.3
+    tie: bool = True
+    use_titles: bool = True
+    use_genres: bool = True
+    lr: float = 5e-3
+    weight_decay: float = 1e-4
+    batch_size: int = 128
+    max_epochs: int = 40
+    patience: int = 5
+    stride: int = 0  # 0 = window // 2
+    min_word_count: int = 2
+    eval_every: int = 1
+
+
+EpochCallback = Callable[[dict[str, Any]], None]
+BatchCallback = Callable[[int, int], None]
+
+
+# ------------------------------------------------------------------------------ data
+def training_chunks(sequences: list[list[int]], window: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
+    """Chunks (C, window + 1) of ids (index + 1, 0 = padding, right-padded) and loss masks (C, window).
+
+    A target is counted in exactly one chunk: the one where it has the longest context.
+    """
+    stride = stride or max(1, window // 2)
+    rows: list[list[int]] = []
+    masks: list[list[bool]] = []
+    for seq in sequences:
+        ids = [i + 1 for i in seq]
+        n = len(ids)
+        if n < 2:
+            continue
+        end = n
+        counted_from = n  # targets at positions >= counted_from are already counted
+        while True:
+            start = max(0, end - window - 1)
+            chunk = ids[start:end]
+            # target of step t is chunk[t + 1], at sequence position start + t + 1
+            mask = [start == 0 or start + t + 1 >= end - stride for t in range(len(chunk) - 1)]
+            mask = [m and start + t + 1 < counted_from for t, m in enumerate(mask)]
+            rows.append(chunk)
+            masks.append(mask)
+            counted_from = start + 1 if start == 0 else end - stride
+            if start == 0:
+                break
+            end -= stride
+    chunks = np.zeros((len(rows), window + 1), dtype=np.int64)
+    loss_mask = np.zeros((len(rows), window), dtype=bool)
+    for r, (chunk, mask) in enumerate(zip(rows, masks, strict=True)):
+        chunks[r, : len(chunk)] = chunk
+        loss_mask[r, : len(mask)] = mask
+    return chunks, loss_mask
+
+
+def validation_ndcg(recommender: LstmRecommender, split: Split, k: int = 10) -> tuple[float, float]:
+    """Mean NDCG@k and HR@k of the validation targets (full ranking, input items removed)."""
+    histories = [split.valid_input(u) for u in range(len(split.valid_target))]
+    if not histories:
+        return 0.0, 0.0
+    scores = recommender.score(histories)
+    exclude = metrics.exclusion_mask(histories, scores.shape[1])
+    ranks = metrics.ranks_from_scores(scores, split.valid_target, exclude)
+    return float(metrics.ndcg(ranks, k).mean()), float(metrics.hit_rate(ranks, k).mean())
+
+
+# --------------------------------------------------------------------------- training
+def train_lstm(
+    split: Split,
+    catalog: Catalog,
+    config: TrainConfig,
+    seed: int = 0,
+    on_epoch: EpochCallback | None = None,
+    on_batch: BatchCallback | None = None,
+    device: str = "cpu",
+    time_limit: float | None = None,
+):
+    """Fit an LSTM on the split's training sequences; returns (model at the best epoch, epoch log).
+
+    `time_limit` (seconds): no new epoch starts after it has passed (the best epoch so far is kept),
+    for slow machines; the config records `stopped_by_time_limit`.
+    """
+    import torch
+
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    model_config = LstmConfig(
+        n_items=len(catalog),
+        catalog_fingerprint=catalog.fingerprint,
+        title_vocabulary=build_title_vocabulary(catalog, config.min_word_count),
+        genre_vocabulary=list(catalog.genre_vocabulary),
+        window=config.window,
+        dim=config.dim,
+        hidden=config.hidden,
+        dropout=config.dropout,
+        input_dropout=config.input_dropout,
+        tie=config.tie,
+        use_titles=config.use_titles,
+        use_genres=config.use_genres,
+        training={**asdict(config), "seed": seed},
+    )
+    model = build_model(model_config, catalog).to(device)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    chunks, loss_mask = training_chunks(split.training_sequences(), config.window, config.stride)
+    chunks_t, mask_t = torch.from_numpy(chunks).to(device), torch.from_numpy(loss_mask).to(device)
+    n_batches = math.ceil(len(chunks) / config.batch_size)
+
+    log: list[dict[str, Any]] = []
+    best_ndcg, best_state, best_epoch, waited = -1.0, None, 0, 0
+    started, timed_out = time.perf_counter(), False
+    for epoch in range(1, config.max_epochs + 1):
+        if time_limit is not None and epoch > 1 and time.perf_counter() - started > time_limit:
+            timed_out = True
+            break
+        start = time.perf_counter()
+        model.train()
+        order = torch.from_numpy(rng.permutation(len(chunks))).to(device)
+        total, count = 0.0, 0
+        for b in range(n_batches):
+            rows = order[b * config.batch_size : (b + 1) * config.batch_size]
+            batch, mask = chunks_t[rows], mask_t[rows]  # (B, W + 1), (B, W)
+            width = int(mask.any(0).nonzero().max()) + 1  # drop all-padding columns at the right
+            inputs, targets, mask = batch[:, :width], batch[:, 1 : width + 1], mask[:, :width]
+            items = model.item_vectors()  # (N+1, D)
+            states = model.hidden_states(inputs, items)  # (B, w, H)
+            logits = model.logits(states[mask], items)  # (M, N) at the counted positions
+            loss = torch.nn.functional.cross_entropy(logits, targets[mask] - 1)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+            total += float(loss.detach()) * int(mask.sum())
+            count += int(mask.sum())
+            if on_batch:
+                on_batch(b + 1, n_batches)
+        record: dict[str, Any] = {"epoch": epoch, "train_loss": total / max(count, 1)}
+        if epoch % config.eval_every == 0 or epoch == config.max_epochs:
+            model.eval()
+            ndcg, hr = validation_ndcg(LstmRecommender(model, catalog), split)
+            record.update(valid_ndcg10=ndcg, valid_hr10=hr)
+            if ndcg > best_ndcg:
+                best_ndcg, best_epoch, waited = ndcg, epoch, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                waited += 1
+        record["seconds"] = time.perf_counter() - start
+        log.append(record)
+        if on_epoch:
+            on_epoch(record)
+        if waited >= config.patience:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model = model.cpu()
+    model.config.training.update(
+        best_epoch=best_epoch, best_valid_ndcg10=best_ndcg, epochs_run=len(log), stopped_by_time_limit=timed_out
+    )
+    model.eval()
+    return model, log
+
+
+# ------------------------------------------------------------------------ the harness
+class LstmModel:
+    """The LSTM as a harness Recommender (training/evaluate.py): fit or load, then score."""
+
+    name = "lstm"
+
+    def __init__(self, context: Any = None, config: TrainConfig | None = None) -> None:
+        self.context = context
+        self.config = config or TrainConfig()
+        self.recommender: LstmRecommender | None = None
+        self.log: list[dict[str, Any]] = []
+
+    def fit(self, split: Split, catalog: Catalog, seed: int) -> None:
+        model, self.log = train_lstm(split, catalog, self.config, seed)
+        self.recommender = LstmRecommender(model, catalog)
+        work_dir = getattr(self.context, "work_dir", None)
+        if work_dir is not None:
+            save_model(model, Path(work_dir) / "lstm")
+
+    def load(self, path: Path) -> None:
+        catalog = self.context.catalog
+        self.recommender = LstmRecommender(load_model(Path(path), catalog), catalog)
+
+    def score(self, histories: list[list[int]]) -> np.ndarray:
+        if self.recommender is None:
+            raise ModelUnavailableError("LSTM", "not fitted or loaded", REBUILD_COMMAND)
+        return self.recommender.score(histories)
+
+    def stats(self) -> dict[str, Any]:
+        if self.recommender is None:
+            return {}
+        training = self.recommender.config.training
+        return {k: training[k] for k in ("best_epoch", "best_valid_ndcg10", "epochs_run") if k in training}
+
+
+# ---------------------------------------------------------------------------- the CLI
+def write_curves(log: list[dict[str, Any]], path: Path) -> None:
+    """Training loss and validation NDCG@10 per epoch, as a PNG (matplotlib, Agg backend)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(9, 3.4))
+    left.plot([r["epoch"] for r in log], [r["train_loss"] for r in log], marker=".")
+    left.set(xlabel="epoch", ylabel="training loss (cross-entropy)", title="training loss")
+    valid = [r for r in log if "valid_ndcg10" in r]
+    right.plot([r["epoch"] for r in valid], [r["valid_ndcg10"] for r in valid], marker=".", color="tab:green")
+    right.set(xlabel="epoch", ylabel="NDCG@10", title="validation NDCG@10")
+    for axis in (left, right):
+        axis.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def command(args: argparse.Namespace) -> int:
+    import torch
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    from dualrec_tui.core.artifacts import write_manifest
+    from dualrec_tui.core.movielens import load_dataset
+    from dualrec_tui.core.sequences import build_sequences, leave_one_out
+
+    console = Console(stderr=True)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
+    if args.epochs is not None:
+        config.max_epochs = args.epochs
+    dataset = load_dataset(Path(args.data))
+    split = leave_one_out(build_sequences(dataset, args.kcore))
+    # The shipped catalog carries popularity over all ratings (the app's fallback); training uses none of it.
+    dataset.catalog.popularity = np.bincount(dataset.items, minlength=len(dataset.catalog)).tolist()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    console.print(
+        f"LSTM on [bold]{dataset.name}[/]: {len(dataset.catalog)} movies, {len(split.training_sequences())} "
+        f"training sequences, {len(split.valid_target)} validation users; window {config.window}, seed {args.seed}"
+    )
+    log_path = out / "metrics.jsonl"
+    log_path.write_text("", encoding="utf-8")
+    started = time.perf_counter()
+    columns = (
+        TextColumn("epoch {task.fields[epoch]}/{task.fields[max_epochs]}"),
+        BarColumn(),
+        TextColumn("loss {task.fields[loss]}  valid NDCG@10 {task.fields[ndcg]} (best {task.fields[best]})"),
+        TimeElapsedColumn(),
+        TextColumn("left ≤"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=console) as progress:
+        task = progress.add_task(
+            "lstm", total=config.max_epochs, epoch=1, max_epochs=config.max_epochs, loss="-", ndcg="-", best="-"
+        )
+        best = [-1.0]
+
+        def on_batch(done: int, total: int) -> None:
+            epoch = progress.tasks[0].fields["epoch"]
+            progress.update(task, completed=epoch - 1 + done / total)
+
+        def on_epoch(record: dict[str, Any]) -> None:
+            with log_path.open("a", encoding="utf-8") as handle:
+                handle.write(json.dumps(record) + "\n")
+            ndcg = record.get("valid_ndcg10")
+            if ndcg is not None:
+                best[0] = max(best[0], ndcg)
+            progress.update(
+                task,
+                completed=record["epoch"],
+                epoch=record["epoch"] + 1,
+                loss=f"{record['train_loss']:.3f}",
+                ndcg="-" if ndcg is None else f"{ndcg:.4f}",
+                best=f"{best[0]:.4f}",
+            )
+
+        model, log = train_lstm(
+            split,
+            dataset.catalog,
+            config,
+            args.seed,
+            on_epoch=on_epoch,
+            on_batch=on_batch,
+            time_limit=args.time_limit * 60 if args.time_limit else None,
+        )
+        progress.update(task, completed=config.max_epochs)
+    seconds = time.perf_counter() - started
+    model.config.training.update(data=dataset.name, data_fingerprint=dataset.fingerprint, train_seconds=seconds)
+    save_model(model, out, float16=args.float16)
+    write_curves(log, out / "training_curves.png")
+    training = model.config.training
+    write_manifest(
+        out,
+        {
+            "artifact": "dualrec LSTM next-movie model",
+            "data": {"name": dataset.name, "source": str(args.data), "fingerprint": dataset.fingerprint},
+            "catalog_fingerprint": dataset.catalog.fingerprint,
+            "command": "python -m training " + " ".join(sys.argv[1:] if args.argv is None else args.argv),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "metrics": {
+                "best_epoch": training["best_epoch"],
+                "valid_ndcg10": training["best_valid_ndcg10"],
+                "valid_hr10": next((r["valid_hr10"] for r in log if r["epoch"] == training["best_epoch"]), None),
+                "epochs_run": len(log),
+                "stopped_by_time_limit": training["stopped_by_time_limit"],
+                "train_seconds": round(seconds, 1),
+            },
+            "hyper_parameters": {**asdict(config), "seed": args.seed, "kcore": args.kcore},
+            "weights_dtype": "float16" if args.float16 else "float32",
+            "files": ["model.safetensors", "config.json", "metrics.jsonl", "training_curves.png"],
+        },
+    )
+    if args.catalog_out:
+        dataset.catalog.to_json(Path(args.catalog_out))
+        console.print(f"catalog written to {args.catalog_out}")
+    console.print(
+        f"best epoch {training['best_epoch']}: valid NDCG@10 {training['best_valid_ndcg10']:.4f}; "
+        f"{len(log)} epochs in {seconds:.0f} s; written to {out}"
+    )
+    return 0
+
+
+def add_command(subparsers: argparse._SubParsersAction) -> None:
+    defaults = TrainConfig()
+    parser = subparsers.add_parser(
+        "lstm",
+        help="train the LSTM next-movie model",
+        description="Train the DUALRec LSTM on a MovieLens release (leave-one-out split, early stopping on "
+        "validation NDCG@10) and write model.safetensors, config.json, metrics.jsonl, training_curves.png "
+        "and manifest.json to --out.",
+    )
+    parser.add_argument("--data", required=True, help="MovieLens release folder or .zip")
+    parser.add_argument("--out", required=True, help="output folder (e.g. models/lstm)")
+    parser.add_argument("--epochs", type=int, default=None, help=f"most epochs (default {defaults.max_epochs})")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--kcore", type=int, default=None, help="optional k-core filter (reported in the manifest)")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    parser.add_argument(
+        "--time-limit", type=float, default=None, help="minutes; start no new epoch after this (keeps the best epoch)"
+    )
+    parser.add_argument("--float16", action="store_true", help="store the weights as float16 (half the size)")
+    parser.add_argument("--catalog-out", default=None, help="also write the catalog (with popularity) as JSON here")
+    for f in fields(TrainConfig):
+        if f.name == "max_epochs":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        if f.type in ("bool", bool):
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
+        else:
+            kind = float if isinstance(f.default, float) else int
+            parser.add_argument(flag, type=kind, default=f.default, help=f"default {f.default}")
+    parser.set_defaults(func=command, argv=None)
+    add_search_command(subparsers)
+
+
+def _search_job(job: tuple[str, dict[str, Any], int, str, str]) -> dict[str, Any]:
+    """One search point: train with `overrides` on top of the defaults, report validation only."""
+    import torch
+
+    from dualrec_tui.core.movielens import load_dataset
+    from dualrec_tui.core.sequences import build_sequences, leave_one_out
+
+    data, overrides, seed, device, base = job
+    torch.set_num_threads(1)
+    dataset = load_dataset(Path(data))
+    split = leave_one_out(build_sequences(dataset))
+    config = TrainConfig(**{**json.loads(base), **overrides})
+    started = time.perf_counter()
+    model, log = train_lstm(split, dataset.catalog, config, seed, device=device)
+    training = model.config.training
+    return {
+        "data": dataset.name,
+        "overrides": overrides,
+        "valid_ndcg10": round(training["best_valid_ndcg10"], 4),
+        "best_epoch": training["best_epoch"],
+        "epochs_run": len(log),
+        "seconds": round(time.perf_counter() - started, 1),
+        "curve": [round(r.get("valid_ndcg10", 0.0), 4) for r in log],
+    }
+
+
+def search_command(args: argparse.Namespace) -> int:
+    """Validation-only hyper-parameter search: each --set is a JSON object of TrainConfig overrides."""
+    import multiprocessing
+
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    grid = [json.loads(text) for text in (args.set or ["{}"])]
+    for overrides in grid:
+        unknown = set(overrides) - {f.name for f in fields(TrainConfig)}
+        if unknown:
+            raise DualrecError(f"--set names unknown hyper-parameters: {', '.join(sorted(unknown))}")
+    jobs = [(data, overrides, args.seed, args.device, args.base) for overrides in grid for data in args.data]
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with multiprocessing.get_context("spawn").Pool(args.workers) as pool, out.open("a", encoding="utf-8") as handle:
+        for result in pool.imap_unordered(_search_job, jobs):
+            handle.write(json.dumps(result) + "\n")
+            handle.flush()
+            console.print(
+                f"{result['data']} {json.dumps(result['overrides'])}: valid NDCG@10 {result['valid_ndcg10']:.4f} "
+                f"(epoch {result['best_epoch']} of {result['epochs_run']}, {result['seconds']:.0f} s)"
+            )
+    return 0
+
+
+def add_search_command(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "lstm-search",
+        help="validation search over LSTM hyper-parameters (docs/lstm.md)",
+        description="Train one LSTM per (--set, --data) pair and append its best validation NDCG@10 to --out "
+        "(JSONL). Never looks at test targets.",
+    )
+    parser.add_argument("--data", action="append", required=True, help="MovieLens release (repeatable)")
+    parser.add_argument("--set", action="append", help="JSON overrides, e.g. '{\"lr\": 0.005}' (repeatable)")
+    parser.add_argument("--base", default="{}", help="JSON overrides applied to every point first")
+    parser.add_argument("--out", default="runs/lstm-search.jsonl")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--workers", type=int, default=1, help="parallel trainings (one thread each)")
+    parser.set_defaults(func=search_command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """For `python -m training.fit_lstm ...` (same options as `python -m training lstm`)."""
+    parser = argparse.ArgumentParser(prog="python -m training")
+    add_command(parser.add_subparsers())
+    args = parser.parse_args(["lstm", *(argv or sys.argv[1:])])
+    try:
+        return command(args)
+    except DualrecError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
