@@ -172,15 +172,13 @@ class ModelHub:
         if self.llm_enabled:
             self.components["llm"].state = "loading"
             try:
-                from .core.llm import REBUILD_BASE, LlamaGenerator, base_gguf_path, finetuned_gguf_path
+                from .core.llm import LlamaGenerator, locate_llm
 
                 options = {"n_threads": self.threads or None, "n_gpu_layers": self.gpu_layers}
-                tuned = finetuned_gguf_path(self.models_dir / "llm")
-                if tuned.is_file():
-                    generator = LlamaGenerator(tuned, **options)
-                else:
-                    generator = LlamaGenerator(base_gguf_path(), rebuild=REBUILD_BASE, **options)
-                    notes.append(f"LLM: no fine-tuned model at {tuned}, using the untuned base model")
+                files = locate_llm(self.models_dir / "llm")
+                generator = LlamaGenerator(files.model, lora_path=files.lora, rebuild=files.rebuild, **options)
+                if files.kind == "base":
+                    notes.append(f"LLM: no fine-tuned model in {self.models_dir / 'llm'}, using the untuned base model")
                 self.components["llm"].state = "ready"
                 if notes:
                     self.components["llm"].problem = notes[-1]

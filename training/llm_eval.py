@@ -80,14 +80,14 @@ class MemoGenerator:
         return answer
 
 
-def _shared_generator(ctx: Any, path: Path, rebuild: str) -> MemoGenerator:
-    """One LlamaGenerator per GGUF file per run, shared by every row that uses it."""
+def _shared_generator(ctx: Any, path: Path, rebuild: str, lora: Path | None = None) -> MemoGenerator:
+    """One LlamaGenerator per (GGUF, adapter) per run, shared by every row that uses it."""
     from dualrec_tui.core.llm import LlamaGenerator
 
     cache = ctx.models.setdefault("_llm_generators", {})
-    key = str(Path(path).resolve())
+    key = (str(Path(path).resolve()), str(Path(lora).resolve()) if lora else "")
     if key not in cache:
-        cache[key] = MemoGenerator(LlamaGenerator(path, rebuild=rebuild))
+        cache[key] = MemoGenerator(LlamaGenerator(path, lora_path=lora, rebuild=rebuild))
     return cache[key]
 
 
@@ -131,29 +131,30 @@ class LlmBaseModel:
         self.ctx = ctx
         self.generator: MemoGenerator | None = None
         self.gguf: Path | None = None
+        self.lora: Path | None = None
         self.lstm: Any = None
         self.tally = _GenerationCounts()
 
     # -- loading
-    def _default_gguf(self) -> tuple[Path, str]:
-        from dualrec_tui.core.llm import REBUILD_BASE, base_gguf_path
+    def _default_files(self) -> Any:
+        from dualrec_tui.core.llm import REBUILD_BASE, LlmFiles, base_gguf_path
 
-        return base_gguf_path(), REBUILD_BASE
+        return LlmFiles(base_gguf_path(), None, "base", REBUILD_BASE)
 
     def fit(self, split: Any, catalog: Any, seed: int) -> None:
-        path, rebuild = self._default_gguf()
-        self._setup(path, rebuild)
+        self._setup(self._default_files())
 
     def load(self, path: Path) -> None:
-        from dualrec_tui.core.llm import REBUILD_FINETUNED, finetuned_gguf_path
+        """`--checkpoint llm=PATH`: a folder (merged model, or adapter.gguf on the base), or a .gguf file."""
+        from dualrec_tui.core.llm import locate_llm
 
-        path = Path(path)
-        self._setup(finetuned_gguf_path(path) if path.is_dir() else path, REBUILD_FINETUNED)
+        self._setup(locate_llm(Path(path)))
 
-    def _setup(self, path: Path, rebuild: str) -> None:
+    def _setup(self, files: Any) -> None:
         self.lstm = self.ctx.require("lstm")
-        self.gguf = Path(path)
-        self.generator = _shared_generator(self.ctx, self.gguf, rebuild)
+        self.gguf = Path(files.model)
+        self.lora = files.lora
+        self.generator = _shared_generator(self.ctx, self.gguf, files.rebuild, files.lora)
 
     def pipeline(self, reranker: Any = None, llm_weight: float = 0.0) -> Any:
         from dualrec_tui.core.pipeline import DualRec
@@ -184,6 +185,7 @@ class LlmBaseModel:
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.tally.stats())
         out["gguf"] = str(self.gguf)
+        out["lora"] = str(self.lora) if self.lora else None
         out["n_suggestions"] = self.n_suggestions
         out["constrain_titles"] = self.constrain_titles
         if self.generator is not None and self.generator.calls:
@@ -193,19 +195,21 @@ class LlmBaseModel:
 
 
 class LlmModel(LlmBaseModel):
-    """The fine-tuned GGUF (`--checkpoint llm=PATH`, else models_dir()/llm/model.gguf)."""
+    """The fine-tuned LLM (`--checkpoint llm=PATH`, else models_dir()/llm: merged GGUF or base + adapter.gguf)."""
 
     name = "llm"
 
-    def _default_gguf(self) -> tuple[Path, str]:
-        from dualrec_tui.core.llm import REBUILD_FINETUNED, finetuned_gguf_path
+    def _default_files(self) -> Any:
+        from dualrec_tui.core.llm import locate_llm
 
-        path = finetuned_gguf_path()
-        if not path.is_file():
+        files = locate_llm()
+        if files.kind == "base":
             raise ModelUnavailableError(
-                "fine-tuned LLM", f"no model at {path}; pass --checkpoint llm=PATH", REBUILD_FINETUNED
+                "fine-tuned LLM",
+                f"no fine-tuned model in {files.model.parent}; pass --checkpoint llm=PATH",
+                files.rebuild,
             )
-        return path, REBUILD_FINETUNED
+        return files
 
 
 class LlmBaseCatalogModel(LlmBaseModel):

