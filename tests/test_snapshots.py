@@ -34,6 +34,15 @@ def seeded_app(tmp_path: Path, **options):
     return app
 
 
+def steady_cursors(app) -> None:
+    """A blinking cursor is on or off depending on timing: keep it on so pictures are deterministic."""
+    from textual.widgets import Input
+
+    for screen in app.screen_stack:
+        for field in screen.query(Input):
+            field.cursor_blink = False
+
+
 def before(*keys: str, focus: str | None = None):
     async def run(pilot) -> None:
         app = pilot.app
@@ -44,6 +53,7 @@ def before(*keys: str, focus: str | None = None):
         if focus:
             app.screen.query_one(focus).focus()
         app.clear_notifications()
+        steady_cursors(app)
         await settle(app, pilot)
 
     return run
