@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "training.finetune",
     "training.export",
     "training.pipeline_all",
+    "training.report",
 ]
 
 

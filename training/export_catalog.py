@@ -39,7 +39,9 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
         help="write the app's movie catalog (catalog.json) from a MovieLens release",
         description="Write catalog.json (titles, years, genres, IMDb/TMDb ids, popularity) for the app.",
     )
-    parser.add_argument("--data", type=Path, default=default_data_dir() / "ml-latest-small", help="release folder or .zip")
+    parser.add_argument(
+        "--data", type=Path, default=default_data_dir() / "ml-latest-small", help="release folder or .zip"
+    )
     parser.add_argument("--out", type=Path, default=Path("models/catalog.json"), help="output JSON file")
     parser.set_defaults(func=_run)
 

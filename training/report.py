@@ -1,0 +1,61 @@
+"""`python -m training report EVAL.json ...`: an `evaluate` JSON as a Markdown table (for docs/results.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+COLUMNS = ("HR@1", "HR@5", "HR@10", "HR@20", "NDCG@10", "NDCG@20", "MRR", "genre_sim@10", "paper-HR@10")
+EXTRAS = ("resolved_rate", "hallucination_rate", "duplicate_rate", "in_history_rate")
+
+
+def markdown(report: dict) -> str:
+    """One table: a row per model, the metrics of evaluation.md, NDCG@10's interval, timings."""
+    dataset = report.get("dataset", {})
+    name = dataset.get("name", "?") if isinstance(dataset, dict) else dataset
+    lines = [
+        f"**{name}**, {report.get('n_users')} users, seed {report.get('seed')}",
+        "",
+        "| model | " + " | ".join(COLUMNS) + " | NDCG@10 95% CI | resolved | train s | s/user |",
+        "|---" * (len(COLUMNS) + 5) + "|",
+    ]
+    for model, metrics in report.get("models", {}).items():
+        interval = metrics.get("intervals", {}).get("NDCG@10")
+        ci = f"[{interval[0]:.4f}, {interval[1]:.4f}]" if interval else ""
+        resolved = metrics.get("resolved_rate")
+        cells = [f"{metrics[c]:.4f}" if isinstance(metrics.get(c), (int, float)) else "" for c in COLUMNS]
+        lines.append(
+            f"| {model} | "
+            + " | ".join(cells)
+            + f" | {ci} | {'' if resolved is None else f'{resolved:.3f}'}"
+            + f" | {metrics.get('train_seconds', 0):.0f} | {metrics.get('seconds_per_user', 0):.4f} |"
+        )
+    extras = [
+        f"- {model}: " + ", ".join(f"{key} {metrics[key]:.3f}" for key in EXTRAS if key in metrics)
+        for model, metrics in report.get("models", {}).items()
+        if any(key in metrics for key in EXTRAS)
+    ]
+    return "\n".join(lines + (["", *extras] if extras else [])) + "\n"
+
+
+def add_command(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "report",
+        help="print evaluate JSON reports as Markdown tables",
+        description="Print each `python -m training evaluate --json` report as a Markdown table.",
+    )
+    parser.add_argument("reports", nargs="+", type=Path, help="JSON files written by `evaluate --json`")
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from dualrec_tui.core.errors import DataFormatError
+
+    for path in args.reports:
+        try:
+            report = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:
+            raise DataFormatError(path, None, f"not an evaluate report ({exc})") from exc
+        print(markdown(report))
+    return 0
