@@ -200,9 +200,12 @@ class ModelHub:
         else:
             self.components["llm"].state = "off"
             self.components["rerank"].state = "off"
-        self.pipeline = DualRec(
-            self.catalog, self.lstm, generator, reranker, notes=notes, **read_fusion(self.models_dir / "llm")
-        )
+        try:
+            settings = read_fusion(self.models_dir / "llm")
+            self.pipeline = DualRec(self.catalog, self.lstm, generator, reranker, notes=notes, **settings)
+        except Exception as exc:  # a bad fusion.json must not cost the LLM stage: fall back to defaults
+            notes.append(f"ignored {self.models_dir / 'llm' / 'fusion.json'}: {exc}")
+            self.pipeline = DualRec(self.catalog, self.lstm, generator, reranker, notes=notes)
         return self.pipeline
 
     # --------------------------------------------------------- recommendations

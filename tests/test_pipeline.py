@@ -259,3 +259,26 @@ def test_dualrec_tuning_keeps_the_lstm_when_the_llm_does_not_help(tmp_path) -> N
     lstm_alone = [i for i in PREFERENCE if i not in HISTORY]
     assert model.rank([HISTORY], k=20)[0] == lstm_alone
     assert model.stats()["tuning"]["best"] == model.stats()["tuning"]["lstm_only"]
+
+
+def test_every_fusion_json_key_is_accepted_by_the_app_and_dualrec(tmp_path) -> None:
+    """fusion.json as the evaluation writes it (alpha included) must build the pipeline the app uses."""
+    from pathlib import Path
+
+    from dualrec_tui.core.pipeline import DualRec, read_fusion, write_fusion
+    from dualrec_tui.services import ModelHub
+    from tests.tui_support import FakeGenerator, FakeLstm, small_catalog
+
+    class Reranker:
+        alpha = 0.5
+
+    write_fusion(tmp_path / "llm", {"alpha": 0.25, "llm_weight": 0.0, "n_suggestions": 3})
+    catalog = small_catalog()
+    settings = read_fusion(tmp_path / "llm")
+    reranker = Reranker()
+    pipeline = DualRec(catalog, FakeLstm(catalog), FakeGenerator(), reranker, **settings)
+    assert reranker.alpha == 0.25 and pipeline.llm_weight == 0.0 and pipeline.n_suggestions == 3
+
+    hub = ModelHub(models_dir=Path(tmp_path), catalog=catalog, lstm=FakeLstm(catalog), llm_enabled=False)
+    built = hub.load_llm()
+    assert built is not None and built.llm_weight == 0.0

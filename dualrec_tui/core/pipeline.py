@@ -198,11 +198,16 @@ class DualRec:
         n_suggestions: int = DEFAULT_SUGGESTIONS,
         llm_weight: float = DEFAULT_LLM_WEIGHT,
         rrf_c: float = RRF_C,
+        alpha: float | None = None,
         constrain_titles: bool = False,
         temperature: float = 0.0,
         seed: int = 0,
         notes: Sequence[str] = (),
     ) -> None:
+        """`alpha` (the re-ranker's weight on the LSTM pick vs the recent history) is set on `reranker`,
+        so every key of fusion.json can be passed straight in."""
+        if reranker is not None and alpha is not None:
+            reranker.alpha = alpha
         self.catalog = catalog
         self.lstm = lstm
         self.generator = generator
@@ -228,12 +233,12 @@ class DualRec:
         notes: list[str] = []
         generator = reranker = None
         try:
-            from .llm import LlamaGenerator, finetuned_gguf_path
+            from .llm import LlamaGenerator, locate_llm
 
-            tuned = finetuned_gguf_path(directory / "llm")
-            generator = LlamaGenerator(tuned) if tuned.is_file() else LlamaGenerator.load_default()
-            if not tuned.is_file():
-                notes.append("LLM: no fine-tuned model, using the untuned base model (python -m training export)")
+            files = locate_llm(directory / "llm")
+            generator = LlamaGenerator(files.model, lora_path=files.lora, rebuild=files.rebuild)
+            if files.kind == "base":
+                notes.append("LLM: no fine-tuned model, using the untuned base model (python -m training llm)")
         except ModelUnavailableError as exc:
             notes.append(f"LLM unavailable: {exc}")
         try:
@@ -244,9 +249,6 @@ class DualRec:
             notes.append(f"re-ranking unavailable: {exc}")
         settings = read_fusion(directory / "llm")
         settings.update(kwargs)
-        alpha = settings.pop("alpha", None)
-        if reranker is not None and alpha is not None:
-            reranker.alpha = alpha
         return cls(catalog, lstm, generator, reranker, notes=notes, **settings)
 
     def recommend(
