@@ -389,7 +389,7 @@ class DualrecApp(App[None]):
             self.notify(stage.note, title="Recommendations", severity="warning")
         elif stage.stage == "final":
             self.recs = list(stage.items)
-            from_llm = sum(1 for r in stage.items if r.source in ("llm", "both"))
+            from_llm = sum(1 for r in stage.items if r.source in ("llm", "both") and r.score is not None)
             if llm_on:
                 state = f"Final: LSTM + {from_llm} LLM pick{'' if from_llm == 1 else 's'}, re-ranked"
                 state += f" · {stage.summary}" if stage.summary else ""

@@ -274,6 +274,15 @@ class ModelHub:
         if kind == "FinalReady":
             result = event.result
             items = tuple(self._from_pipeline(r) for r in result.recommendations)
+            # LLM picks that fusion left out of the top k (e.g. weight 0 chosen on validation) are still
+            # shown, after the ranked list and labelled as such, so the user sees what the LLM said.
+            ranked = {r.index for r in items}
+            extras = tuple(
+                self._from_index(s.movie.index, "llm", "LLM also suggests (not ranked: see fusion.json)")
+                for s in result.suggestions
+                if s.status == "kept" and s.movie is not None and s.movie.index not in ranked
+            )
+            items = items + extras
             return RecStage("final", items, note="; ".join(result.notes), summary=_summary(result.counts))
         return None
 
