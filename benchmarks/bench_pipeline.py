@@ -53,7 +53,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--users", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--gguf", type=Path)
+    parser.add_argument("--gguf", type=Path, help="a .gguf file or an LLM folder (default: models_dir()/llm)")
     parser.add_argument("--n-suggestions", type=int, default=3)
     parser.add_argument("--constrain-titles", action="store_true")
     args = parser.parse_args()
@@ -64,7 +64,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from dualrec_tui.core.artifacts import models_dir
     from dualrec_tui.core.catalog import Catalog
-    from dualrec_tui.core.llm import LlamaGenerator, default_gguf_path
+    from dualrec_tui.core.llm import LlamaGenerator, locate_llm
     from dualrec_tui.core.pipeline import DualRec, LlmToken
     from dualrec_tui.core.rerank import SentenceReranker
 
@@ -76,8 +76,9 @@ def main() -> None:
     lstm, lstm_kind = load_lstm(catalog, models_dir() / "lstm")
     cold["lstm"] = time.perf_counter() - t
     t = time.perf_counter()
-    gguf = args.gguf or default_gguf_path()
-    generator = LlamaGenerator(gguf, n_threads=args.threads)
+    files = locate_llm(args.gguf)  # what the app loads: merged model, or base + shipped adapter.gguf
+    gguf = f"{files.model}" + (f" + LoRA {files.lora}" if files.lora else "") + f" ({files.kind})"
+    generator = LlamaGenerator(files.model, lora_path=files.lora, n_threads=args.threads)
     cold["llm"] = time.perf_counter() - t
     t = time.perf_counter()
     reranker = SentenceReranker(catalog)
