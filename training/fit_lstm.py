@@ -327,7 +327,7 @@ def command(args: argparse.Namespace) -> int:
             progress.update(
                 task,
                 completed=record["epoch"],
-                epoch=record["epoch"] + 1,
+                epoch=min(record["epoch"] + 1, config.max_epochs),  # the next epoch, never past the last
                 loss=f"{record['train_loss']:.3f}",
                 ndcg="-" if ndcg is None else f"{ndcg:.4f}",
                 best=f"{best[0]:.4f}",
