@@ -165,47 +165,34 @@ class ModelHub:
                 component = self.components[name]
                 component.state, component.problem, component.rebuild = "blocked", "LSTM", None
             return None
-        from .core.pipeline import DualRec, read_fusion
+        from .core.pipeline import build_pipeline, load_optional_stages
 
-        generator = reranker = None
-        notes: list[str] = []
-        if self.llm_enabled:
-            self.components["llm"].state = "loading"
-            try:
-                from .core.llm import LlamaGenerator, locate_llm
-
-                options = {"n_threads": self.threads or None, "n_gpu_layers": self.gpu_layers}
-                files = locate_llm(self.models_dir / "llm")
-                generator = LlamaGenerator(files.model, lora_path=files.lora, rebuild=files.rebuild, **options)
-                if files.kind == "base":
-                    notes.append(f"LLM: no fine-tuned model in {self.models_dir / 'llm'}, using the untuned base model")
-                self.components["llm"].state = "ready"
-                if notes:
-                    self.components["llm"].problem = notes[-1]
-                    self.components["llm"].rebuild = REBUILD_LLM
-                    self.components["llm"].note = "untuned base"
-            except Exception as exc:  # ModelUnavailableError, or a broken native library
-                self._fail("llm", exc, REBUILD_LLM)
-            self.components["rerank"].state = "loading"
-            try:
-                from .core.rerank import SentenceReranker
-
-                reranker = SentenceReranker(self.catalog)
-                vectors = reranker.embeddings  # encode (or read the cached) catalog vectors now, not on first use
-                if callable(vectors):
-                    vectors()
-                self.components["rerank"].state = "ready"
-            except Exception as exc:
-                self._fail("rerank", exc, REBUILD_RERANK)
+        if not self.llm_enabled:
+            self.components["llm"].state = self.components["rerank"].state = "off"
         else:
-            self.components["llm"].state = "off"
-            self.components["rerank"].state = "off"
-        try:
-            settings = read_fusion(self.models_dir / "llm")
-            self.pipeline = DualRec(self.catalog, self.lstm, generator, reranker, notes=notes, **settings)
-        except Exception as exc:  # a bad fusion.json must not cost the LLM stage: fall back to defaults
-            notes.append(f"ignored {self.models_dir / 'llm' / 'fusion.json'}: {exc}")
-            self.pipeline = DualRec(self.catalog, self.lstm, generator, reranker, notes=notes)
+            self.components["llm"].state = self.components["rerank"].state = "loading"
+        llm_dir = self.models_dir / "llm"
+        stages = load_optional_stages(
+            llm_dir,
+            self.catalog,
+            llm=self.llm_enabled,
+            n_threads=self.threads or None,
+            n_gpu_layers=self.gpu_layers,
+            warm=True,
+        )
+        if self.llm_enabled:
+            if stages.llm_error is not None:
+                self._fail("llm", stages.llm_error, REBUILD_LLM)
+            else:
+                llm = self.components["llm"]
+                llm.state = "ready"
+                if stages.llm_kind == "base":
+                    llm.problem, llm.rebuild, llm.note = stages.notes[0], REBUILD_LLM, "untuned base"
+            if stages.rerank_error is not None:
+                self._fail("rerank", stages.rerank_error, REBUILD_RERANK)
+            else:
+                self.components["rerank"].state = "ready"
+        self.pipeline = build_pipeline(self.catalog, self.lstm, stages, llm_dir)
         return self.pipeline
 
     # --------------------------------------------------------- recommendations

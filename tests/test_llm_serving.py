@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from dualrec_tui.core.errors import ModelUnavailableError
-from dualrec_tui.core.llm import LlamaGenerator, catalog_answer_grammar, check_gguf
+from dualrec_tui.core.llm import LlamaGenerator, TitleGuard, catalog_answer_grammar, check_gguf
 from dualrec_tui.core.prompt import answer_grammar, build_prompt, parse_answer
 from tests.tiny_llm import converter_or_skip, toy_catalog
 
@@ -64,6 +64,36 @@ def test_catalog_grammar_matches_exactly_the_catalog_labels() -> None:
         assert not title.fullmatch(wrong), wrong
     assert grammar.count("oy Story") == 1  # the shared prefix of Toy Story / Toy Story 2 is written once
     assert '"Drama"' in grammar and '"Unknown"' in grammar
+
+
+def test_title_guard_allows_only_titles_that_can_still_end_unexcluded() -> None:
+    catalog = toy_catalog()
+    toy2 = next(m for m in catalog if m.label.startswith("Toy Story 2"))
+    toy1 = next(m for m in catalog if m.label.startswith("Toy Story ("))
+    guard = TitleGuard.for_catalog(catalog, [toy1.index])
+    assert guard.excluded == {toy1.label.encode()}
+    assert guard.allows(b"Toy Story")  # Toy Story 2 can still follow
+    assert guard.allows(toy2.label.encode() + b" | Anim")
+    assert not guard.allows(toy1.label.encode() + b" |")  # the finished title is excluded
+    assert not guard.allows(toy1.label.encode()[:-1] + b")")  # ...and it is the only way to go on from here
+    assert guard.allows(b"") and guard.allows(b"<en") and guard.allows(b"<end>")  # the end marker
+    guard.exclude(toy2.label)  # named once: never again
+    assert not guard.allows(b"Toy Story")
+    guard.exclude("Not In The Catalog (2001)")  # unknown titles are ignored, not an error
+    assert len(guard.excluded) == 2
+
+
+def test_title_guard_works_on_bytes_cut_inside_a_character() -> None:
+    from dualrec_tui.core.catalog import build_catalog
+
+    rows = [("Amélie (2001)", ["Comedy", "Romance"]), ("Amadeus (1984)", ["Drama"])]
+    catalog = build_catalog([(i + 1, title, genres) for i, (title, genres) in enumerate(rows)], name="accents")
+    amelie = next(m for m in catalog if m.label.startswith("Amélie"))
+    guard = TitleGuard.for_catalog(catalog, [])
+    half = "Amé".encode()[:-1]  # a token may end inside "é"
+    assert guard.allows(half)
+    guard.exclude(amelie.label)
+    assert not guard.allows(half) and guard.allows(b"Ama")
 
 
 @pytest.fixture(scope="module")
@@ -121,6 +151,24 @@ def test_catalog_grammar_only_names_catalog_movies(generator) -> None:
         for suggestion in parsed.suggestions:
             resolution = catalog.resolve(suggestion.title, year=suggestion.year)
             assert resolution.method == "exact", (suggestion, text)
+
+
+@pytest.mark.llama
+def test_guarded_greedy_answers_never_repeat_or_name_excluded_titles(generator) -> None:
+    """With the guard, greedy catalog decoding names only unexcluded catalog movies, each once."""
+    catalog = toy_catalog()
+    grammar = catalog_answer_grammar(catalog, 3)
+    plain = parse_answer(generator.generate(_prompt(), max_tokens=200, grammar=grammar, temperature=0.0))
+    named = [catalog.resolve(s.title, year=s.year).movie.index for s in plain.suggestions]
+    assert named, "the random model should name something"
+    history = [m.index for m in catalog.movies[:5]] + named[:1]  # exclude what it chose unguarded
+    guard = TitleGuard.for_catalog(catalog, history)
+    text = generator.generate(_prompt(), max_tokens=200, grammar=grammar, temperature=0.0, guard=guard)
+    parsed = parse_answer(text)
+    assert parsed.suggestions and parsed.unparsed_lines == 0, text
+    indices = [catalog.resolve(s.title, year=s.year).movie.index for s in parsed.suggestions]
+    assert len(set(indices)) == len(indices), text
+    assert not set(indices) & set(history), text
 
 
 @pytest.mark.llama

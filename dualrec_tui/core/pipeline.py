@@ -44,7 +44,6 @@ from typing import Any, Protocol
 import numpy as np
 
 from .catalog import Catalog, Movie
-from .errors import ModelUnavailableError
 from .prompt import DEFAULT_SUGGESTIONS, END_OF_ANSWER, Suggestion, build_prompt, parse_answer
 
 RRF_C = 10.0
@@ -65,6 +64,7 @@ class Generator(Protocol):
         temperature: float,
         seed: int,
         on_token: Callable[[str], None] | None,
+        guard: Any = None,  # core.llm.TitleGuard, passed only with catalog titles and greedy decoding
     ) -> str: ...
 
 
@@ -230,26 +230,8 @@ class DualRec:
         if catalog is None:
             catalog = Catalog.from_json(directory / "catalog.json")
         lstm = LstmRecommender.load(directory / "lstm", catalog)
-        notes: list[str] = []
-        generator = reranker = None
-        try:
-            from .llm import LlamaGenerator, locate_llm
-
-            files = locate_llm(directory / "llm")
-            generator = LlamaGenerator(files.model, lora_path=files.lora, rebuild=files.rebuild)
-            if files.kind == "base":
-                notes.append("LLM: no fine-tuned model, using the untuned base model (python -m training llm)")
-        except ModelUnavailableError as exc:
-            notes.append(f"LLM unavailable: {exc}")
-        try:
-            from .rerank import SentenceReranker
-
-            reranker = SentenceReranker(catalog)
-        except ModelUnavailableError as exc:
-            notes.append(f"re-ranking unavailable: {exc}")
-        settings = read_fusion(directory / "llm")
-        settings.update(kwargs)
-        return cls(catalog, lstm, generator, reranker, notes=notes, **settings)
+        stages = load_optional_stages(directory / "llm", catalog)
+        return build_pipeline(catalog, lstm, stages, directory / "llm", **kwargs)
 
     def recommend(
         self,
@@ -370,6 +352,12 @@ class DualRec:
                 if counts["generated"] < 4 * self.n_suggestions:  # an unconstrained model may ramble
                     handle(line)
 
+        options: dict[str, Any] = {}
+        if self.constrain_titles and self.temperature == 0:
+            from .llm import TitleGuard
+
+            # catalog titles only, so the guard can also keep watched ones and repeats out of the answer
+            options["guard"] = TitleGuard.for_catalog(self.catalog, watched | ({top1} if top1 is not None else set()))
         answer = self.generator.generate(
             self.prompt_for(history, top1),
             max_tokens=TOKENS_PER_SUGGESTION * self.n_suggestions + 8,
@@ -377,12 +365,87 @@ class DualRec:
             temperature=self.temperature,
             seed=self.seed,
             on_token=on_token,
+            **options,
         )
         tail = buffer[0].split(END_OF_ANSWER, 1)[0]
         if tail.strip():
             handle(tail)  # a last line without newline (truncated by max_tokens)
         result.answer = answer
         return kept
+
+
+# ------------------------------------------------------------------------------ construction
+@dataclass
+class OptionalStages:
+    """Stages 2 and 3 as found in a models folder; a missing or broken one is None and says why."""
+
+    generator: Any = None  # core.llm.LlamaGenerator
+    reranker: Any = None  # core.rerank.SentenceReranker
+    llm_kind: str = ""  # "merged", "adapter" or "base" (untuned); "" when not loaded
+    llm_error: Exception | None = None
+    rerank_error: Exception | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def load_optional_stages(
+    llm_dir: Path,
+    catalog: Catalog,
+    *,
+    llm: bool = True,
+    n_threads: int | None = None,
+    n_gpu_layers: int | None = None,
+    warm: bool = False,
+) -> OptionalStages:
+    """Load the LLM (`llm_dir`: merged GGUF, or base + adapter.gguf, else the untuned base) and the re-ranker.
+
+    The one place both the app (services.ModelHub) and `DualRec.load` build stages 2 and 3, so they can
+    never differ. Any failure is caught and kept (a broken native library included): the LSTM list must
+    survive without them. `warm` computes (or reads the cached) catalog embeddings now, not on first use.
+    """
+    stages = OptionalStages()
+    if not llm:
+        return stages
+    try:
+        from .llm import LlamaGenerator, locate_llm
+
+        files = locate_llm(Path(llm_dir))
+        stages.generator = LlamaGenerator(
+            files.model, lora_path=files.lora, rebuild=files.rebuild, n_threads=n_threads, n_gpu_layers=n_gpu_layers
+        )
+        stages.llm_kind = files.kind
+        if files.kind == "base":
+            stages.notes.append(f"LLM: no fine-tuned model in {llm_dir}, using the untuned base model")
+    except Exception as exc:  # ModelUnavailableError, or a broken native library
+        stages.llm_error = exc
+        stages.notes.append(f"LLM unavailable: {exc}")
+    try:
+        from .rerank import SentenceReranker
+
+        stages.reranker = SentenceReranker(catalog)
+        if warm:
+            vectors = stages.reranker.embeddings
+            if callable(vectors):
+                vectors()
+    except Exception as exc:
+        stages.reranker = None
+        stages.rerank_error = exc
+        stages.notes.append(f"re-ranking unavailable: {exc}")
+    return stages
+
+
+def build_pipeline(catalog: Catalog, lstm: Scorer, stages: OptionalStages, llm_dir: Path, **overrides: Any) -> DualRec:
+    """The DUALRec pipeline with the fusion settings chosen on validation (`llm_dir/fusion.json`).
+
+    A fusion file with bad values costs only the settings (defaults are used and a note says so)."""
+    notes = list(stages.notes)
+    try:
+        settings = read_fusion(llm_dir)
+        if settings.get("n_suggestions", 1) < 1:
+            raise ValueError(f"n_suggestions must be at least 1, not {settings['n_suggestions']}")
+        return DualRec(catalog, lstm, stages.generator, stages.reranker, notes=notes, **{**settings, **overrides})
+    except (TypeError, ValueError) as exc:
+        notes.append(f"ignored {Path(llm_dir) / FUSION_FILE}: {exc}")
+        return DualRec(catalog, lstm, stages.generator, stages.reranker, notes=notes, **overrides)
 
 
 def read_fusion(directory: Path) -> dict[str, Any]:
