@@ -386,6 +386,7 @@ def train_lora(
     model.train()
     started = time.perf_counter()
     progress = _progress(show_progress and accelerator.is_main_process)
+    log_lines = show_progress and accelerator.is_main_process and not progress.console.is_terminal
     with progress:
         task = progress.add_task("LoRA", total=settings.steps, completed=start_step, loss=float("nan"))
         for step in range(start_step, settings.steps):
@@ -403,6 +404,12 @@ def train_lora(
             losses.append(round(value, 5))
             progress.update(task, advance=1, loss=sum(losses[-10:]) / len(losses[-10:]))
             done = step + 1
+            if log_lines and (done % LOG_EVERY == 0 or done == settings.steps):  # a log file gets no live bar
+                elapsed = time.perf_counter() - started
+                progress.console.print(
+                    f"LoRA step {done}/{settings.steps}  loss {sum(losses[-10:]) / len(losses[-10:]):.3f}"
+                    f"  {elapsed / (done - start_step):.1f} s/step  elapsed {elapsed / 60:.1f} min"
+                )
             if accelerator.is_main_process and (done % settings.save_every == 0 or done == settings.steps):
                 _save_checkpoint(
                     out / f"checkpoint-{done}", accelerator.unwrap_model(model), optimizer, done, losses, fingerprint
@@ -435,6 +442,9 @@ def _prune_checkpoints(out: Path, keep: int) -> None:
     )
     for folder in folders[:-keep]:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+LOG_EVERY = 10  # steps between plain progress lines when output goes to a file
 
 
 def _progress(enabled: bool) -> Any:

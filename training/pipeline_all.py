@@ -18,6 +18,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from dualrec_tui.core.pipeline import FUSION_FILE
+
 STEPS = ("catalog", "lstm", "llm", "export", "evaluate")
 
 
@@ -101,11 +103,15 @@ def run_all(
             checkpoints=checkpoints,
             console=console,
             json_path=out / "evaluation.json",
+            work_dir=out / "eval",
         )
+        fusion = out / "eval" / FUSION_FILE
+        if fusion.is_file():  # the fusion settings `dualrec` chose on validation ship with the adapter
+            shutil.copy2(fusion, out / "llm" / FUSION_FILE)
         cells = [
-            f"{name} HR@10 {entry.get('metrics', entry).get('hr@10', float('nan')):.3f}"
+            f"{name} NDCG@10 {entry['NDCG@10']:.3f}"
             for name, entry in report["models"].items()
-            if isinstance(entry.get("metrics", entry).get("hr@10", None), float)
+            if isinstance(entry.get("NDCG@10"), float)
         ]
         return "; ".join(cells) or str(out / "evaluation.json")
 
