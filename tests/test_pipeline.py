@@ -276,9 +276,14 @@ def test_dualrec_tuning_chooses_the_title_mode_on_validation(tmp_path) -> None:
     assert model.stage_name == "llm-base-catalog" and model.llm_weight > 0
     assert json.loads((tmp_path / "fusion.json").read_text())["constrain_titles"] is True
     assert model.stats()["constrain_titles"] is True
-    _, model = _llm_rows(tmp_path, hit, catalog_generator=hit)  # a tie keeps free titles
+    _, model = _llm_rows(tmp_path, hit, catalog_generator=hit)  # a tie, equally usable: free titles
     assert model.stage_name == "llm-base"
     assert json.loads((tmp_path / "fusion.json").read_text())["constrain_titles"] is False
+    # the LSTM alone in both modes (w = 0), but catalog titles are usable more often: they win the tie
+    miss = _OracleGenerator({"The Matrix (1999)": "Heat (1995) | Action"})
+    _, model = _llm_rows(tmp_path, _OracleGenerator({}), catalog_generator=miss)
+    assert model.llm_weight == 0.0 and model.stage_name == "llm-base-catalog"
+    assert model.stats()["tuning"]["usable_rate"] == {"llm-base": 0.0, "llm-base-catalog": 1.0}
 
 
 def test_every_fusion_json_key_is_accepted_by_the_app_and_dualrec(tmp_path) -> None:

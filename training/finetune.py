@@ -55,12 +55,14 @@ class LoraSettings:
     ml-latest-small within a CPU budget of a few hundred steps).
     """
 
-    rank: int = 8
-    alpha: int = 16
+    rank: int = 16
+    alpha: int = 32
     dropout: float = 0.05
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
     learning_rate: float = 5e-4
-    steps: int = 200
+    steps: int = 400
     batch_size: int = 4
     warmup_steps: int = 10
     max_length: int = 320

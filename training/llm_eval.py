@@ -311,16 +311,21 @@ class DualRecModel:
         grid: dict[str, float] = {}
         best = (-1.0, 0.0, self.alpha, self.stage_name)
         lstm_only = 0.0
-        for name, stage in self.stages.items():  # free titles first: ties keep it
+        usable: dict[str, float] = {}  # per title mode: share of generated titles that are new catalog movies
+        for name, stage in self.stages.items():
             pipeline = stage.pipeline(reranker=None, llm_weight=0.0)
             cases = []
+            generated = new = 0
             for u in users:
                 history = split.valid_input(int(u))
                 result = pipeline.recommend(history, k=1)
                 kept = [s.movie.index for s in result.suggestions if s.status == "kept" and s.movie is not None]
+                generated += result.counts.get("generated", 0)
+                new += len(kept)
                 order = np.asarray(result.ranking, dtype=np.int64)
                 top1 = int(order[0]) if order.shape[0] else None
                 cases.append((history, int(split.valid_target[int(u)]), order, kept, top1))
+            usable[name] = new / generated if generated else 0.0
             for alpha in ALPHAS:
                 self.reranker.alpha = alpha
                 reranked = [[i for i, _ in self.reranker.rerank(c[3], c[0], c[4])] if c[3] else [] for c in cases]
@@ -335,6 +340,14 @@ class DualRecModel:
                         lstm_only = value
                     if value > best[0] + 1e-12:  # strict: ties keep the smaller weight (w = 0 first)
                         best = (value, weight, alpha, name)
+                    elif (
+                        value > best[0] - 1e-12
+                        and (weight, alpha) == best[1:3]
+                        and usable[name] > usable.get(best[3], 0.0) + 1e-12
+                    ):
+                        # the same ranking quality: keep the title mode whose suggestions are more often
+                        # usable (the app shows them even when fusion leaves them out of the list)
+                        best = (value, weight, alpha, name)
         _, self.llm_weight, self.alpha, self.stage_name = best
         self.stage = self.stages[self.stage_name]
         self.reranker.alpha = self.alpha
@@ -343,6 +356,7 @@ class DualRecModel:
             "tune_metric": f"NDCG@{TUNE_K} on validation targets",
             "lstm_only": lstm_only,
             "best": best[0],
+            "usable_rate": usable,
             "grid": grid,
         }
         write_fusion(
