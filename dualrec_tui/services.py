@@ -186,8 +186,8 @@ class ModelHub:
             else:
                 llm = self.components["llm"]
                 llm.state = "ready"
-                if stages.llm_kind == "base":
-                    llm.problem, llm.rebuild, llm.note = stages.notes[0], REBUILD_LLM, "untuned base"
+                if stages.llm_note:
+                    llm.problem, llm.rebuild, llm.note = stages.llm_note, REBUILD_LLM, "untuned base"
             if stages.rerank_error is not None:
                 self._fail("rerank", stages.rerank_error, REBUILD_RERANK)
             else:

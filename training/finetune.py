@@ -47,6 +47,9 @@ KNOWN_BASES = {
 IGNORE_INDEX = -100
 
 
+LOG_EVERY = 10  # steps between plain progress lines when output goes to a file
+
+
 @dataclass
 class LoraSettings:
     """Hyper-parameters of one fine-tuning run (all recorded in the manifest).
@@ -444,9 +447,6 @@ def _prune_checkpoints(out: Path, keep: int) -> None:
     )
     for folder in folders[:-keep]:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-LOG_EVERY = 10  # steps between plain progress lines when output goes to a file
 
 
 def _progress(enabled: bool) -> Any:

@@ -22,7 +22,6 @@ import time
 from bisect import bisect_left, insort
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -386,7 +385,9 @@ class LlamaGenerator:
         def grammar_mask(logits: np.ndarray) -> np.ndarray:
             """`logits` with every token the grammar forbids at -inf (one whole-vocabulary pass)."""
             masked = logits.copy()
-            array = buffers.setdefault(n_vocab, (llama_cpp.llama_token_data * n_vocab)())
+            if n_vocab not in buffers:
+                buffers[n_vocab] = (llama_cpp.llama_token_data * n_vocab)()
+            array = buffers[n_vocab]
             view = np.ctypeslib.as_array(array)
             view["id"] = np.arange(n_vocab, dtype=np.int32)
             view["logit"] = logits
@@ -507,8 +508,7 @@ def _radix_rules(labels: Iterable[str], prefix: str = "t") -> tuple[str, list[st
     return expression(trie), rules
 
 
-@lru_cache(maxsize=4)
-def _catalog_grammar(fingerprint: str, labels: tuple[str, ...], genres: tuple[str, ...], n: int) -> str:
+def _catalog_grammar(labels: tuple[str, ...], genres: tuple[str, ...], n: int) -> str:
     root_expression, rules = _radix_rules(labels)
     genre_choice = " | ".join(_gbnf_literal(g) for g in genres)
     head = [
@@ -528,7 +528,7 @@ def catalog_answer_grammar(catalog: Catalog, n: int) -> str:
     if grammar is None:
         labels = _catalog_labels(catalog)
         genres = tuple([*catalog.genre_vocabulary, "Unknown"])
-        grammar = _GRAMMARS[key] = _catalog_grammar(catalog.fingerprint, labels, genres, n)
+        grammar = _GRAMMARS[key] = _catalog_grammar(labels, genres, n)
     return grammar
 
 

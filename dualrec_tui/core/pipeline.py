@@ -382,6 +382,7 @@ class OptionalStages:
     generator: Any = None  # core.llm.LlamaGenerator
     reranker: Any = None  # core.rerank.SentenceReranker
     llm_kind: str = ""  # "merged", "adapter" or "base" (untuned); "" when not loaded
+    llm_note: str = ""  # why the LLM is not the fine-tuned one, when it is not
     llm_error: Exception | None = None
     rerank_error: Exception | None = None
     notes: list[str] = field(default_factory=list)
@@ -414,7 +415,8 @@ def load_optional_stages(
         )
         stages.llm_kind = files.kind
         if files.kind == "base":
-            stages.notes.append(f"LLM: no fine-tuned model in {llm_dir}, using the untuned base model")
+            stages.llm_note = f"LLM: no fine-tuned model in {llm_dir}, using the untuned base model"
+            stages.notes.append(stages.llm_note)
     except Exception as exc:  # ModelUnavailableError, or a broken native library
         stages.llm_error = exc
         stages.notes.append(f"LLM unavailable: {exc}")
