@@ -368,31 +368,41 @@ class DualrecApp(App[None]):
         if message.run != self._rec_run:
             return  # a newer run is under way
         stage = message.stage
-        if stage.stage in ("lstm", "llm", "final"):
+        if stage.stage in ("lstm", "fused", "llm", "final"):
             self.rec_stage = stage.stage
-        llm_on = self.hub.pipeline is not None and getattr(self.hub.pipeline, "generator", None) is not None
+        pipeline = self.hub.pipeline
+        llm_on = pipeline is not None and (
+            getattr(pipeline, "ranker", None) is not None or getattr(pipeline, "generator", None) is not None
+        )
+        candidates_mode = getattr(pipeline, "mode", "") == "candidates"
         if stage.stage == "lstm":
             self._lstm_recs = list(stage.items)
             self.recs = list(stage.items)
             state = "LSTM picks · LLM thinking…" if llm_on else "LSTM picks"
+            self.main.show_recommendations(self.recs, state, "Nothing to recommend yet")
+        elif stage.stage == "fused":
+            self.recs = list(stage.items)
+            state = "Ranked · the LLM is writing its picks…" if llm_on else "Ranked"
             self.main.show_recommendations(self.recs, state, "Nothing to recommend yet")
         elif stage.stage == "token":
             self._tokens += 1
             if self._tokens % 4 == 1:
                 self.main.show_recs_state(f"LSTM picks · LLM writing… ({self._tokens} tokens)")
         elif stage.stage == "llm":
-            seen = {r.index for r in self._lstm_recs}
-            streamed = [r for r in stage.items if r.index not in seen]
-            self.recs = self._lstm_recs + streamed
-            self.main.show_recommendations(self.recs, f"LSTM picks + {len(stage.items)} LLM suggestions · re-ranking…")
+            if candidates_mode:  # the list is already in its fused order: only say what the LLM picked
+                picks = ", ".join(r.title for r in stage.items)
+                self.main.show_recs_state(f"Ranked · the LLM picks {picks}…")
+            else:
+                seen = {r.index for r in self._lstm_recs}
+                streamed = [r for r in stage.items if r.index not in seen]
+                self.recs = self._lstm_recs + streamed
+                self.main.show_recommendations(self.recs, f"LSTM picks + {len(stage.items)} LLM suggestions…")
         elif stage.stage == "notice":
             self.notify(stage.note, title="Recommendations", severity="warning")
         elif stage.stage == "final":
             self.recs = list(stage.items)
-            from_llm = sum(1 for r in stage.items if r.source in ("llm", "both") and r.score is not None)
             if llm_on:
-                state = f"Final: LSTM + {from_llm} LLM pick{'' if from_llm == 1 else 's'}, re-ranked"
-                state += f" · {stage.summary}" if stage.summary else ""
+                state = stage.summary or "LSTM order"
             else:
                 state = "LSTM picks" + (f" · {stage.note}" if stage.note else "")
             self.main.show_recommendations(self.recs, state, "Nothing to recommend yet")

@@ -38,11 +38,13 @@ class Recommendation:
     source: str = "lstm"  # "lstm", "llm" or "both"
     why: str = ""
     score: float | None = None
+    signals: tuple[str, ...] = ("lstm",)  # what placed it: "lstm", "llm", "sim" (core.fusion.SIGNALS)
 
 
 @dataclass(frozen=True)
 class RecStage:
-    """One step of a recommendation run: stage is "lstm", "llm" (partial, streaming) or "final"."""
+    """One step of a recommendation run: stage is "lstm", "fused" (the fused list, before the LLM writes),
+    "llm" (partial, streaming), "token", "notice" or "final"."""
 
     stage: str
     items: tuple[Recommendation, ...]
@@ -250,56 +252,34 @@ class ModelHub:
             return RecStage("lstm", tuple(self._from_pipeline(r) for r in event.recommendations))
         if kind == "LlmToken":
             return RecStage("token", (), note=event.text)
+        if kind == "FusedReady":
+            return RecStage("fused", tuple(self._from_pipeline(r) for r in event.recommendations))
         if kind == "LlmSuggestion":
             if event.status != "kept" or event.movie is None:
                 return None
             movie = event.movie
-            kept.append(Recommendation(movie.label, movie.index, movie.genres, "llm", "LLM suggestion (re-ranking…)"))
+            kept.append(Recommendation(movie.label, movie.index, movie.genres, "llm", "the LLM's pick", None, ("llm",)))
             return RecStage("llm", tuple(kept))
         if kind == "Notice":
             return RecStage("notice", (), note=event.message)
         if kind == "FinalReady":
             result = event.result
             items = tuple(self._from_pipeline(r) for r in result.recommendations)
-            # LLM picks that fusion left out of the top k (e.g. weight 0 chosen on validation) are still
-            # shown, after the ranked list and labelled as such, so the user sees what the LLM said.
-            ranked = {r.index for r in items}
-            extras = tuple(
-                self._from_index(s.movie.index, "llm", "LLM also suggests (not ranked: see fusion.json)")
-                for s in result.suggestions
-                if s.status == "kept" and s.movie is not None and s.movie.index not in ranked
-            )
-            items = items + extras
-            return RecStage("final", items, note="; ".join(result.notes), summary=_summary(result.counts))
+            describe = getattr(self.pipeline, "describe", None)
+            summary = describe(result) if callable(describe) else ""
+            return RecStage("final", items, note="; ".join(result.notes), summary=summary)
         return None
 
     def _from_pipeline(self, rec: Any) -> Recommendation:
         movie = rec.movie
-        return Recommendation(movie.label, movie.index, movie.genres, rec.source, rec.why, rec.score)
+        signals = tuple(getattr(rec, "signals", ("lstm",)))
+        return Recommendation(movie.label, movie.index, movie.genres, rec.source, rec.why, rec.score, signals)
 
     # ----------------------------------------------------------------- helpers
     def _from_index(self, index: int, source: str, why: str, score: float | None = None) -> Recommendation:
         assert self.catalog is not None
         movie = self.catalog[index]
         return Recommendation(movie.label, index, movie.genres, source, why, score)
-
-
-def _summary(counts: dict[str, int]) -> str:
-    """'LLM: 5 titles, 2 new; 2 unknown, 1 watched' from the pipeline's counts."""
-    if not counts.get("generated"):
-        return "LLM: no titles" if counts else ""
-    dropped = [
-        f"{counts[key]} {label}"
-        for key, label in (
-            ("unresolved", "not in catalog"),
-            ("watched", "watched"),
-            ("duplicate", "repeated"),
-            ("lstm-pick", "= LSTM top pick"),
-        )
-        if counts.get(key)
-    ]
-    text = f"LLM: {counts['generated']} titles, {counts.get('kept', 0)} new"
-    return text + (f"; {', '.join(dropped)}" if dropped else "")
 
 
 class _Cancelled(BaseException):

@@ -60,25 +60,31 @@ async def test_search_log_recommend_streams_lstm_then_llm(tmp_path: Path) -> Non
         titles = [r.title for r in app.recs]
         assert "The Matrix (1999)" not in titles  # never recommend what was watched
         assert len(app.recs) == app.hub.n_recommendations
-        sources = {r.title: r.source for r in app.recs}
-        # the fake LLM suggested Inception, Fight Club, Back to the Future and one unknown title
-        assert {"Inception (2010)", "Fight Club (1999)"} <= set(sources)
-        assert {sources["Inception (2010)"], sources["Fight Club (1999)"]} <= {"llm", "both"}
+        # the fake LLM prefers short titles: with its fusion weight they climb, and their tags say so
+        result = app.hub.pipeline.recommend(app.watchlog.model_input(app.hub.catalog), app.hub.n_recommendations)
+        assert [r.title for r in app.recs] == [r.movie.label for r in result.recommendations]  # fused order
+        assert result.stages["reordered"] and any("llm" in r.signals for r in app.recs)
+        for rec in app.recs:
+            assert rec.signals and set(rec.signals) <= {"lstm", "llm", "sim"}
         assert all(r.why for r in app.recs)
         assert app.main.query_one(RecommendationList).option_count == len(app.recs)
+        state = str(app.main.query_one("#recs-state").render())
+        assert "re-ordered by the LLM" in state and "re-ranked" not in state
 
 
-def test_hub_emits_lstm_first_then_llm_then_final(tmp_path: Path) -> None:
+def test_hub_emits_lstm_then_the_fused_list_then_the_llm_picks(tmp_path: Path) -> None:
     hub = make_hub(tmp_path)
     stages = []
     matrix = hub.catalog.resolve("The Matrix (1999)").movie.index
     hub.recommend([matrix], {matrix}, stages.append, lambda: False)
-    kinds = [s.stage for s in stages if s.stage != "token"]
-    assert kinds[0] == "lstm" and kinds[-1] == "final"
-    assert "llm" in kinds and kinds.index("llm") < kinds.index("final")
-    assert any(s.stage == "token" for s in stages)  # the LLM streamed
+    kinds = [s.stage for s in stages]
+    assert kinds[0] == "lstm" and kinds[1] == "fused" and kinds[-1] == "final"
+    assert kinds.index("fused") < kinds.index("llm") < kinds.index("final")  # list on screen before it writes
     streamed = [s for s in stages if s.stage == "llm"]
-    assert [len(s.items) for s in streamed] == sorted(len(s.items) for s in streamed)  # grows as it streams
+    assert [len(s.items) for s in streamed] == [1, 2, 3]  # the written picks, one at a time
+    fused, final = stages[1], stages[-1]
+    assert [r.index for r in final.items] == [r.index for r in fused.items]
+    assert "LLM's picks:" in final.summary
 
 
 def test_hub_stops_a_cancelled_run(tmp_path: Path) -> None:

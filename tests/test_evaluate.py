@@ -241,3 +241,53 @@ def test_help_is_fast_and_imports_no_torch() -> None:
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[1])
+
+
+def test_paired_differences_by_hand() -> None:
+    ranks = np.array([1.0, 3.0, np.inf, 2.0])
+    reference = np.array([2.0, 3.0, 1.0, np.inf])
+    indices = evaluate.metrics.bootstrap_indices(4)
+    paired = evaluate.paired_entry(ranks, reference, indices)
+    ndcg = paired["NDCG@10"]
+    by_hand = [1 - 1 / np.log2(3), 0.0, -1.0, 1 / np.log2(3)]
+    assert ndcg["diff"] == pytest.approx(np.mean(by_hand))
+    assert ndcg["users_better"] == 2 and ndcg["users_worse"] == 1
+    assert ndcg["interval"][0] <= ndcg["diff"] <= ndcg["interval"][1]
+    same = evaluate.paired_entry(ranks, ranks, indices)
+    assert same["HR@10"] == {"diff": 0.0, "interval": [0.0, 0.0], "ratio": 1.0, "users_better": 0, "users_worse": 0}
+
+
+def test_paired_with_adds_intervals_that_separate_what_per_model_intervals_cannot(tmp_path: Path, capsys) -> None:
+    from training.report import markdown
+
+    data = synthetic_release(tmp_path / "data")
+    out = tmp_path / "paired.json"
+    code = main(
+        ["evaluate", "--data", str(data), "--models", "mostpop,markov", "--paired-with", "mostpop", "--json", str(out)]
+    )
+    assert code == 0
+    report = json.loads(out.read_text())
+    paired = report["models"]["markov"]["paired"]["mostpop"]
+    assert set(paired) == {"NDCG@10", "HR@10"}
+    diff = report["models"]["markov"]["NDCG@10"] - report["models"]["mostpop"]["NDCG@10"]
+    assert paired["NDCG@10"]["diff"] == pytest.approx(diff)
+    assert "paired" not in report["models"]["mostpop"]
+    assert "paired differences" in capsys.readouterr().out
+    assert "| markov | mostpop | NDCG@10 |" in markdown(report)
+    with pytest.raises(evaluate.DualrecError, match="not in --models"):
+        evaluate.run_evaluation(data, ["mostpop"], paired_with=["lstm"], work_dir=tmp_path / "w")
+
+
+def test_lstm_plus_markov_tunes_its_weight_on_validation(tmp_path: Path, monkeypatch) -> None:
+    """The free second signal: a weight from its grid (0 included) chosen on validation targets only."""
+    from training.ensembles import MARKOV_WEIGHTS
+
+    monkeypatch.setitem(registry.MODELS, "lstm", "training.baselines:MostPopModel")  # a cheap stand-in
+    data = synthetic_release(tmp_path / "data")
+    report = evaluate.run_evaluation(data, ["lstm", "markov", "lstm+markov"], work_dir=tmp_path / "w")
+    entry = report["models"]["lstm+markov"]
+    assert entry["markov_weight"] in MARKOV_WEIGHTS and set(entry["valid_NDCG@10_by_weight"]) == {
+        str(w) for w in MARKOV_WEIGHTS
+    }
+    # popularity alone cannot follow the synthetic users' walk; the Markov signal can, so it gets a weight
+    assert entry["markov_weight"] > 0 and entry["NDCG@10"] > report["models"]["lstm"]["NDCG@10"]

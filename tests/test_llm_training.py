@@ -308,3 +308,111 @@ def test_missing_converter_names_the_fix(tmp_path: Path, monkeypatch: pytest.Mon
     with pytest.raises(ConverterMissingError, match="DUALREC_LLAMA_CPP_SOURCE"):
         find_converter(download=False)
     assert os.environ["DUALREC_CACHE_DIR"] == str(tmp_path)
+
+
+# ---------------------------------------------------------------------------- candidate examples
+class _PopularScorer:
+    """LSTM stand-in for example building: the same preference for everyone (catalog order)."""
+
+    def __init__(self, n_items: int) -> None:
+        self.n_items = n_items
+
+    def __call__(self, histories):
+        return np.tile(-np.arange(self.n_items, dtype=np.float64), (len(histories), 1))
+
+
+def test_candidate_examples_come_from_training_prefixes_and_spread_the_target_over_letters() -> None:
+    from dualrec_tui.core.prompt import CANDIDATE_LETTERS
+
+    catalog, split = toy_catalog(), toy_split(n_users=40, length=10)
+    scorer = _PopularScorer(len(catalog))
+    examples = llm_data.build_candidate_examples(split, catalog, scorer, n_candidates=8, missing="inject", seed=0)
+    assert examples
+    training = split.training_sequences()
+    positions = []
+    for example in examples:
+        seq = training[example.user]
+        first = example.answer.splitlines()[0]
+        letter, rest = first.split(". ", 1)
+        assert rest.startswith(catalog[seq[example.cut]].label)  # the next movie, from the training prefix
+        assert f"\n{first}\n" in example.prompt  # ... shown under that letter among the candidates
+        assert example.answer.endswith("<end>\n") and example.prompt.endswith("Answer:\n")
+        positions.append(CANDIDATE_LETTERS.index(letter))
+        if example.user < len(split.valid_target):
+            for held_out in (split.valid_target[example.user], split.test_target[example.user]):
+                assert catalog[held_out].label not in example.answer
+    # shuffled: the target's letter is spread over all 8 positions, not stuck where the LSTM ranks it
+    counts = np.bincount(positions, minlength=8)
+    assert (counts > 0).all() and counts.max() < 0.4 * len(positions)
+
+
+def test_candidate_examples_drop_or_inject_a_missing_target() -> None:
+    catalog, split = toy_catalog(), toy_split(n_users=40, length=10)
+    scorer = _PopularScorer(len(catalog))
+    dropped = llm_data.build_candidate_examples(split, catalog, scorer, n_candidates=4, missing="drop")
+    injected = llm_data.build_candidate_examples(split, catalog, scorer, n_candidates=4, missing="inject")
+    assert len(injected) > len(dropped) > 0
+    training = split.training_sequences()
+    for example, keep_all in [(e, False) for e in dropped] + [(e, True) for e in injected]:
+        history = training[example.user][: example.cut]
+        top4 = [i for i in range(len(catalog)) if i not in history][:4]  # _PopularScorer's candidates
+        target = training[example.user][example.cut]
+        shown = [line for line in example.prompt.splitlines() if line[1:3] == ". "]
+        assert len(shown) == 4 and catalog[target].label in "\n".join(shown)
+        if not keep_all:
+            assert target in top4  # drop: only cuts whose next movie the LSTM put among its candidates
+        assert catalog[top4[0]].label in "\n".join(shown)  # inject never replaces the LSTM's top pick
+    with pytest.raises(ValueError, match="missing"):
+        llm_data.build_candidate_examples(split, catalog, scorer, missing="maybe")
+
+
+def _fixed_candidate_examples(favourite: int = 2, n: int = 64, seed: int = 0) -> list:
+    """Candidate prompts over the toy catalog whose answer is always `favourite`, under any letter."""
+    from dualrec_tui.core.prompt import build_candidate_prompt, candidate_line, format_candidate_answer
+
+    catalog = toy_catalog()
+    rng = np.random.default_rng(seed)
+    examples = []
+    for i in range(n):
+        others = [int(j) for j in rng.permutation(len(catalog)) if j != favourite][:5]
+        shown = [int(j) for j in rng.permutation([favourite, *others[:3]])]
+        letter = "ABCD"[shown.index(favourite)]
+        recent = [catalog[j] for j in others[3:]]
+        prompt = build_candidate_prompt(recent, catalog[others[0]], [catalog[j] for j in shown])
+        answer = format_candidate_answer([candidate_line(letter, catalog[favourite])])
+        examples.append(llm_data.Example(prompt=prompt, answer=answer, user=i, cut=5, n=1))
+    return examples
+
+
+@pytest.mark.llama
+@pytest.mark.slow
+def test_llama_cpp_verbalizer_scores_every_candidate_in_one_pass(tmp_path: Path) -> None:
+    """LoRA on candidate prompts -> GGUF -> LlamaCandidateRanker: the scores are the model's own letter
+    log-probabilities after the prompt (one pass), and the lines it writes are candidate lines, best first,
+    without repeats."""
+    converter_or_skip()
+    from dualrec_tui.core.llm import LlamaGenerator
+    from dualrec_tui.core.llm_rank import LlamaCandidateRanker
+    from training.export import export
+
+    hf = build_tiny_hf_model(tmp_path / "hf")
+    settings = LoraSettings(**{**FAST.__dict__, "steps": 40, "max_length": 512})
+    train_lora(hf, _fixed_candidate_examples(), tmp_path / "train", settings, show_progress=False, threads=1)
+    report = export(tmp_path / "train", str(hf), tmp_path / "export", quant="F32")
+    ranker = LlamaCandidateRanker(LlamaGenerator(Path(report["merged_check"]["file"]), n_ctx=512, n_threads=1))
+    catalog = toy_catalog()
+    for example in _fixed_candidate_examples(n=4, seed=99):  # unseen shuffles
+        lines = [line for line in example.prompt.splitlines() if line[:2].rstrip(".").isalpha() and line[1:3] == ". "]
+        scores, written = ranker.run(example.prompt, lines, n_write=3)
+        assert np.exp(scores).sum() == pytest.approx(1.0)
+        assert written[0] == int(np.argmax(scores))  # the first written line is the best-scored candidate
+        assert len(set(written)) == 3 and all(0 <= p < len(lines) for p in written)
+        assert all(catalog.resolve(lines[p].split(". ", 1)[1].split(" |")[0]).movie is not None for p in written)
+        # the same numbers from the model's logits after the prompt, computed independently
+        llama = ranker.generator.llama
+        ids = llama.tokenize(example.prompt.encode(), special=True)
+        logits = _llama_cpp_logits(Path(report["merged_check"]["file"]), ids)[-1]
+        letters = ranker.letter_tokens(len(lines))
+        expected = logits[letters] - logits[letters].max()
+        expected -= np.log(np.exp(expected).sum())
+        assert np.allclose(scores, expected, atol=5e-3)  # the generator keeps an f16 KV cache, the check f32

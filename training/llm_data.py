@@ -1,10 +1,19 @@
 """Fine-tuning examples for the LLM stage, from training sequences only.
 
-At a few cut points per training sequence the prompt is `build_prompt(last 5 movies before the cut,
-the LSTM's top prediction at the cut, n)` and the answer is `format_answer(the next n movies the user
-really watched)`. Both come from dualrec_tui.core.prompt, so the model learns exactly the text the
-app and the evaluation send. Validation and test targets never appear: `Split.training_sequences()`
-excludes them by construction (a test checks it).
+Two tasks, each with the prompt of dualrec_tui.core.prompt that the app and the evaluation send:
+
+- *titles* (`build_examples`): at a few cut points per training sequence the prompt is
+  `build_prompt(last 5 movies before the cut, the LSTM's top prediction at the cut, n)` and the answer
+  `format_answer(the next n movies the user really watched)`.
+- *candidates* (`build_candidate_examples`): the prompt also lists the LSTM's top-K candidates at the cut,
+  in a seeded random order (so a letter's position says nothing about the LSTM's rank; a test checks
+  the target's position is spread over all letters). The answer is the next movie's candidate line,
+  then up to two later movies of the same user that are also candidates. A cut whose next movie is not
+  among the candidates is dropped (`missing="drop"`, the default: it matches what the model sees in use)
+  or the next movie replaces a random non-top candidate (`missing="inject"`).
+
+Validation and test targets never appear: `Split.training_sequences()` excludes them by construction
+(a test checks it).
 """
 
 from __future__ import annotations
@@ -18,7 +27,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dualrec_tui.core.prompt import RECENT_MOVIES, build_prompt, format_answer
+from dualrec_tui.core.prompt import (
+    CANDIDATE_LETTERS,
+    DEFAULT_CANDIDATES,
+    RECENT_MOVIES,
+    build_candidate_prompt,
+    build_prompt,
+    candidate_line,
+    format_answer,
+    format_candidate_answer,
+)
 
 if TYPE_CHECKING:
     from dualrec_tui.core.catalog import Catalog
@@ -119,6 +137,70 @@ def build_examples(
                 n=n,
             )
         )
+    return examples
+
+
+MISSING_RULES = ("drop", "inject")
+CANDIDATE_LINES = 3  # the answer: the next movie, then up to two later ones that are candidates too
+LOOKAHEAD = 10  # how far after the cut a later movie may be
+
+
+def build_candidate_examples(
+    split: Split,
+    catalog: Catalog,
+    score: Callable[[list[list[int]]], np.ndarray],
+    *,
+    n_candidates: int = DEFAULT_CANDIDATES,
+    missing: str = "drop",
+    max_examples: int = DEFAULT_EXAMPLES,
+    cuts_per_user: int = 3 * CUTS_PER_USER,
+    seed: int = 0,
+    batch_size: int = 512,
+) -> list[Example]:
+    """Candidate-ranking examples from training sequences; `score` is the LSTM's (B, n_items) scorer."""
+    if missing not in MISSING_RULES:
+        raise ValueError(f"missing must be one of {', '.join(MISSING_RULES)}, not {missing!r}")
+    if not 2 <= n_candidates <= len(CANDIDATE_LETTERS):
+        raise ValueError(f"n_candidates must be 2 to {len(CANDIDATE_LETTERS)}, not {n_candidates}")
+    rng = np.random.default_rng(seed)
+    sequences = split.training_sequences()
+    cuts: list[tuple[int, int]] = []
+    for user, seq in enumerate(sequences):
+        if len(seq) < 2:
+            continue
+        points = np.arange(1, len(seq))  # history seq[:cut] (>= 1 movie), next movie seq[cut]
+        take = min(cuts_per_user, points.shape[0])
+        cuts.extend((user, int(c)) for c in np.sort(rng.choice(points, size=take, replace=False)))
+    rng.shuffle(cuts)
+    examples: list[Example] = []
+    for lo in range(0, len(cuts), batch_size):
+        chunk = cuts[lo : lo + batch_size]
+        histories = [list(sequences[u][:c]) for u, c in chunk]
+        scores = np.asarray(score(histories), dtype=np.float64)
+        for (user, cut), history, row in zip(chunk, histories, scores, strict=True):
+            row[np.asarray(history, dtype=np.int64)] = -np.inf
+            ranked = np.lexsort((np.arange(row.shape[0]), -row))[:n_candidates]
+            seq = sequences[user]
+            target = int(seq[cut])
+            candidates = [int(i) for i in ranked]
+            if target not in candidates:
+                if missing == "drop":
+                    continue
+                candidates[int(rng.integers(1, len(candidates)))] = target  # the LSTM's top pick stays
+            shown = [candidates[i] for i in rng.permutation(len(candidates))]
+            letter = {item: CANDIDATE_LETTERS[p] for p, item in enumerate(shown)}
+            chosen = [target]
+            for later in seq[cut + 1 : cut + 1 + LOOKAHEAD]:
+                if len(chosen) == CANDIDATE_LINES:
+                    break
+                if int(later) in letter and int(later) not in chosen:
+                    chosen.append(int(later))
+            recent = [catalog[i] for i in history[-RECENT_MOVIES:]]
+            prompt = build_candidate_prompt(recent, catalog[candidates[0]], [catalog[i] for i in shown])
+            answer = format_candidate_answer([candidate_line(letter[i], catalog[i]) for i in chosen])
+            examples.append(Example(prompt=prompt, answer=answer, user=user, cut=cut, n=len(chosen)))
+            if len(examples) >= max_examples:
+                return examples
     return examples
 
 

@@ -1,6 +1,9 @@
-"""Harness rows for the generative stages: `llm-base`, `llm`, `dualrec` (and the catalog-title variants).
+"""Harness rows for the title-writing stages: `llm-base`, `llm`, `dualrec-titles` (and catalog-title variants).
 
-    python -m training evaluate --data DIR --models lstm,llm-base,llm,dualrec --users 200 \
+These measure DUALRec as first built (the LLM writes titles from the whole catalog, core/pipeline.py's
+titles mode); the candidate-grounded rows `llm-rank` and `dualrec` are in training/candidate_eval.py.
+
+    python -m training evaluate --data DIR --models lstm,llm-base,llm,dualrec-titles --users 200 \
         [--checkpoint llm=models/llm/model.gguf] [--checkpoint lstm=models/lstm]
 
 - `llm-base`: the untuned Gemma 3 270M base GGUF; `llm`: the fine-tuned GGUF (`--checkpoint llm=PATH`,
@@ -8,7 +11,7 @@
   LSTM's top-1, from `ctx.require("lstm")`), decode greedily under `prompt.answer_grammar`, and rank
   the suggestions that resolve to catalog movies, in the order generated. A list of n suggestions can
   only hit within n, so HR@k for k > n measures the same thing as HR@n.
-- `dualrec`: the full pipeline (core/pipeline.py) with the fine-tuned LLM (the base one when none was
+- `dualrec-titles`: the titles-mode pipeline (core/pipeline.py) with the fine-tuned LLM (the base one when none was
   built; `llm_stage` in the stats says which), Sentence-BERT re-ranking and fusion with the LSTM.
   Its list is the whole fused ranking, so full-ranking metrics are defined. The fusion weight w and
   the re-ranker's alpha are chosen on *validation* targets of a seeded sample of users (the grid
@@ -173,6 +176,7 @@ class LlmBaseModel:
             self.lstm,
             self.generator,
             reranker,
+            mode="titles",
             n_suggestions=self.n_suggestions,
             llm_weight=llm_weight,
             constrain_titles=self.constrain_titles,
@@ -251,7 +255,7 @@ def _ndcg(ranking: Sequence[int], target: int, k: int) -> float:
 class DualRecModel:
     """The full pipeline; fusion weight and re-ranking alpha tuned on validation targets."""
 
-    name = "dualrec"
+    name = "dualrec-titles"
 
     def __init__(self, ctx: Any) -> None:
         self.ctx = ctx
@@ -269,7 +273,7 @@ class DualRecModel:
         self._tune(split, seed)
 
     def load(self, path: Path) -> None:
-        """`--checkpoint dualrec=fusion.json`: reuse tuned settings instead of tuning again."""
+        """`--checkpoint dualrec-titles=fusion.json`: reuse tuned settings instead of tuning again."""
         from dualrec_tui.core.pipeline import read_fusion
 
         self._setup()
@@ -366,6 +370,7 @@ class DualRecModel:
                 "alpha": self.alpha,
                 "n_suggestions": self.stage.n_suggestions,
                 "constrain_titles": bool(self.stage.constrain_titles),
+                "mode": "titles",
             },
         )
 

@@ -31,7 +31,7 @@ def run_all(
     llm_steps: int | None = None,
     llm_examples: int | None = None,
     lstm_epochs: int | None = None,
-    eval_models: str = "mostpop,lstm,llm,dualrec",
+    eval_models: str = "mostpop,lstm,lstm+markov,llm-rank,dualrec",
     eval_users: int = 100,
     skip: tuple[str, ...] = (),
     console: Any = None,
@@ -76,15 +76,23 @@ def run_all(
         if llm_steps is not None:
             settings.steps = llm_steps
         lstm_dir = out / "lstm" if (out / "lstm" / "manifest.json").is_file() else None
+        task = "candidates" if lstm_dir is not None else "titles"  # candidates are the LSTM's top K
         manifest = finetune.fine_tune(
-            data, out / "llm-train", base, lstm_dir, settings, max_examples=llm_examples, console=console
+            data, out / "llm-train", base, lstm_dir, settings, max_examples=llm_examples, console=console, task=task
         )
         return f"adapter after {manifest['training']['steps']} steps, loss {manifest['training']['final_loss']}"
 
     def export() -> str:
         lstm_dir = out / "lstm" if (out / "lstm" / "manifest.json").is_file() else None
+        # the title check (resolved rate) means something only for a titles adapter; `evaluate` measures both
         report = export_step.export(
-            out / "llm-train", base, out / "llm-export", console=console, validate_users=40, data=data, lstm=lstm_dir
+            out / "llm-train",
+            base,
+            out / "llm-export",
+            console=console,
+            validate_users=0 if lstm_dir is not None else 40,
+            data=data,
+            lstm=lstm_dir,
         )
         ship_llm(out / "llm-train", out / "llm-export", out / "llm", base)
         return f"{out / 'llm'}: adapter.gguf + merged {report['quant']} GGUF"
@@ -94,8 +102,8 @@ def run_all(
 
         names = [m for m in eval_models.split(",") if m]
         checkpoints = {"lstm": str(out / "lstm")}
-        if "llm" in names:
-            checkpoints["llm"] = str(out / "llm")
+        if "llm-rank" in names:
+            checkpoints["llm-rank"] = str(out / "llm")
         report = run_evaluation(
             data,
             names,
@@ -196,7 +204,9 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--llm-steps", type=int, help="LoRA steps (default: training llm's default)")
     parser.add_argument("--llm-examples", type=int, help="fine-tuning examples to sample")
     parser.add_argument("--lstm-epochs", type=int, help="most LSTM epochs")
-    parser.add_argument("--eval-models", default="mostpop,lstm,llm,dualrec", help="models for the summary")
+    parser.add_argument(
+        "--eval-models", default="mostpop,lstm,lstm+markov,llm-rank,dualrec", help="models for the summary"
+    )
     parser.add_argument("--eval-users", type=int, default=100, help="seeded user sample for the summary")
     parser.add_argument("--skip", default="", help=f"comma-separated steps to skip ({', '.join(STEPS)})")
     parser.set_defaults(func=_run)

@@ -15,9 +15,14 @@ MODELS: dict[str, str] = {
     "markov": "training.baselines:MarkovModel",
     "sasrec": "training.sasrec:SasrecModel",
     "lstm": "training.fit_lstm:LstmModel",
+    "lstm+markov": "training.ensembles:LstmMarkovModel",
+    # The candidate-grounded pipeline (the product): the LLM's own order of the LSTM's top K, and the fusion.
+    "llm-rank": "training.candidate_eval:LlmRankModel",
+    "dualrec": "training.candidate_eval:CandidateDualRecModel",
+    # DUALRec as first built (the LLM writes titles from the whole catalog), kept so before/after stay measurable.
     "llm-base": "training.llm_eval:LlmBaseModel",
     "llm": "training.llm_eval:LlmModel",
-    "dualrec": "training.llm_eval:DualRecModel",
+    "dualrec-titles": "training.llm_eval:DualRecModel",
     # The same LLM rows with titles constrained to the catalog by a grammar (to measure whether it helps).
     "llm-base-catalog": "training.llm_eval:LlmBaseCatalogModel",
     "llm-catalog": "training.llm_eval:LlmCatalogModel",

@@ -36,7 +36,32 @@ def markdown(report: dict) -> str:
         for model, metrics in report.get("models", {}).items()
         if any(key in metrics for key in EXTRAS)
     ]
-    return "\n".join(lines + (["", *extras] if extras else [])) + "\n"
+    paired = paired_markdown(report)
+    return "\n".join(lines + (["", *extras] if extras else []) + (["", *paired] if paired else [])) + "\n"
+
+
+def paired_markdown(report: dict) -> list[str]:
+    """Paired differences against each reference model (from `evaluate --paired-with`), one row each."""
+    rows = []
+    for model, metrics in report.get("models", {}).items():
+        for ref, values in metrics.get("paired", {}).items():
+            for metric, entry in values.items():
+                low, high = entry["interval"]
+                verdict = "better" if low > 0 else ("worse" if high < 0 else "no difference shown")
+                ratio = entry.get("ratio")
+                rows.append(
+                    f"| {model} | {ref} | {metric} | {'' if ratio is None else f'{ratio:.3f}x'} "
+                    f"| {entry['diff']:+.4f} | [{low:+.4f}, {high:+.4f}] | {verdict} |"
+                )
+    if not rows:
+        return []
+    return [
+        "Paired differences (model - reference, same users, paired bootstrap 95% interval):",
+        "",
+        "| model | vs | metric | ratio | diff | 95% interval | supported? |",
+        "|---|---|---|---|---|---|---|",
+        *rows,
+    ]
 
 
 def add_command(subparsers: argparse._SubParsersAction) -> None:

@@ -1,41 +1,38 @@
-"""The whole DUALRec recommendation for one user: LSTM -> prompt -> LLM -> resolve -> re-rank -> fuse.
+"""The whole DUALRec recommendation for one user.
+
+Two modes (fusion.json `mode`, chosen when the models are built):
+
+**candidates** (the product; issue: ground the LLM in the LSTM's candidates)
 
     history (catalog indices, oldest first)
-      -> LSTM scores every movie; its ranking r_lstm (1-based, watched movies removed)  [LstmReady]
-      -> prompt: the 5 most recent movies + the LSTM's top-1 (prompt.build_prompt)
-      -> LLM, grammar-constrained, streamed                                             [LlmToken]
-      -> parse_answer; every title through catalog.resolve. Dropped and counted:
-         unresolved titles, duplicates, movies already watched, the LSTM's own top-1     [LlmSuggestion]
-      -> Sentence-BERT re-ranks the kept suggestions against the LSTM's top-1 and the
-         user's recent history (never anything held out); their order gives r_llm
-      -> fusion into k recommendations                                                   [FinalReady]
+      -> LSTM scores every movie; its ranking (watched movies removed)                      [LstmReady]
+      -> the LSTM's top K are the candidates; Sentence-BERT scores each against the LSTM's
+         top pick and the recent history (stage 3, core/rerank.py)
+      -> candidate prompt: 5 most recent movies + the LSTM's top pick + the K candidates in a
+         seeded, history-dependent shuffled order (prompt.build_candidate_prompt)
+      -> one LLM forward pass scores all K (core/llm_rank.py); score fusion (core/fusion.py)
+         re-orders the head of the LSTM ranking                                              [FusedReady]
+      -> from the same KV cache the LLM writes n candidate lines, best first                [LlmSuggestion]
+      -> the final list (the fused ranking) and what ran                                     [FinalReady]
 
-Fusion rule (weighted reciprocal-rank fusion)
----------------------------------------------
-Every unwatched catalog movie has an LSTM rank, so the fused score is defined for all of them:
+**titles** (DUALRec as first built, kept measurable: the `llm` / `llm-catalog` evaluation rows)
 
-    fused(i) = 1 / (c + r_lstm(i))  +  w * 1 / (c + r_llm(i))      (second term only for kept LLM items)
+    prompt (5 recent + LSTM top pick) -> LLM writes titles under a grammar [LlmToken] -> each resolved
+    to a catalog movie [LlmSuggestion] -> Sentence-BERT re-ranks them -> weighted reciprocal-rank fusion
+    with the LSTM ranking:  fused(i) = 1/(c + r_lstm(i)) + w/(c + r_llm(i)), c = `RRF_C`.
 
-with c = `RRF_C` (10). Ties go to the better LSTM rank. w = 0 is exactly the LSTM's ranking; a larger
-w lets the LLM's (re-ranked) picks climb: with c = 10, an LLM first pick that the LSTM ranks poorly
-lands near the LSTM's 12th item for w = 0.5 and ties with the LSTM's first for w = 1; a pick both
-models like gets both terms and rises above either list's own first item.
-
-w (and the re-ranker's alpha) are chosen on *validation* targets by `training/llm_eval.py` from a grid
-that includes w = 0, so on validation dualrec is never worse than the LSTM alone. The evaluation
-writes them to `<work_dir>/fusion.json`; copied to `models/llm/fusion.json` the app uses them.
-
-Each recommendation is tagged with its source: "lstm" (LSTM only), "llm" (an LLM pick outside the
-LSTM's top k), "both" (an LLM pick the LSTM also ranks in its top k), plus a short "why".
-
-The LLM and the re-ranker are optional: when one is missing the pipeline still returns the LSTM's
-recommendations (re-ranking falls back to the LLM's own order) and says why in `notes`.
+In both modes every weight is chosen on *validation* targets by `training/llm_eval.py` from a grid that
+includes 0 (the LSTM alone) and written to `fusion.json`. Each recommendation says which signals placed
+it (`signals`), and `DualRecResult.stages` says what actually ran, so the app never claims a re-ranking
+that did not happen. The LLM and the re-ranker are optional: when one is missing or fails, the others
+still run and `notes` says why.
 """
 
 from __future__ import annotations
 
 import json
 import time
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,12 +41,25 @@ from typing import Any, Protocol
 import numpy as np
 
 from .catalog import Catalog, Movie
-from .prompt import DEFAULT_SUGGESTIONS, END_OF_ANSWER, Suggestion, build_prompt, parse_answer
+from .fusion import FusedCandidates, FusionWeights, fuse_candidates, fused_ranking, lstm_log_probs
+from .fusion import placed_by as fusion_placed_by
+from .prompt import (
+    DEFAULT_CANDIDATES,
+    DEFAULT_SUGGESTIONS,
+    END_OF_ANSWER,
+    RECENT_MOVIES,
+    Suggestion,
+    build_candidate_prompt,
+    build_prompt,
+    candidate_lines,
+    parse_answer,
+)
 
 RRF_C = 10.0
 DEFAULT_LLM_WEIGHT = 1.0
 TOKENS_PER_SUGGESTION = 32
 FUSION_FILE = "fusion.json"
+MODES = ("candidates", "titles")
 
 
 class Generator(Protocol):
@@ -81,6 +91,7 @@ class Recommendation:
     score: float
     source: str  # "lstm", "llm" or "both"
     why: str
+    signals: tuple[str, ...] = ("lstm",)  # what placed it here: "lstm", "llm", "sim" (fusion.SIGNALS)
 
     @property
     def index(self) -> int:
@@ -117,6 +128,13 @@ class Notice:
     message: str
 
 
+@dataclass(frozen=True)
+class FusedReady:
+    """Candidates mode: the fused list, as soon as the LLM has scored the candidates (before it writes)."""
+
+    recommendations: list[Recommendation]
+
+
 @dataclass
 class DualRecResult:
     recommendations: list[Recommendation]
@@ -127,6 +145,10 @@ class DualRecResult:
     notes: list[str] = field(default_factory=list)
     seconds: dict[str, float] = field(default_factory=dict)
     ranking: list[int] = field(default_factory=list)  # the full fused ranking (evaluation uses it)
+    stages: dict[str, Any] = field(default_factory=dict)  # what actually ran (see DualRec.recommend)
+    candidates: list[int] = field(default_factory=list)  # candidates mode: the LSTM's top K
+    llm_scores: np.ndarray | None = None  # (K,) LLM log-probabilities per candidate (LSTM order)
+    sim_scores: np.ndarray | None = None  # (K,) Sentence-BERT similarity per candidate (LSTM order)
 
 
 @dataclass(frozen=True)
@@ -136,7 +158,7 @@ class FinalReady:
     result: DualRecResult
 
 
-Event = LstmReady | LlmToken | LlmSuggestion | Notice | FinalReady
+Event = LstmReady | LlmToken | LlmSuggestion | Notice | FusedReady | FinalReady
 COUNT_KEYS = ("generated", "unparsed", "kept", "unresolved", "duplicate", "watched", "lstm-pick")
 
 
@@ -195,6 +217,13 @@ class DualRec:
         generator: Generator | None = None,
         reranker: Any = None,
         *,
+        ranker: Any = None,
+        mode: str = "candidates",
+        n_candidates: int = DEFAULT_CANDIDATES,
+        weights: FusionWeights | None = None,
+        llm_rank_weight: float | None = None,
+        sim_weight: float | None = None,
+        depth: int | None = None,
         n_suggestions: int = DEFAULT_SUGGESTIONS,
         llm_weight: float = DEFAULT_LLM_WEIGHT,
         rrf_c: float = RRF_C,
@@ -204,14 +233,33 @@ class DualRec:
         seed: int = 0,
         notes: Sequence[str] = (),
     ) -> None:
-        """`alpha` (the re-ranker's weight on the LSTM pick vs the recent history) is set on `reranker`,
-        so every key of fusion.json can be passed straight in."""
+        """`ranker` (core.llm_rank.CandidateLlm) is stage 2 in candidates mode, `generator` in titles mode.
+
+        `alpha` (the re-ranker's weight on the LSTM pick vs the recent history) is set on `reranker`, and
+        `llm_rank_weight` / `sim_weight` / `depth` build `weights`, so every key of fusion.json can be
+        passed straight in."""
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
         if reranker is not None and alpha is not None:
             reranker.alpha = alpha
+        base = weights or FusionWeights(depth=n_candidates)
+        self.weights = FusionWeights(
+            llm=base.llm if llm_rank_weight is None else float(llm_rank_weight),
+            sim=base.sim if sim_weight is None else float(sim_weight),
+            depth=base.depth if depth is None else int(depth),
+        )
+        for name, value in (("llm_rank_weight", self.weights.llm), ("sim_weight", self.weights.sim)):
+            if not np.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a non-negative number, not {value}")
+        if not 1 <= n_candidates <= 26:
+            raise ValueError(f"n_candidates must be 1 to 26, not {n_candidates}")
         self.catalog = catalog
         self.lstm = lstm
         self.generator = generator
+        self.ranker = ranker
         self.reranker = reranker
+        self.mode = mode
+        self.n_candidates = n_candidates
         self.n_suggestions = n_suggestions
         self.llm_weight = llm_weight
         self.rrf_c = rrf_c
@@ -241,62 +289,225 @@ class DualRec:
         exclude: Sequence[int] = (),
         on_event: Callable[[Event], None] | None = None,
     ) -> DualRecResult:
-        """k recommendations for a user whose watch history is `history` (catalog indices, oldest first)."""
+        """k recommendations for a user whose watch history is `history` (catalog indices, oldest first).
+
+        `result.stages` says what ran: "llm" ("scored", "wrote", "generated", "failed" or "off"),
+        "sim" ("scored", "failed" or "off") and "reordered" (True when the fused order differs from the
+        LSTM's own top k)."""
         emit = on_event or (lambda event: None)
-        seconds: dict[str, float] = {}
         history = [int(i) for i in history]
         watched = set(history) | {int(i) for i in exclude}
-        recent = [self.catalog[i] for i in history[-5:]]
+        recent = [self.catalog[i] for i in history[-RECENT_MOVIES:]]
 
         start = time.perf_counter()
         scores = np.asarray(self.lstm.score([history]), dtype=np.float64)[0]
         order = lstm_ranking(scores, watched)
-        seconds["lstm"] = time.perf_counter() - start
+        lstm_seconds = time.perf_counter() - start
         lstm_recs = [
             Recommendation(self.catalog[i], float(scores[i]), "lstm", explain(self.catalog[i], recent, "lstm"))
             for i in order[:k].tolist()
         ]
         emit(LstmReady(lstm_recs))
-        top1 = int(order[0]) if order.shape[0] else None
-
         result = DualRecResult(recommendations=lstm_recs, lstm=lstm_recs, counts=dict.fromkeys(COUNT_KEYS, 0))
         result.notes = list(self.notes)
+        result.seconds["lstm"] = lstm_seconds
+        if self.mode == "candidates":
+            self._recommend_candidates(history, recent, scores, order, watched, k, result, emit)
+        else:
+            self._recommend_titles(history, recent, scores, order, watched, k, result, emit)
+        result.stages["reordered"] = [r.index for r in result.recommendations] != [r.index for r in lstm_recs]
+        emit(FinalReady(result))
+        return result
+
+    # ------------------------------------------------------------------------ candidates mode
+    def describe(self, result: DualRecResult) -> str:
+        """What actually produced the final list, in plain words (the app's status line)."""
+        stages = result.stages
+        if self.mode == "titles":
+            return _summary_titles(result.counts, bool(stages.get("reordered")))
+        used = []
+        if stages.get("llm") in ("scored", "wrote") and self.weights.llm > 0:
+            used.append("the LLM")
+        if stages.get("sim") == "scored" and self.weights.sim > 0:
+            used.append("similarity")
+        if used and stages.get("reordered"):
+            text = f"LSTM order, re-ordered by {' and '.join(used)}"
+        elif used:
+            text = f"LSTM order ({' and '.join(used)} agreed with it)"
+        elif stages.get("llm") in ("scored", "wrote") or stages.get("sim") == "scored":
+            text = "LSTM order (the LLM and similarity did not improve it on validation, so they are not weighed)"
+        else:
+            text = "LSTM order"
+        picks = [s.movie.title for s in result.suggestions if s.movie is not None]
+        if picks:
+            text += f" · LLM's picks: {', '.join(picks)}"
+        elif stages.get("llm") == "failed":
+            text += " · the LLM failed"
+        return text
+
+    def candidate_order(self, history: Sequence[int], n: int) -> np.ndarray:
+        """The shuffled order the candidates are shown in: seeded by the history, never by LSTM rank."""
+        key = zlib.crc32(np.asarray(list(history), dtype=np.int64).tobytes()) ^ (self.seed * 0x9E3779B1)
+        return np.random.default_rng(key & 0xFFFFFFFF).permutation(n)
+
+    def candidate_prompt(self, history: Sequence[int], top1: int | None, shown: Sequence[int]) -> str:
+        recent = [self.catalog[i] for i in list(history)[-RECENT_MOVIES:]]
+        predicted = self.catalog[top1] if top1 is not None else None
+        return build_candidate_prompt(recent, predicted, [self.catalog[i] for i in shown])
+
+    def _recommend_candidates(
+        self,
+        history: list[int],
+        recent: list[Movie],
+        scores: np.ndarray,
+        order: np.ndarray,
+        watched: set[int],
+        k: int,
+        result: DualRecResult,
+        emit: Callable[[Event], None],
+    ) -> None:
+        candidates = order[: self.n_candidates]
+        result.candidates = candidates.tolist()
+        n = candidates.shape[0]
+        stages = result.stages
+        stages["llm"] = "off" if self.ranker is None else "failed"
+        stages["sim"] = "off" if self.reranker is None else "failed"
+        if n == 0:
+            result.recommendations, result.ranking = [], []
+            return
+        top1 = int(candidates[0])
+        lstm_lp = lstm_log_probs(scores, sorted(watched))[candidates]
+        if self.reranker is not None:
+            start = time.perf_counter()
+            try:
+                sim = self.reranker.score(candidates.tolist(), history, top1)
+                result.sim_scores = np.asarray(sim, dtype=np.float64)
+                stages["sim"] = "scored"
+            except Exception as exc:  # similarity is one signal of three: the others go on
+                message = f"similarity scoring failed: {type(exc).__name__}: {exc}"
+                result.notes.append(message)
+                emit(Notice(message))
+            result.seconds["rerank"] = time.perf_counter() - start
+
+        def publish(llm_scores: np.ndarray | None) -> None:
+            fused = fuse_candidates(lstm_lp, self.weights, llm_scores, result.sim_scores)
+            result.ranking = [*fused_ranking(candidates, fused), *order[n:].tolist()]
+            result.recommendations = self._fused_recommendations(result.ranking[:k], candidates, fused, scores, recent)
+
+        if self.ranker is not None:
+            shown_order = self.candidate_order(history, n)  # prompt position j shows candidate shown_order[j]
+            shown = candidates[shown_order]
+            lines = candidate_lines([self.catalog[int(i)] for i in shown])
+            start = time.perf_counter()
+
+            def on_scores(prompt_scores: np.ndarray) -> None:
+                llm = np.empty(n, dtype=np.float64)
+                llm[shown_order] = np.asarray(prompt_scores, dtype=np.float64)  # back to LSTM order
+                result.llm_scores = llm
+                stages["llm"] = "scored"
+                result.seconds["llm_score"] = time.perf_counter() - start
+                publish(llm)
+                emit(FusedReady(result.recommendations))
+
+            def on_line(position: int) -> None:
+                movie = self.catalog[int(shown[position])]
+                line = lines[position]
+                suggestion = Suggestion(movie.title, movie.year, tuple(movie.genres), line)
+                event = LlmSuggestion(suggestion, movie, "kept")
+                result.suggestions.append(event)
+                result.counts["generated"] += 1
+                result.counts["kept"] += 1
+                emit(event)
+
+            try:
+                prompt = self.candidate_prompt(history, top1, shown.tolist())
+                _, written = self.ranker.run(
+                    prompt, lines, n_write=self.n_suggestions, on_scores=on_scores, on_line=on_line
+                )
+                if written:
+                    stages["llm"] = "wrote"
+                    result.answer = "".join(lines[p] + "\n" for p in written)
+            except Exception as exc:  # a failing LLM must not take the LSTM list with it
+                message = f"LLM failed: {type(exc).__name__}: {exc}"
+                result.notes.append(message)
+                emit(Notice(message))
+            result.seconds["llm"] = time.perf_counter() - start
+        if result.llm_scores is None:
+            publish(None)
+            emit(FusedReady(result.recommendations))
+
+    def _fused_recommendations(
+        self,
+        items: Sequence[int],
+        candidates: np.ndarray,
+        fused: FusedCandidates,
+        scores: np.ndarray,
+        recent: list[Movie],
+    ) -> list[Recommendation]:
+        position = {int(item): p for p, item in enumerate(candidates[: fused.order.shape[0]].tolist())}
+        out = []
+        for item in items:
+            p = position.get(int(item))
+            signals = fusion_placed_by(fused, self.weights, p) if p is not None else ("lstm",)
+            source = "both" if {"lstm", "llm"} <= set(signals) else ("llm" if "llm" in signals else "lstm")
+            movie = self.catalog[int(item)]
+            score = float(fused.fused[p]) if p is not None else float(scores[item])
+            out.append(Recommendation(movie, score, source, explain(movie, recent, source), signals))
+        return out
+
+    # ---------------------------------------------------------------------------- titles mode
+    def _recommend_titles(
+        self,
+        history: list[int],
+        recent: list[Movie],
+        scores: np.ndarray,
+        order: np.ndarray,
+        watched: set[int],
+        k: int,
+        result: DualRecResult,
+        emit: Callable[[Event], None],
+    ) -> None:
+        top1 = int(order[0]) if order.shape[0] else None
+        stages = result.stages
+        stages["llm"] = "off" if self.generator is None else "failed"
+        stages["sim"] = "off" if self.reranker is None else "not needed"
         llm_items: list[int] = []
         if self.generator is not None:
             start = time.perf_counter()
             try:
                 llm_items = self._generate(history, recent, top1, watched, result, emit)
+                stages["llm"] = "generated"
             except Exception as exc:  # a failing LLM must not take the LSTM list with it
                 message = f"LLM failed: {type(exc).__name__}: {exc}"
                 result.notes.append(message)
                 emit(Notice(message))
-            seconds["llm"] = time.perf_counter() - start
+            result.seconds["llm"] = time.perf_counter() - start
         if llm_items and self.reranker is not None:
             start = time.perf_counter()
             try:
                 llm_items = [i for i, _ in self.reranker.rerank(llm_items, history, top1)]
+                stages["sim"] = "scored"
             except Exception as exc:  # keep the LLM's own order
+                stages["sim"] = "failed"
                 message = f"re-ranking failed, LLM order kept: {type(exc).__name__}: {exc}"
                 result.notes.append(message)
                 emit(Notice(message))
-            seconds["rerank"] = time.perf_counter() - start
+            result.seconds["rerank"] = time.perf_counter() - start
 
         ranking = fuse(order, llm_items, self.llm_weight, self.rrf_c) if llm_items else order.tolist()
         lstm_top = set(order[:k].tolist())
-        llm_set = set(llm_items)
+        llm_set = set(llm_items) if self.llm_weight > 0 else set()
         final = []
         for i in ranking[:k]:
             source = ("both" if i in lstm_top else "llm") if i in llm_set else "lstm"
+            signals = ("lstm", "llm") if source == "both" else ((source,) if source == "llm" else ("lstm",))
             movie = self.catalog[i]
-            final.append(Recommendation(movie, float(scores[i]), source, explain(movie, recent, source)))
+            final.append(Recommendation(movie, float(scores[i]), source, explain(movie, recent, source), signals))
         result.recommendations = final
         result.ranking = ranking
-        result.seconds = seconds
-        emit(FinalReady(result))
-        return result
 
     def prompt_for(self, history: Sequence[int], top1: int | None) -> str:
-        recent = [self.catalog[i] for i in list(history)[-5:]]
+        recent = [self.catalog[i] for i in list(history)[-RECENT_MOVIES:]]
         return build_prompt(recent, self.catalog[top1] if top1 is not None else None, self.n_suggestions)
 
     def grammar(self) -> str:
@@ -374,12 +585,32 @@ class DualRec:
         return kept
 
 
+def _summary_titles(counts: dict[str, int], reordered: bool) -> str:
+    """'LLM: 5 titles, 2 new; 2 unknown, 1 watched' from the titles mode's counts."""
+    if not counts.get("generated"):
+        return "LSTM order · the LLM named no titles" if counts else "LSTM order"
+    dropped = [
+        f"{counts[key]} {label}"
+        for key, label in (
+            ("unresolved", "not in the catalog"),
+            ("watched", "already watched"),
+            ("duplicate", "repeated"),
+            ("lstm-pick", "the LSTM's own top pick"),
+        )
+        if counts.get(key)
+    ]
+    text = ("LSTM order with LLM picks merged in" if reordered else "LSTM order") + " · "
+    text += f"LLM: {counts['generated']} titles, {counts.get('kept', 0)} new"
+    return text + (f"; {', '.join(dropped)}" if dropped else "")
+
+
 # ------------------------------------------------------------------------------ construction
 @dataclass
 class OptionalStages:
     """Stages 2 and 3 as found in a models folder; a missing or broken one is None and says why."""
 
     generator: Any = None  # core.llm.LlamaGenerator
+    ranker: Any = None  # core.llm_rank.LlamaCandidateRanker around the same model
     reranker: Any = None  # core.rerank.SentenceReranker
     llm_kind: str = ""  # "merged", "adapter" or "base" (untuned); "" when not loaded
     llm_note: str = ""  # why the LLM is not the fine-tuned one, when it is not
@@ -408,11 +639,13 @@ def load_optional_stages(
         return stages
     try:
         from .llm import LlamaGenerator, locate_llm
+        from .llm_rank import LlamaCandidateRanker
 
         files = locate_llm(Path(llm_dir))
         stages.generator = LlamaGenerator(
             files.model, lora_path=files.lora, rebuild=files.rebuild, n_threads=n_threads, n_gpu_layers=n_gpu_layers
         )
+        stages.ranker = LlamaCandidateRanker(stages.generator)
         stages.llm_kind = files.kind
         if files.kind == "base":
             stages.llm_note = f"LLM: no fine-tuned model in {llm_dir}, using the untuned base model"
@@ -440,27 +673,59 @@ def build_pipeline(catalog: Catalog, lstm: Scorer, stages: OptionalStages, llm_d
 
     A fusion file with bad values costs only the settings (defaults are used and a note says so)."""
     notes = list(stages.notes)
+    parts = {"generator": stages.generator, "ranker": stages.ranker, "reranker": stages.reranker}
     try:
         settings = read_fusion(llm_dir)
         if settings.get("n_suggestions", 1) < 1:
             raise ValueError(f"n_suggestions must be at least 1, not {settings['n_suggestions']}")
-        return DualRec(catalog, lstm, stages.generator, stages.reranker, notes=notes, **{**settings, **overrides})
+        return DualRec(catalog, lstm, notes=notes, **parts, **{**settings, **overrides})
     except (TypeError, ValueError) as exc:
-        notes.append(f"ignored {Path(llm_dir) / FUSION_FILE}: {exc}")
-        return DualRec(catalog, lstm, stages.generator, stages.reranker, notes=notes, **overrides)
+        notes.append(f"ignored {Path(llm_dir) / FUSION_FILE} (its settings are not used, defaults are): {exc}")
+        return DualRec(catalog, lstm, notes=notes, **parts, **overrides)
+
+
+FUSION_KEYS: dict[str, type] = {
+    "mode": str,
+    "n_candidates": int,
+    "llm_rank_weight": float,
+    "sim_weight": float,
+    "depth": int,
+    "alpha": float,
+    "n_suggestions": int,
+    "llm_weight": float,
+    "rrf_c": float,
+    "constrain_titles": bool,
+}
 
 
 def read_fusion(directory: Path) -> dict[str, Any]:
-    """Fusion settings chosen on validation (`fusion.json` beside the LLM), or the defaults."""
+    """Fusion settings chosen on validation (`fusion.json` beside the LLM); {} when there is none.
+
+    Raises ValueError for a file that is there but unusable (the caller says so: never silently). A file
+    from before the candidates mode (no "mode" key) describes the titles mode."""
     path = Path(directory) / FUSION_FILE
     if not path.is_file():
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    allowed = {"llm_weight": float, "rrf_c": float, "alpha": float, "n_suggestions": int, "constrain_titles": bool}
-    return {key: kind(data[key]) for key, kind in allowed.items() if key in data}
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"not readable JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    settings: dict[str, Any] = {}
+    for key, kind in FUSION_KEYS.items():
+        if key not in data:
+            continue
+        value = data[key]
+        if kind is bool and not isinstance(value, bool):
+            raise ValueError(f"{key} must be true or false, not {value!r}")
+        if kind in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError(f"{key} must be a number, not {value!r}")
+        if kind is str and not isinstance(value, str):
+            raise ValueError(f"{key} must be text, not {value!r}")
+        settings[key] = kind(value)
+    settings.setdefault("mode", "titles")
+    return settings
 
 
 def write_fusion(directory: Path, settings: dict[str, Any]) -> Path:

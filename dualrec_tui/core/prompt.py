@@ -1,9 +1,14 @@
-"""The one prompt template and answer format, used identically by fine-tuning, evaluation and the app.
+"""The prompt templates and answer formats, used identically by fine-tuning, evaluation and the app.
 
-Prompt (DUALRec stage 2): the user's 5 most recent movies plus the LSTM's top prediction, asking
-for `n` more movies. Answer: one movie per line, `Title (Year) | Genre, Genre`, which a GBNF
-grammar enforces at decoding time and `parse_answer` reads back (tolerantly: garbage lines are
-skipped and counted, never raised).
+Two prompts, both with DUALRec's content (the user's 5 most recent movies plus the LSTM's top prediction):
+
+- the *title* prompt (`build_prompt`) asks for `n` more movies from the whole catalog. Answer: one movie
+  per line, `Title (Year) | Genre, Genre`, enforced by a GBNF grammar at decoding time and read back by
+  `parse_answer` (tolerantly: garbage lines are skipped and counted, never raised);
+- the *candidate* prompt (`build_candidate_prompt`) also lists the LSTM's top-K candidates, each behind a
+  letter, in a shuffled order. Answer: `C. Title (Year) | Genres` lines, best first. The first token of
+  the answer is the letter, so one forward pass over the prompt scores every candidate (a verbalizer:
+  the log-probabilities of the K letter tokens), and the rest of each line is the candidate's own label.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from .catalog import Movie
 RECENT_MOVIES = 5
 DEFAULT_SUGGESTIONS = 3
 END_OF_ANSWER = "<end>"
+CANDIDATE_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # at most 26 candidates; one verbalizer token each
+DEFAULT_CANDIDATES = 20
 
 
 def _movie_line(movie: Movie) -> str:
@@ -33,6 +40,41 @@ def build_prompt(recent: Sequence[Movie], predicted: Movie | None, n: int = DEFA
     lines.append(f"Recommend {n} other movies they would enjoy next, one per line, as Title (Year) | Genres.")
     lines.append("Recommendations:")
     return "\n".join(lines) + "\n"
+
+
+def candidate_line(letter: str, movie: Movie) -> str:
+    """One candidate as the prompt lists it and the answer names it: `C. Title (Year) | Genres`."""
+    return f"{letter}. {_movie_line(movie)}"
+
+
+def candidate_lines(candidates: Sequence[Movie]) -> list[str]:
+    """The candidates as lettered lines, in the order given (A for the first)."""
+    if len(candidates) > len(CANDIDATE_LETTERS):
+        raise ValueError(f"at most {len(CANDIDATE_LETTERS)} candidates, got {len(candidates)}")
+    return [candidate_line(letter, movie) for letter, movie in zip(CANDIDATE_LETTERS, candidates, strict=False)]
+
+
+def build_candidate_prompt(recent: Sequence[Movie], predicted: Movie | None, candidates: Sequence[Movie]) -> str:
+    """The candidate-grounded prompt: DUALRec's content plus the candidates, lettered in the given order.
+
+    The caller shuffles `candidates` (a seeded, history-dependent order), so a letter's position never
+    tells the model the LSTM's rank."""
+    lettered = candidate_lines(candidates)
+    recent = list(recent)[-RECENT_MOVIES:]
+    lines = ["A movie fan recently watched, oldest first:"]
+    lines += [f"- {_movie_line(m)}" for m in recent] or ["- (nothing yet)"]
+    if predicted is not None:
+        lines.append(f"A sequential model predicts they will watch next: {_movie_line(predicted)}")
+    lines.append("Candidates:")
+    lines += lettered
+    lines.append("Which candidates will they watch next? Answer with candidate lines, best first.")
+    lines.append("Answer:")
+    return "\n".join(lines) + "\n"
+
+
+def format_candidate_answer(lines: Sequence[str]) -> str:
+    """The training target for a candidate prompt: the chosen candidate line(s), then the end marker."""
+    return "".join(f"{line}\n" for line in lines) + END_OF_ANSWER + "\n"
 
 
 def format_answer(movies: Sequence[Movie]) -> str:

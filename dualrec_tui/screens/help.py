@@ -12,8 +12,9 @@ from textual.widgets import DataTable, Label, Static
 
 INTRO = (
     "Type a title in the search box and press Enter to log it as watched today; the LSTM picks appear "
-    "at once, then the LLM suggestions stream in and the final list is re-ranked. Ctrl+P opens the "
-    "command palette with every action."
+    "at once, then the LLM scores the LSTM's top candidates, the list is re-ordered by the signals that "
+    "helped on validation, and the LLM names its own picks. Each pick's tag says what placed it there. "
+    "Ctrl+P opens the command palette with every action."
 )
 
 

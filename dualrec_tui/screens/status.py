@@ -17,8 +17,8 @@ from ..widgets.status import LABELS, describe
 WHAT = {
     "catalog": "movie titles, years and genres (search, logging by title)",
     "lstm": "stage 1: next-movie predictions from your history (instant picks)",
-    "llm": "stage 2: the fine-tuned LLM's suggestions (streamed)",
-    "rerank": "stage 3: Sentence-BERT re-ranking of the LLM suggestions",
+    "llm": "stage 2: the fine-tuned LLM scores the LSTM's top candidates and names its picks",
+    "rerank": "stage 3: Sentence-BERT similarity of each candidate to the LSTM's pick and your recent movies",
 }
 
 

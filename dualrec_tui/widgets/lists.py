@@ -22,6 +22,16 @@ SOURCE_TAGS = {
     "llm": ("LLM", "$secondary"),
     "both": ("LSTM+LLM", "$success"),
 }
+SIGNAL_WORDS = {"lstm": "LSTM", "llm": "LLM", "sim": "similar"}  # core.fusion.SIGNAL_WORDS, without numpy
+
+
+def recommendation_tag(rec: Recommendation) -> tuple[str, str]:
+    """The tag naming what placed a pick ('LSTM+LLM+similar'), and its colour."""
+    signals = tuple(s for s in rec.signals if s in SIGNAL_WORDS)
+    if not signals:
+        return SOURCE_TAGS.get(rec.source, (rec.source, "$accent"))
+    colour = "$success" if len(signals) > 1 else ("$primary" if signals == ("lstm",) else "$secondary")
+    return "+".join(SIGNAL_WORDS[s] for s in signals), colour
 
 
 def movie_prompt(movie: Movie) -> Content:
@@ -54,7 +64,7 @@ def entry_prompt(entry: Any) -> Content:
 
 def recommendation_prompt(position: int, rec: Recommendation) -> Content:
     """'1. Title (Year) [LSTM+LLM]' then, muted, why it is there (or its genres)."""
-    tag, colour = SOURCE_TAGS.get(rec.source, (rec.source, "$accent"))
+    tag, colour = recommendation_tag(rec)
     missing = "" if rec.index is not None else " (not in catalog)"
     detail = rec.why or ", ".join(rec.genres)
     return Content.from_markup(

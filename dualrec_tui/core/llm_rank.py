@@ -1,0 +1,150 @@
+"""Stage 2 grounded in the LSTM's candidates: one forward pass scores all K, then the LLM writes its answer.
+
+The candidate prompt (`prompt.build_candidate_prompt`) lists K candidates as `C. Title (Year) | Genres`
+and ends with "Answer:\\n". The fine-tuned model answers with candidate lines, best first, so:
+
+1. **Scoring (a verbalizer, LlamaRec-style).** After evaluating the prompt once, the logits of the K
+   letter tokens at the answer's first position are the LLM's preference over every candidate:
+   log-softmax over those K logits. One forward pass, whatever K is.
+2. **Writing (DUALRec's answer for the app).** From the same KV cache the model chooses a letter (only
+   letters of candidates not yet written are allowed: a grammar restricted to the candidates), then the
+   rest of that line is the candidate's own label, which the restriction leaves no choice about, so it is
+   evaluated in one batch instead of token by token. Repeat for n lines.
+
+`LlamaCandidateRanker` wraps a `core.llm.LlamaGenerator` (sharing its lock and model); tests use a fake
+with the same `run` method.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from .prompt import CANDIDATE_LETTERS
+
+
+class CandidateLlm(Protocol):
+    """What the pipeline needs from a candidate-grounded stage 2."""
+
+    def run(
+        self,
+        prompt: str,
+        lines: Sequence[str],
+        *,
+        n_write: int,
+        on_scores: Callable[[np.ndarray], None] | None = None,
+        on_line: Callable[[int], None] | None = None,
+    ) -> tuple[np.ndarray, list[int]]: ...
+
+
+@dataclass
+class RankStats:
+    """Timing of the last `run` (benchmarks and the app's status line)."""
+
+    prompt_tokens: int = 0
+    score_seconds: float = 0.0
+    write_seconds: float = 0.0
+    lines_written: int = 0
+
+
+class LlamaCandidateRanker:
+    """Verbalizer scoring + candidate-restricted writing on one llama.cpp model."""
+
+    def __init__(self, generator: Any) -> None:
+        self.generator = generator  # core.llm.LlamaGenerator
+        self.last = RankStats()
+        self._letter_tokens: dict[str, int] = {}
+
+    def letter_tokens(self, k: int) -> list[int]:
+        """The token id of each of the first k letters as the first token of an answer line ("C. Title ...").
+
+        The verbalizer needs each letter to be one token of its own; a tokenizer that splits a letter
+        (or merges it with what follows) is refused with a clear error instead of scoring garbage."""
+        llm = self.generator.llama
+        tokens = []
+        for letter in CANDIDATE_LETTERS[:k]:
+            if letter not in self._letter_tokens:
+                ids = llm.tokenize(f"{letter}. x".encode(), add_bos=False, special=False)
+                alone = llm.tokenize(letter.encode(), add_bos=False, special=False)
+                if not ids or len(alone) != 1 or ids[0] != alone[0]:
+                    raise ValueError(f"the tokenizer does not give candidate letter {letter!r} a token of its own")
+                self._letter_tokens[letter] = int(ids[0])
+            tokens.append(self._letter_tokens[letter])
+        if len(set(tokens)) != len(tokens):
+            raise ValueError("two candidate letters share a token")
+        return tokens
+
+    def run(
+        self,
+        prompt: str,
+        lines: Sequence[str],
+        *,
+        n_write: int,
+        on_scores: Callable[[np.ndarray], None] | None = None,
+        on_line: Callable[[int], None] | None = None,
+    ) -> tuple[np.ndarray, list[int]]:
+        """(K,) log-probabilities over the candidates, and the candidate positions written, in order.
+
+        `lines[i]` is candidate i's answer line (`prompt.candidate_line`). `on_scores` is called as soon as
+        the scores exist (the pipeline fuses and shows the list before the answer is written); `on_line`
+        after each written line. n_write = 0 scores only.
+        """
+        import llama_cpp
+
+        k = len(lines)
+        if not 1 <= k <= len(CANDIDATE_LETTERS):
+            raise ValueError(f"1 to {len(CANDIDATE_LETTERS)} candidates, got {k}")
+        letters = np.asarray(self.letter_tokens(k), dtype=np.int64)
+        with self.generator.lock:
+            llm = self.generator.llama
+            start = time.perf_counter()
+            tokens = llm.tokenize(prompt.encode("utf-8"), special=True)
+            if len(tokens) >= llm.n_ctx():
+                raise ValueError(f"prompt of {len(tokens)} tokens does not fit the context of {llm.n_ctx()} tokens")
+            prefix = 0  # reuse the KV cache for the longest common prefix with the previous call
+            for cached, new in zip(llm.input_ids[: llm.n_tokens].tolist(), tokens, strict=False):
+                if cached != new:
+                    break
+                prefix += 1
+            llm.n_tokens = min(prefix, len(tokens) - 1)  # evaluate at least one token for fresh logits
+            llm.eval(tokens[llm.n_tokens :])
+            n_vocab = llm.n_vocab()
+
+            def letter_logits() -> np.ndarray:
+                logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(n_vocab,))
+                return np.asarray(logits[letters], dtype=np.float64)
+
+            first = letter_logits()
+            scores = first - first.max()
+            scores = scores - np.log(np.exp(scores).sum())
+            score_seconds = time.perf_counter() - start
+            if on_scores is not None:
+                on_scores(scores)
+            written: list[int] = []
+            logits = first
+            start = time.perf_counter()
+            budget = llm.n_ctx() - len(tokens)
+            for _ in range(min(n_write, k)):
+                masked = logits.copy()
+                masked[written] = -np.inf
+                choice = int(np.argmax(masked))
+                line = llm.tokenize(f"{lines[choice]}\n".encode(), add_bos=False, special=False)
+                if len(line) >= budget:
+                    break
+                budget -= len(line)
+                llm.eval(line)
+                written.append(choice)
+                if on_line is not None:
+                    on_line(choice)
+                logits = letter_logits()
+            self.last = RankStats(
+                prompt_tokens=len(tokens),
+                score_seconds=score_seconds,
+                write_seconds=time.perf_counter() - start,
+                lines_written=len(written),
+            )
+        return scores, written

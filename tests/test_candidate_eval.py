@@ -1,0 +1,96 @@
+"""The `llm-rank` and `dualrec` harness rows (training/candidate_eval.py) on fakes: tuning, ties, no leakage."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from dualrec_tui.core.sequences import Split
+from tests.test_pipeline import CATALOG, PREFERENCE, FakeLstm, ScriptedRanker
+from training.candidate_eval import CandidateDualRecModel, LlmRankModel, SignalCache
+
+
+class _Reranker:
+    """Similarity 1 for one movie, 0 for the rest, whatever alpha is."""
+
+    alpha = 0.5
+
+    def __init__(self, liked: int | None) -> None:
+        self.liked = liked
+
+    def score(self, candidates, history, lstm_prediction, alpha=None):
+        return np.array([1.0 if c == self.liked else 0.0 for c in candidates])
+
+
+class _Ctx:
+    def __init__(self, work_dir, lstm) -> None:
+        self.catalog = CATALOG
+        self.models: dict = {"lstm": lstm}
+        self.work_dir = work_dir
+        self.seed = 0
+        self.tune_users = "all"
+
+    def require(self, name):
+        return self.models[name]
+
+    def log(self, message: str) -> None:
+        pass
+
+
+def _rows(tmp_path, ranker, reranker):
+    ctx = _Ctx(tmp_path, FakeLstm(PREFERENCE))
+    cache = ctx.models["_candidate_signals"] = SignalCache(ctx, n_candidates=8)
+    cache.ranker, cache.reranker = ranker, reranker
+    ctx.models["llm-rank"] = rank = LlmRankModel(ctx)
+    rank.cache = cache
+    model = CandidateDualRecModel(ctx)
+    model.cache = cache
+    return ctx, rank, model
+
+
+# users whose validation target is Clueless (8): the LSTM ranks it 7th of the unwatched
+SPLIT = Split([1, 2, 3], [[0, 2], [0, 2], [0, 2]], [8, 8, 8], [], [], len(CATALOG))
+
+
+def test_tuning_lets_a_helpful_llm_in_and_writes_the_app_settings(tmp_path) -> None:
+    _, rank, model = _rows(tmp_path, ScriptedRanker([8]), _Reranker(None))
+    model._tune(SPLIT)
+    assert model.weights.llm > 0 and model.tuning["best"] > model.tuning["lstm_only"]
+    settings = json.loads((tmp_path / "fusion.json").read_text())
+    assert settings["mode"] == "candidates" and settings["llm_rank_weight"] == model.weights.llm
+    assert model.rank([[0, 2]], k=20)[0][0] == 8
+    assert rank.rank([[0, 2]], k=20)[0][0] == 8  # the LLM's own order puts its favourite first
+    assert model.tuning["tune_users"] == 3 and "same users" in model.tuning["tune_targets"]
+
+
+def test_a_tie_keeps_the_method_on_not_the_first_grid_point(tmp_path) -> None:
+    """An LLM and a re-ranker that change nothing on validation: every configuration ties, so the
+    method's design (both re-rankers on) is kept instead of weight 0."""
+    _, _, model = _rows(tmp_path, ScriptedRanker([]), _Reranker(None))
+    model._tune(SPLIT)
+    assert model.tuning["best"] == model.tuning["lstm_only"]
+    assert model.weights.llm > 0 and model.weights.sim > 0
+
+
+def test_a_harmful_signal_never_costs_validation_quality(tmp_path) -> None:
+    """An LLM that dislikes the target would push it down: only weights that do not hurt can be chosen."""
+    split = Split([1, 2], [[0, 2], [0, 2]], [5, 5], [], [], len(CATALOG))  # Aliens: the LSTM's 2nd
+    _, _, model = _rows(tmp_path, ScriptedRanker([4, 3, 6, 9, 7, 8]), _Reranker(None))
+    model._tune(split)
+    grid = model.tuning["grid"]
+    assert grid["w_llm=2.0,w_sim=0.0,alpha=0.0,depth=20"] < model.tuning["lstm_only"]  # a big weight hurts
+    assert model.tuning["best"] == model.tuning["lstm_only"]
+    assert model.weights.llm < 0.5
+
+
+def test_signals_are_computed_once_per_history(tmp_path) -> None:
+    ranker = ScriptedRanker([8])
+    _, rank, model = _rows(tmp_path, ranker, _Reranker(3))
+    model._tune(SPLIT)
+    calls = len(ranker.prompts)
+    model.rank([[0, 2]], k=20)
+    rank.rank([[0, 2]], k=20)
+    assert len(ranker.prompts) == calls  # the validation input [0, 2] was scored during tuning already
+    stats = rank.stats()
+    assert stats["llm_calls"] == calls and len(stats["mean_llm_logprob_by_position"]) == 8

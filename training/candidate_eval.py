@@ -1,0 +1,321 @@
+"""Harness rows for the candidate-grounded pipeline: `llm-rank` and `dualrec`.
+
+    python -m training evaluate --data DIR --models lstm,lstm+markov,llm-rank,dualrec \
+        --checkpoint lstm=models/lstm --paired-with lstm [--checkpoint llm-rank=models/llm]
+
+- `llm-rank`: the LLM's own order of the LSTM's top-K candidates (one forward pass, core/llm_rank.py),
+  then the rest of the catalog in LSTM order. Above `lstm` only if the LLM learned to order candidates
+  rather than to copy the LSTM's order. The LLM is `--checkpoint llm-rank=PATH` (a folder with a merged
+  GGUF or adapter.gguf), else `models_dir()/llm`.
+- `dualrec`: the app's pipeline (core/pipeline.py, candidates mode): LSTM log-probabilities, the LLM's
+  candidate log-probabilities and Sentence-BERT similarity fused (core/fusion.py). Its weights, the
+  re-ranker's alpha and the re-ordered depth are chosen on *validation* targets (`--tune-users`, default
+  every evaluated user) and written to `<work_dir>/fusion.json`; `--checkpoint dualrec=fusion.json`
+  reuses chosen settings instead. The validation targets are each user's second-to-last item: different
+  items from the test targets, but the same users (the JSON says so).
+
+Every signal is computed once per (user, split) and cached, so tuning 300+ configurations costs no more
+LLM time than one, and `llm-rank` and `dualrec` share their LLM passes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from dualrec_tui.core.fusion import FusionWeights, fuse_candidates, fused_ranking, lstm_log_probs
+from dualrec_tui.core.prompt import CANDIDATE_LETTERS, DEFAULT_CANDIDATES, candidate_lines
+
+LLM_RANK_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
+SIM_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
+ALPHAS = (0.0, 0.5, 1.0)
+DEPTHS = (5, 10, 20)
+TUNE_K = 10
+
+
+@dataclass
+class CandidateSignals:
+    """Everything fusion needs for one user at one cut, candidates in LSTM order."""
+
+    order: np.ndarray  # full LSTM ranking (watched removed)
+    lstm: np.ndarray  # (K,) LSTM log-probabilities
+    llm: np.ndarray | None  # (K,) LLM log-probabilities (None: no LLM)
+    sim_prediction: np.ndarray | None  # (K,) cosine to the LSTM's top pick
+    sim_history: np.ndarray | None  # (K,) cosine to the mean of the recent history
+
+    def sim(self, alpha: float) -> np.ndarray | None:
+        if self.sim_prediction is None or self.sim_history is None:
+            return None
+        return alpha * self.sim_prediction + (1.0 - alpha) * self.sim_history
+
+
+class SignalCache:
+    """Computes and remembers candidate signals per history (shared by `llm-rank` and `dualrec`)."""
+
+    def __init__(self, ctx: Any, n_candidates: int = DEFAULT_CANDIDATES) -> None:
+        from dualrec_tui.core.pipeline import DualRec
+
+        self.ctx = ctx
+        self.n_candidates = n_candidates
+        self.lstm = ctx.require("lstm")
+        self.ranker: Any = None
+        self.reranker: Any = None
+        self.llm_path: str | None = None
+        self._pipeline = DualRec(ctx.catalog, self.lstm, n_candidates=n_candidates)  # prompt + shuffle only
+        self._cache: dict[tuple[int, ...], CandidateSignals] = {}
+        self.llm_seconds = 0.0
+        self.llm_calls = 0
+        self.position_scores = np.zeros(len(CANDIDATE_LETTERS))  # mean LLM log-prob by prompt position
+        self.position_counts = np.zeros(len(CANDIDATE_LETTERS))
+
+    def attach_llm(self, path: Path | None) -> None:
+        from dualrec_tui.core.llm import LlamaGenerator, locate_llm
+        from dualrec_tui.core.llm_rank import LlamaCandidateRanker
+
+        files = locate_llm(path)
+        self.llm_path = str(files.lora or files.model)
+        self.ranker = LlamaCandidateRanker(LlamaGenerator(files.model, lora_path=files.lora, rebuild=files.rebuild))
+
+    def attach_reranker(self) -> None:
+        from dualrec_tui.core.rerank import SentenceReranker
+
+        self.reranker = SentenceReranker(self.ctx.catalog)
+        _ = self.reranker.embeddings  # encode (or load) the catalog once, before timing users
+
+    def signals(self, histories: list[list[int]], *, llm: bool = True) -> list[CandidateSignals]:
+        todo = [h for h in histories if tuple(h) not in self._cache]
+        if todo:
+            scores = np.asarray(self.lstm.score(todo), dtype=np.float64)
+            for history, row in zip(todo, scores, strict=True):
+                self._cache[tuple(history)] = self._compute(history, row)
+        out = [self._cache[tuple(h)] for h in histories]
+        if llm and self.ranker is not None:
+            for history, signal in zip(histories, out, strict=True):
+                if signal.llm is None:
+                    signal.llm = self._llm_scores(history, signal.order[: self.n_candidates])
+        return out
+
+    def _compute(self, history: list[int], row: np.ndarray) -> CandidateSignals:
+        from dualrec_tui.core.pipeline import lstm_ranking
+
+        watched = set(history)
+        order = lstm_ranking(row, watched)
+        candidates = order[: self.n_candidates]
+        lstm = lstm_log_probs(row, sorted(watched))[candidates]
+        sim_p = sim_h = None
+        if self.reranker is not None and candidates.shape[0]:
+            top1 = int(candidates[0])
+            sim_p = np.asarray(self.reranker.score(candidates.tolist(), history, top1, alpha=1.0), dtype=np.float64)
+            sim_h = np.asarray(self.reranker.score(candidates.tolist(), history, top1, alpha=0.0), dtype=np.float64)
+        return CandidateSignals(order, lstm, None, sim_p, sim_h)
+
+    def _llm_scores(self, history: list[int], candidates: np.ndarray) -> np.ndarray:
+        n = candidates.shape[0]
+        shown_order = self._pipeline.candidate_order(history, n)
+        shown = candidates[shown_order]
+        lines = candidate_lines([self.ctx.catalog[int(i)] for i in shown])
+        prompt = self._pipeline.candidate_prompt(history, int(candidates[0]), shown.tolist())
+        start = time.perf_counter()
+        prompt_scores, _ = self.ranker.run(prompt, lines, n_write=0)
+        self.llm_seconds += time.perf_counter() - start
+        self.llm_calls += 1
+        self.position_scores[:n] += prompt_scores
+        self.position_counts[:n] += 1
+        llm = np.empty(n, dtype=np.float64)
+        llm[shown_order] = prompt_scores
+        return llm
+
+    def stats(self) -> dict[str, Any]:
+        counted = self.position_counts > 0
+        return {
+            "llm": self.llm_path,
+            "n_candidates": self.n_candidates,
+            "llm_calls": self.llm_calls,
+            "llm_seconds_per_call": self.llm_seconds / self.llm_calls if self.llm_calls else 0.0,
+            # a position-blind model scores every prompt position alike on average (shuffled candidates)
+            "mean_llm_logprob_by_position": [
+                round(float(v), 4) for v in (self.position_scores / np.maximum(self.position_counts, 1))[counted]
+            ],
+        }
+
+
+def _shared_cache(ctx: Any) -> SignalCache:
+    cache = ctx.models.get("_candidate_signals")
+    if cache is None:
+        cache = ctx.models["_candidate_signals"] = SignalCache(ctx)
+    return cache
+
+
+def target_rank(ranking_head: np.ndarray, order: np.ndarray, target: int) -> float:
+    """1-based rank of `target` in (re-ordered head, then the rest of `order`); inf when absent."""
+    hits = np.flatnonzero(ranking_head == target)
+    if hits.size:
+        return float(hits[0] + 1)
+    rest = np.flatnonzero(order == target)
+    return float(rest[0] + 1) if rest.size else np.inf
+
+
+def ndcg_at(rank: float, k: int = TUNE_K) -> float:
+    from .metrics import ndcg
+
+    return float(ndcg(np.array([rank]), k)[0])
+
+
+class LlmRankModel:
+    """The LLM's own order of the LSTM's top-K candidates, then the rest in LSTM order."""
+
+    name = "llm-rank"
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+        self.cache: SignalCache | None = None
+
+    def fit(self, split: Any, catalog: Any, seed: int) -> None:
+        self._setup(None)
+
+    def load(self, path: Path) -> None:
+        self._setup(Path(path))
+
+    def _setup(self, path: Path | None) -> None:
+        self.cache = _shared_cache(self.ctx)
+        if self.cache.ranker is None:
+            self.cache.attach_llm(path)
+
+    def rank(self, histories: list[list[int]], k: int) -> list[list[int]]:
+        assert self.cache is not None
+        lists = []
+        for signal in self.cache.signals(histories):
+            assert signal.llm is not None
+            weights = FusionWeights(llm=1.0, depth=signal.llm.shape[0])
+            fused = fuse_candidates(np.zeros_like(signal.lstm), weights, signal.llm)  # the LLM alone
+            lists.append(fused_ranking(signal.order, fused))
+        return lists
+
+    def stats(self) -> dict[str, Any]:
+        return self.cache.stats() if self.cache is not None else {}
+
+
+class CandidateDualRecModel:
+    """The app's pipeline: LSTM + LLM + Sentence-BERT score fusion, tuned on validation targets."""
+
+    name = "dualrec"
+
+    def __init__(self, ctx: Any) -> None:
+        self.ctx = ctx
+        self.cache: SignalCache | None = None
+        self.weights = FusionWeights()
+        self.alpha = 0.5
+        self.tuning: dict[str, Any] = {}
+        self.seconds = 0.0
+        self.users = 0
+
+    def _setup(self) -> None:
+        self.ctx.require("llm-rank")  # the LLM (its --checkpoint, else models_dir()/llm)
+        self.cache = _shared_cache(self.ctx)
+        if self.cache.reranker is None:
+            self.cache.attach_reranker()
+            self.cache._cache.clear()  # signals computed before the re-ranker lacked similarity
+
+    def fit(self, split: Any, catalog: Any, seed: int) -> None:
+        self._setup()
+        self._tune(split)
+
+    def load(self, path: Path) -> None:
+        """`--checkpoint dualrec=fusion.json`: reuse chosen settings instead of tuning again."""
+        from dualrec_tui.core.pipeline import read_fusion
+
+        self._setup()
+        path = Path(path)
+        settings = read_fusion(path if path.is_dir() else path.parent)
+        self.weights = FusionWeights(
+            llm=settings.get("llm_rank_weight", 0.0),
+            sim=settings.get("sim_weight", 0.0),
+            depth=settings.get("depth", DEFAULT_CANDIDATES),
+        )
+        self.alpha = settings.get("alpha", self.alpha)
+        self.tuning = {"from": str(path)}
+
+    def _tune(self, split: Any) -> None:
+        """Grid search on validation targets; on a tie the method's design wins (re-ranking on)."""
+        from dualrec_tui.core.pipeline import write_fusion
+
+        assert self.cache is not None
+        tune = getattr(self.ctx, "tune_users", "all")
+        from .evaluate import select_users
+
+        users = select_users(len(split.user_ids), tune, self.ctx.seed + 1)
+        histories = [split.valid_input(int(u)) for u in users]
+        targets = [int(split.valid_target[int(u)]) for u in users]
+        self.ctx.log(f"[bold]dualrec[/]: scoring {len(users)} validation users for tuning")
+        signals = []
+        for lo in range(0, len(histories), 64):
+            signals.extend(self.cache.signals(histories[lo : lo + 64]))
+            self.ctx.log(f"  {min(lo + 64, len(histories))}/{len(histories)} users")
+        grid: dict[str, float] = {}
+        best: tuple[tuple, dict[str, Any]] | None = None
+        lstm_only = 0.0
+        for w_llm, w_sim, alpha, depth in itertools.product(LLM_RANK_WEIGHTS, SIM_WEIGHTS, ALPHAS, DEPTHS):
+            if w_sim == 0 and alpha != ALPHAS[0]:
+                continue  # alpha only matters when similarity is on
+            weights = FusionWeights(llm=w_llm, sim=w_sim, depth=depth)
+            total = 0.0
+            for signal, target in zip(signals, targets, strict=True):
+                fused = fuse_candidates(signal.lstm, weights, signal.llm, signal.sim(alpha))
+                head = signal.order[: fused.order.shape[0]][fused.order]
+                total += ndcg_at(target_rank(head, signal.order, target))
+            value = total / max(1, len(targets))
+            grid[f"w_llm={w_llm},w_sim={w_sim},alpha={alpha},depth={depth}"] = round(value, 6)
+            if w_llm == 0 and w_sim == 0:
+                lstm_only = value
+            # higher NDCG first; on a tie: both re-rankers on, then the LLM on, then similarity on, then the
+            # deepest re-ordering (the method's design), then the smaller weights
+            key = (round(value, 9), w_llm > 0 and w_sim > 0, w_llm > 0, w_sim > 0, depth, -w_llm - w_sim)
+            if best is None or key > best[0]:
+                best = (key, {"llm": w_llm, "sim": w_sim, "alpha": alpha, "depth": depth, "value": value})
+        assert best is not None
+        chosen = best[1]
+        self.weights = FusionWeights(llm=chosen["llm"], sim=chosen["sim"], depth=chosen["depth"])
+        self.alpha = chosen["alpha"]
+        self.tuning = {
+            "tune_users": len(users),
+            "tune_targets": "validation (second-to-last item) of the same users whose test items are reported",
+            "tune_metric": f"NDCG@{TUNE_K} on validation targets",
+            "lstm_only": lstm_only,
+            "best": chosen["value"],
+            "grid": grid,
+        }
+        write_fusion(self.ctx.work_dir, self.fusion_settings())
+
+    def fusion_settings(self) -> dict[str, Any]:
+        assert self.cache is not None
+        return {
+            "mode": "candidates",
+            "n_candidates": self.cache.n_candidates,
+            "llm_rank_weight": self.weights.llm,
+            "sim_weight": self.weights.sim,
+            "alpha": self.alpha,
+            "depth": self.weights.depth,
+            "n_suggestions": 3,
+        }
+
+    def rank(self, histories: list[list[int]], k: int) -> list[list[int]]:
+        assert self.cache is not None
+        start = time.perf_counter()
+        lists = []
+        for signal in self.cache.signals(histories, llm=self.weights.llm > 0):
+            fused = fuse_candidates(signal.lstm, self.weights, signal.llm, signal.sim(self.alpha))
+            lists.append(fused_ranking(signal.order, fused))
+        self.seconds += time.perf_counter() - start
+        self.users += len(histories)
+        return lists
+
+    def stats(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"fusion": self.fusion_settings() if self.cache else {}, "tuning": self.tuning}
+        if self.cache is not None:
+            out.update(self.cache.stats())
+        return out
