@@ -1,6 +1,6 @@
 """Stage 2 grounded in the LSTM's candidates: one forward pass scores all K, then the LLM writes its answer.
 
-The candidate prompt (`prompt.build_candidate_prompt`) lists K candidates as `C. Title (Year) | Genres`
+The candidate prompt (`prompt.build_candidate_prompt`) lists K candidates as `C. Title (Year)`
 and ends with "Answer:\\n". The fine-tuned model answers with candidate lines, best first, so:
 
 1. **Scoring (a verbalizer, LlamaRec-style).** After evaluating the prompt once, the logits of the K

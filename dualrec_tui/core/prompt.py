@@ -6,7 +6,7 @@ Two prompts, both with DUALRec's content (the user's 5 most recent movies plus t
   per line, `Title (Year) | Genre, Genre`, enforced by a GBNF grammar at decoding time and read back by
   `parse_answer` (tolerantly: garbage lines are skipped and counted, never raised);
 - the *candidate* prompt (`build_candidate_prompt`) also lists the LSTM's top-K candidates, each behind a
-  letter, in a shuffled order. Answer: `C. Title (Year) | Genres` lines, best first. The first token of
+  letter, in a shuffled order. Answer: `C. Title (Year)` lines, best first. The first token of
   the answer is the letter, so one forward pass over the prompt scores every candidate (a verbalizer:
   the log-probabilities of the K letter tokens), and the rest of each line is the candidate's own label.
 """
@@ -43,8 +43,12 @@ def build_prompt(recent: Sequence[Movie], predicted: Movie | None, n: int = DEFA
 
 
 def candidate_line(letter: str, movie: Movie) -> str:
-    """One candidate as the prompt lists it and the answer names it: `C. Title (Year) | Genres`."""
-    return f"{letter}. {_movie_line(movie)}"
+    """One candidate as the prompt lists it and the answer names it: `C. Title (Year)`.
+
+    No genres here (they are in the catalog, and the history lines carry the user's taste): 20 candidates
+    with genres made a 520-token prompt, which a laptop CPU cannot fine-tune on in useful time; without,
+    it is about 330 tokens, and every recommendation's one forward pass is that much cheaper too."""
+    return f"{letter}. {movie.label}"
 
 
 def candidate_lines(candidates: Sequence[Movie]) -> list[str]:
