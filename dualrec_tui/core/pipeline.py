@@ -457,8 +457,10 @@ def read_fusion(directory: Path) -> dict[str, Any]:
         return {}
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
+    except (OSError, ValueError) as exc:  # build_pipeline says so (F4, status line): never silently
+        raise ValueError(f"not readable JSON ({exc})") from exc
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
     allowed = {"llm_weight": float, "rrf_c": float, "alpha": float, "n_suggestions": int, "constrain_titles": bool}
     return {key: kind(data[key]) for key, kind in allowed.items() if key in data}
 
