@@ -225,6 +225,21 @@ def _catalog_index(catalog: Catalog, dataset: str | None, movie_id: int | None, 
     return None
 
 
+def _not_writable(path: Path) -> str:
+    """Why an existing log cannot be written, checked before SQLite (which would open a read-only file
+    read-only without saying so, and fail only at the first write)."""
+    try:
+        if path.stat().st_size == 0:
+            return ""
+    except OSError:
+        return ""
+    if not os.access(path, os.W_OK):
+        return f"the file is read-only (file permissions or a read-only disk; chmod u+w {path} fixes the first)"
+    if not os.access(path.parent, os.W_OK):
+        return f"the folder {path.parent} is read-only (SQLite needs to create the log's -wal and -shm files there)"
+    return ""
+
+
 def default_path() -> Path:
     """env DUALREC_DB, else <user data dir>/dualrec/watchlog.db (platformdirs)."""
     override = os.environ.get("DUALREC_DB")
@@ -273,9 +288,11 @@ class WatchLog:
         except OSError as exc:
             raise WatchLogError(f"{path}: cannot create its folder ({exc}); set DUALREC_DB to a writable path") from exc
         identify(path, migrations, timeout)
-        read_only = ""
+        read_only = _not_writable(path)
         conn: sqlite3.Connection | None = None
         try:
+            if read_only:
+                raise sqlite3.OperationalError("attempt to write a readonly database")
             conn = sqlite3.connect(str(path), isolation_level=None, timeout=timeout, check_same_thread=False)
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
@@ -292,7 +309,7 @@ class WatchLog:
         except sqlite3.Error as exc:
             if conn is not None:
                 conn.close()
-            read_only = why_read_only(path, exc)
+            read_only = read_only or why_read_only(path, exc)
             if not read_only:
                 raise explain(path, exc, "cannot open the watch log") from exc
             conn = connect_read_only(path, timeout)
