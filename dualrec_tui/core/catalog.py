@@ -287,20 +287,34 @@ class Catalog:
             results.append(found)
             if found is None:
                 pending.append((position, names, resolved_year))
-        keys = sorted({normalize_title(name) for _, names, _ in pending for name in names} - {""})
+        import numpy as np
+
+        keys = sorted({normalize_title(name) for _, names, _ in pending for name in names} - {""}, key=len)
         best: dict[str, list[tuple[str, float]]] = {}
-        total = len(keys)
+        total, done = len(keys), 0
+        # fuzz.ratio >= threshold needs |a - b| <= r (a + b) for lengths a, b (r = 1 - threshold / 100): each
+        # key is compared only with catalog keys of a length in that window (sorted by length: one slice).
+        lengths = np.array([len(k) for k in self._key_list])
+        by_length = np.argsort(lengths, kind="stable")
+        sorted_lengths = lengths[by_length]
+        r = max(0.0, 1.0 - threshold / 100.0)
         for begin in range(0, total, chunk):
             if cancelled is not None and cancelled():
                 raise InterruptedError("cancelled")
             block = keys[begin : begin + chunk]
-            scores = process.cdist(block, self._key_list, scorer=fuzz.ratio, score_cutoff=threshold, workers=-1)
+            low = int(np.floor(len(block[0]) * (1 - r) / (1 + r))) - 1
+            high = int(np.ceil(len(block[-1]) * (1 + r) / (1 - r))) + 1 if r < 1 else int(lengths.max())
+            start, stop = np.searchsorted(sorted_lengths, [low, high + 1])
+            window = by_length[start:stop]
+            choices = [self._key_list[i] for i in window.tolist()]
+            scores = process.cdist(block, choices, scorer=fuzz.ratio, score_cutoff=threshold, workers=-1)
             for row, key in enumerate(block):
                 hits = scores[row].nonzero()[0]
-                ranked = sorted(hits.tolist(), key=lambda i, r=row: (-scores[r, i], i))[:5]
-                best[key] = [(self._key_list[i], float(scores[row, i])) for i in ranked]
+                ranked = sorted((-float(scores[row, j]), int(window[j])) for j in hits.tolist())[:5]
+                best[key] = [(self._key_list[i], -negative) for negative, i in ranked]
+            done += len(block)
             if progress is not None:
-                progress(min(begin + chunk, total), total)
+                progress(done, total)
         for position, names, year in pending:
             matches = [best.get(normalize_title(name), []) for name in names]
             results[position] = self._resolve_fuzzy(names, year, matches, threshold)
