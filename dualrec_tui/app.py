@@ -29,6 +29,7 @@ from .screens.main import MainScreen
 from .services import ModelHub, Recommendation, RecStage
 
 HISTORY_LIMIT = 500
+LOCK_WAIT_SECONDS = 3.0  # single writes run on the UI thread: wait this long for another process's lock, then say so
 MODEL_INPUT_LIMIT = 200  # newest catalog movies read for the models (the LSTM looks at 30, the prompt at 5)
 
 
@@ -128,7 +129,7 @@ class DualrecApp(App[None]):
         from .store import WatchLog
 
         try:
-            self.watchlog = WatchLog.open(self.config.resolved_db_path)
+            self.watchlog = WatchLog.open(self.config.resolved_db_path, timeout=LOCK_WAIT_SECONDS)
         except DualrecError as exc:
             self.log_problem = str(exc)
             self.notify(f"{exc}", title="Watch log unavailable", severity="error", timeout=30)
@@ -500,7 +501,9 @@ class DualrecApp(App[None]):
     def action_model_status(self) -> None:
         from .screens.status import ModelStatusScreen
 
-        log = "" if self.watchlog is not None else f"The watch log is unavailable: {self.log_problem}"
+        read_only = getattr(self.watchlog, "read_only", "")
+        log = f"The watch log is read-only: {read_only}. Nothing can be logged." if read_only else ""
+        log = log if self.watchlog is not None else f"The watch log is unavailable: {self.log_problem}"
         self.push_screen(ModelStatusScreen(self.hub.components, self.hub.models_dir, log_problem=log))
 
     def action_settings(self) -> None:

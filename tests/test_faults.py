@@ -607,3 +607,29 @@ def test_broken_lstm_keeps_the_llm_with_popularity_standing_in(tmp_path: Path, m
     assert final.stage == "final" and any(r.source == "llm" for r in final.items)
     assert {r.source for r in final.items} <= {"popular", "popular+LLM", "llm"}  # never claims "LSTM"
     assert all("LSTM:" not in r.why for r in final.items)
+
+
+@run_async
+async def test_app_on_a_read_only_log_shows_history_and_refuses_writes(tmp_path: Path) -> None:
+    from tests.tui_support import make_app, settle
+
+    path = tmp_path / "watchlog.db"
+    before = make_log(path)
+    checksum = digest(path)
+    with read_only(path):
+        app = make_app(tmp_path)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await settle(app, pilot)
+            assert app.watchlog.read_only.startswith("the file is read-only")
+            assert "3 watched" in str(app.main.query_one("#history-title").render())
+            app.main.query_one("#history").focus()
+            await pilot.press("d")
+            await settle(app, pilot)
+            messages = [n.message for n in app._notifications]
+            assert any("The watch log is read-only: the file is read-only" in m for m in messages), messages
+            await pilot.press("f4")
+            await pilot.pause()
+            texts = " ".join(str(w.render()) for w in app.screen.query("Static"))
+            assert "The watch log is read-only" in texts and "Logging works" not in texts
+            assert app.watchlog.history() == before
+    assert digest(path) == checksum
