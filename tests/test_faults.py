@@ -633,3 +633,19 @@ async def test_app_on_a_read_only_log_shows_history_and_refuses_writes(tmp_path:
             assert "The watch log is read-only" in texts and "Logging works" not in texts
             assert app.watchlog.history() == before
     assert digest(path) == checksum
+
+
+def test_new_log_in_a_read_only_folder_says_why(tmp_path: Path) -> None:
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    with read_only(folder), pytest.raises(WatchLogError, match="SQLite cannot open or create files in"):
+        WatchLog.open(folder / "log.db")
+    assert list(folder.iterdir()) == []
+
+
+def test_only_our_own_csv_export_is_unescaped_on_import(tmp_path: Path) -> None:
+    """A third-party CSV's leading quote is data, not our escape: it is kept as written."""
+    plain = tmp_path / "plain.csv"
+    plain.write_text("title,date,note\nSome Film,2020-01-01,'=kept as written\n", encoding="utf-8")
+    preview = plan_import(plain, CATALOG)
+    assert [row.note for row in preview.rows] == ["'=kept as written"]
