@@ -649,3 +649,44 @@ def test_only_our_own_csv_export_is_unescaped_on_import(tmp_path: Path) -> None:
     plain.write_text("title,date,note\nSome Film,2020-01-01,'=kept as written\n", encoding="utf-8")
     preview = plan_import(plain, CATALOG)
     assert [row.note for row in preview.rows] == ["'=kept as written"]
+
+
+@run_async
+async def test_import_matching_shows_progress_and_abort_stops_it(tmp_path: Path, monkeypatch) -> None:
+    """The screen's wiring: matching runs in a worker, reports progress, and Abort cancels it."""
+    import threading
+    import time
+
+    from dualrec_tui.core.catalog import Catalog
+    from tests.tui_support import make_app, settle
+
+    started = threading.Event()
+
+    def slow_resolve_many(self, queries, threshold=90.0, *, chunk=512, progress=None, cancelled=None):
+        for done in range(1, 500):  # at most ~5 s: stands in for a large file of unknown titles
+            progress(done, 500)
+            started.set()
+            if cancelled():
+                raise InterruptedError("cancelled")
+            time.sleep(0.01)
+        pytest.fail("Abort did not cancel the matching")
+
+    monkeypatch.setattr(Catalog, "resolve_many", slow_resolve_many)
+    source = tmp_path / "unknown.csv"
+    source.write_text("title,date\nNo Such Film,2023-03-04\n", encoding="utf-8")
+    app = make_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("f3")
+        await pilot.pause()
+        screen = app.screen
+        screen.query_one("#import-path").value = str(source)
+        await pilot.click("#preview")
+        while not started.is_set():
+            await pilot.pause(0.02)
+        await pilot.pause(0.1)
+        assert "Matching titles…" in str(screen.query_one("#preview-text").render())
+        await pilot.click("#abort")
+        await settle(app, pilot)
+        assert "Aborted: nothing was written." in str(screen.query_one("#preview-text").render())
+        assert app.watchlog.history() == []

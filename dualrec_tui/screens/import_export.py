@@ -153,7 +153,8 @@ class ImportExportScreen(ModalScreen[int | None]):
                 path, self.catalog, self.watchlog, progress=progress, cancelled=lambda: worker.is_cancelled
             )
         except (DualrecError, OSError, MemoryError) as exc:
-            self.app.call_from_thread(self._done, None, f"Cannot import: {exc}")
+            if not worker.is_cancelled:  # after Abort the screen already says "nothing was written"
+                self.app.call_from_thread(self._done, None, f"Cannot import: {exc}")
             return
         if not worker.is_cancelled:
             self.app.call_from_thread(self._done, preview, describe_preview(preview))
