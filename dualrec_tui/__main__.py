@@ -73,8 +73,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from .app import DualrecApp
 
-    DualrecApp(config, config_file=args.config).run()
-    return 0
+    app = DualrecApp(config, config_file=args.config)
+    app.run()
+    return app.return_code or 0  # non-zero after an unhandled error (Textual sets 1), so scripts see the crash
 
 
 if __name__ == "__main__":

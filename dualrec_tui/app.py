@@ -29,6 +29,8 @@ from .screens.main import MainScreen
 from .services import ModelHub, Recommendation, RecStage
 
 HISTORY_LIMIT = 500
+LOCK_WAIT_SECONDS = 3.0  # single writes run on the UI thread: wait this long for another process's lock, then say so
+MODEL_INPUT_LIMIT = 200  # newest catalog movies read for the models (the LSTM looks at 30, the prompt at 5)
 
 
 class DualrecApp(App[None]):
@@ -88,6 +90,7 @@ class DualrecApp(App[None]):
             threads=self.config.threads,
         )
         self.watchlog = watchlog
+        self.log_problem = ""  # why the watch log cannot be used ("" = it can); shown instead of "nothing logged"
         self.today = today
         self.recs: list[Recommendation] = []
         self._lstm_recs: list[Recommendation] = []
@@ -126,9 +129,23 @@ class DualrecApp(App[None]):
         from .store import WatchLog
 
         try:
-            self.watchlog = WatchLog.open(self.config.resolved_db_path)
+            self.watchlog = WatchLog.open(self.config.resolved_db_path, timeout=LOCK_WAIT_SECONDS)
         except DualrecError as exc:
+            self.log_problem = str(exc)
             self.notify(f"{exc}", title="Watch log unavailable", severity="error", timeout=30)
+            return
+        read_only = getattr(self.watchlog, "read_only", "")
+        if read_only:
+            self.notify(
+                f"{self.watchlog.path}: {read_only}. The history shows, but nothing can be logged or changed.",
+                title="Watch log is read-only",
+                severity="warning",
+                timeout=30,
+            )
+
+    def _log_failed(self, exc: Exception, title: str) -> None:
+        """A watch log operation failed: say why; the app and the log stay as they were."""
+        self.notify(str(exc), title=title, severity="error", timeout=20)
 
     def load_models(self) -> None:
         """Load in a daemon thread, not a worker: quitting must not wait for torch or llama.cpp to finish
@@ -195,8 +212,9 @@ class DualrecApp(App[None]):
             elif component.state not in ("waiting", "loading"):
                 problem = "no trained LSTM found" if component.state == "missing" else component.problem
                 rebuild = f"\nRebuild it with: {component.rebuild}" if component.rebuild else ""
+                logging = "Logging works." if self.watchlog is not None else "The watch log is unavailable too."
                 self.main.show_recommendations(
-                    [], "", f"LSTM unavailable: {problem}{rebuild}\nF4 shows the details. Logging works."
+                    [], "", f"LSTM unavailable: {problem}{rebuild}\nF4 shows the details. {logging}"
                 )
         elif message.step == "llm" and self.hub.pipeline is not None and self._history_size() > 0:
             self.recommend()
@@ -222,9 +240,14 @@ class DualrecApp(App[None]):
             self.shown_query = message.query
 
     # ------------------------------------------------------------------- logging
-    def _need_log(self) -> bool:
+    def _need_log(self, write: bool = True) -> bool:
         if self.watchlog is None:
-            self.notify("The watch log could not be opened (see the error above).", severity="error")
+            problem = self.log_problem or "it could not be opened"
+            self.notify(f"The watch log is unavailable: {problem}", title="Watch log", severity="error", timeout=20)
+            return False
+        read_only = getattr(self.watchlog, "read_only", "")
+        if write and read_only:
+            self.notify(f"The watch log is read-only: {read_only}.", title="Not saved", severity="error")
             return False
         return True
 
@@ -277,7 +300,11 @@ class DualrecApp(App[None]):
         if not self._need_log():
             return
         entry_id = self.main.query_one(HistoryList).selected_entry_id
-        entry = self.watchlog.get(entry_id) if entry_id is not None else None
+        try:
+            entry = self.watchlog.get(entry_id) if entry_id is not None else None
+        except DualrecError as exc:
+            self._log_failed(exc, "Cannot edit")
+            return
         if entry is None:
             self.notify("Select an entry in the history first.", severity="warning")
             return
@@ -307,7 +334,11 @@ class DualrecApp(App[None]):
         if entry_id is None:
             self.notify("Select an entry in the history first.", severity="warning")
             return
-        entry = self.watchlog.delete(entry_id)
+        try:
+            entry = self.watchlog.delete(entry_id)
+        except DualrecError as exc:
+            self._log_failed(exc, "Not deleted")
+            return
         self.refresh_history()
         self.notify(f"Deleted {entry.label}. Ctrl+Z brings it back.", title="Deleted")
         self.recommend()
@@ -315,7 +346,11 @@ class DualrecApp(App[None]):
     def action_undo(self) -> None:
         if not self._need_log():
             return
-        entry = self.watchlog.undo_delete()
+        try:
+            entry = self.watchlog.undo_delete()
+        except DualrecError as exc:
+            self._log_failed(exc, "Not undone")
+            return
         if entry is None:
             self.notify("Nothing to undo.", severity="warning")
             return
@@ -325,10 +360,14 @@ class DualrecApp(App[None]):
 
     def refresh_history(self, select_first: bool = False) -> None:
         if self.watchlog is None:
-            self.main.show_history([], 0)
+            self.main.show_history([], 0, problem=self.log_problem or "the watch log is not open")
             return
-        entries = self.watchlog.history(limit=HISTORY_LIMIT)
-        total = self.watchlog.counts().entries
+        try:
+            entries = self.watchlog.history(limit=HISTORY_LIMIT)
+            total = self.watchlog.entry_count()
+        except DualrecError as exc:
+            self.main.show_history([], 0, problem=str(exc))
+            return
         self.main.show_history(entries, total)
         if select_first and entries:
             from .widgets.lists import HistoryList
@@ -336,29 +375,37 @@ class DualrecApp(App[None]):
             self.main.query_one(HistoryList).highlighted = 0
 
     def _history_size(self) -> int:
-        return self.watchlog.counts().entries if self.watchlog is not None else 0
+        try:
+            return self.watchlog.entry_count() if self.watchlog is not None else 0
+        except DualrecError:
+            return 0
 
     # ----------------------------------------------------------- recommendations
     def recommend(self) -> None:
         """Start a new recommendation run (cancelling an older one)."""
         catalog = self.hub.catalog
-        if catalog is None or self.hub.lstm is None or self.watchlog is None:
+        if catalog is None or self.hub.scorer is None or self.watchlog is None:
             return
-        history = self.watchlog.model_input(catalog)
-        exclude = self.watchlog.watched_indices(catalog) | self.watchlog.not_interested_indices(catalog)
         self._rec_run += 1
         self._tokens = 0
         self.rec_stage = "running"
         self.main.show_recs_state("LSTM thinking…")
-        self._recommend_worker(self._rec_run, history, exclude)
+        self._recommend_worker(self._rec_run, catalog)
 
     @work(thread=True, exclusive=True, group="recommend", exit_on_error=False)
-    def _recommend_worker(self, run: int, history: list[int], exclude: set[int]) -> None:
+    def _recommend_worker(self, run: int, catalog: Any) -> None:
+        """Reads the model input here, not on the UI thread (a 100,000-entry log took seconds)."""
         worker = get_current_worker()
 
         def emit(stage: RecStage) -> None:
             self.post_message(self.RecsUpdated(stage, run))
 
+        try:
+            history = self.watchlog.model_input(catalog, last=MODEL_INPUT_LIMIT)
+            exclude = self.watchlog.watched_indices(catalog) | self.watchlog.not_interested_indices(catalog)
+        except DualrecError as exc:
+            emit(RecStage("final", (), note=f"cannot read the watch log: {exc}"))
+            return
         try:
             self.hub.recommend(history, exclude, emit, lambda: worker.is_cancelled or run != self._rec_run)
         except Exception as exc:  # the panel says what broke; the app keeps running
@@ -375,10 +422,11 @@ class DualrecApp(App[None]):
             getattr(pipeline, "ranker", None) is not None or getattr(pipeline, "generator", None) is not None
         )
         candidates_mode = getattr(pipeline, "mode", "") == "candidates"
+        first = "LSTM picks" if self.hub.lstm is not None else "Popular picks (LSTM unavailable, F4)"
         if stage.stage == "lstm":
             self._lstm_recs = list(stage.items)
             self.recs = list(stage.items)
-            state = "LSTM picks · LLM thinking…" if llm_on else "LSTM picks"
+            state = f"{first} · LLM thinking…" if llm_on else first
             self.main.show_recommendations(self.recs, state, "Nothing to recommend yet")
         elif stage.stage == "fused":
             self.recs = list(stage.items)
@@ -387,7 +435,7 @@ class DualrecApp(App[None]):
         elif stage.stage == "token":
             self._tokens += 1
             if self._tokens % 4 == 1:
-                self.main.show_recs_state(f"LSTM picks · LLM writing… ({self._tokens} tokens)")
+                self.main.show_recs_state(f"{first} · LLM writing… ({self._tokens} tokens)")
         elif stage.stage == "llm":
             if candidates_mode:  # the list is already in its fused order: only say what the LLM picked
                 picks = ", ".join(r.title for r in stage.items)
@@ -396,15 +444,17 @@ class DualrecApp(App[None]):
                 seen = {r.index for r in self._lstm_recs}
                 streamed = [r for r in stage.items if r.index not in seen]
                 self.recs = self._lstm_recs + streamed
-                self.main.show_recommendations(self.recs, f"LSTM picks + {len(stage.items)} LLM suggestions…")
+                self.main.show_recommendations(self.recs, f"{first} + {len(stage.items)} LLM suggestions…")
         elif stage.stage == "notice":
             self.notify(stage.note, title="Recommendations", severity="warning")
         elif stage.stage == "final":
             self.recs = list(stage.items)
             if llm_on:
                 state = stage.summary or "LSTM order"
+                if self.hub.lstm is None:  # popularity stood in for the LSTM: say so, never "LSTM"
+                    state = state.replace("LSTM order", "Popularity order")
             else:
-                state = "LSTM picks" + (f" · {stage.note}" if stage.note else "")
+                state = first + (f" · {stage.note}" if stage.note else "")
             self.main.show_recommendations(self.recs, state, "Nothing to recommend yet")
             self.main.query_one("#recs-state").tooltip = stage.note or None
 
@@ -427,13 +477,17 @@ class DualrecApp(App[None]):
         catalog = self.hub.catalog
         if rec is None or rec.index is None or catalog is None or not self._need_log():
             return
-        self.watchlog.add_not_interested(catalog[rec.index], catalog.name)
+        try:
+            self.watchlog.add_not_interested(catalog[rec.index], catalog.name)
+        except DualrecError as exc:
+            self._log_failed(exc, "Not hidden")
+            return
         self.recs = [r for r in self.recs if r.index != rec.index]
         self._lstm_recs = [r for r in self._lstm_recs if r.index != rec.index]
         self.main.show_recommendations(self.recs, f"Hidden {rec.title}: never recommended again")
 
     def action_refresh(self) -> None:
-        if self.hub.lstm is None:
+        if self.hub.scorer is None:
             component = self.hub.components["lstm"]
             self.notify(f"LSTM {component.state}: {component.problem or 'not loaded yet'}", severity="warning")
             return
@@ -458,7 +512,10 @@ class DualrecApp(App[None]):
     def action_model_status(self) -> None:
         from .screens.status import ModelStatusScreen
 
-        self.push_screen(ModelStatusScreen(self.hub.components, self.hub.models_dir))
+        read_only = getattr(self.watchlog, "read_only", "")
+        log = f"The watch log is read-only: {read_only}. Nothing can be logged." if read_only else ""
+        log = log if self.watchlog is not None else f"The watch log is unavailable: {self.log_problem}"
+        self.push_screen(ModelStatusScreen(self.hub.components, self.hub.models_dir, log_problem=log))
 
     def action_settings(self) -> None:
         from .config import config_path

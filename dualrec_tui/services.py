@@ -16,6 +16,8 @@ from typing import Any, Protocol
 from .core.catalog import Catalog
 from .core.errors import DualrecError, ModelUnavailableError
 
+FUSION_FILE = "fusion.json"  # = core.pipeline.FUSION_FILE (not imported: that module loads numpy)
+
 REBUILD_CATALOG = "python -m training catalog"
 REBUILD_LSTM = "python -m training lstm"
 REBUILD_LLM = "python -m training llm"
@@ -26,6 +28,30 @@ class FastRecommender(Protocol):
     """The LSTM interface the app needs (see dualrec_tui.core.lstm.LstmRecommender)."""
 
     def top_k(self, history: list[int], k: int, exclude: Iterable[int] = ()) -> list[tuple[int, float]]: ...
+
+
+class PopularityScorer:
+    """Stands in for a broken LSTM: the catalog's most watched movies, so the LLM and the re-ranker keep
+    working (the prompt's "predicted next" becomes the most popular unseen movie) and the list is labelled
+    as popular picks, not LSTM picks."""
+
+    last_fallback = "popularity"
+
+    def __init__(self, catalog: Catalog) -> None:
+        import numpy as np
+
+        counts = list(catalog.popularity) if len(catalog.popularity) == len(catalog) else [0] * len(catalog)
+        self._scores = np.asarray(counts, dtype=np.float32)
+
+    def score(self, histories: list[list[int]]) -> Any:
+        import numpy as np
+
+        return np.tile(self._scores, (len(histories), 1))
+
+    def top_k(self, history: list[int], k: int, exclude: Iterable[int] = ()) -> list[tuple[int, float]]:
+        skip = set(exclude)
+        order = sorted(range(len(self._scores)), key=lambda i: (-self._scores[i], i))
+        return [(i, float(self._scores[i])) for i in order if i not in skip][:k]
 
 
 @dataclass(frozen=True)
@@ -83,7 +109,13 @@ class ModelHub:
     lstm: FastRecommender | None = None
     pipeline: Any = None  # dualrec_tui.core.pipeline.DualRec (tests inject one with fake generator / re-ranker)
     components: dict[str, Component] = field(default_factory=dict)
+    stand_in: PopularityScorer | None = None  # set when the LSTM failed: popularity takes stage 1's place
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def scorer(self) -> Any:
+        """Stage 1: the LSTM, else its popularity stand-in (None until the catalog is loaded)."""
+        return self.lstm if self.lstm is not None else self.stand_in
 
     def __post_init__(self) -> None:
         for name in ("catalog", "lstm", "llm", "rerank"):
@@ -154,6 +186,10 @@ class ModelHub:
             return None
         except Exception as exc:  # a broken model file must not take the app down
             self._fail("lstm", exc, REBUILD_LSTM)
+            if self.components["lstm"].state == "error":
+                # A broken LSTM (not a models folder that was never built): popularity stands in for stage 1
+                # so the LLM and the re-ranker still run.
+                self.stand_in = PopularityScorer(self.catalog)
             return None
         self.components["lstm"].state = "ready"
         return self.lstm
@@ -162,7 +198,7 @@ class ModelHub:
         """The DUALRec pipeline around the loaded LSTM: LLM and re-ranker are optional parts of it."""
         if self.pipeline is not None:
             return self.pipeline
-        if self.catalog is None or self.lstm is None:
+        if self.catalog is None or self.scorer is None:
             for name in ("llm", "rerank"):
                 component = self.components[name]
                 component.state, component.problem, component.rebuild = "blocked", "LSTM", None
@@ -194,19 +230,29 @@ class ModelHub:
                 self._fail("rerank", stages.rerank_error, REBUILD_RERANK)
             else:
                 self.components["rerank"].state = "ready"
-        self.pipeline = build_pipeline(self.catalog, self.lstm, stages, llm_dir)
+        self.pipeline = build_pipeline(self.catalog, self.scorer, stages, llm_dir)
+        fusion = [n for n in getattr(self.pipeline, "notes", []) if FUSION_FILE in n and n.startswith("ignored")]
+        llm = self.components["llm"]
+        if fusion and llm.state == "ready":  # the ranking uses default weights: say so in the status line and F4
+            llm.note = "; ".join(filter(None, [llm.note, f"{FUSION_FILE} invalid, defaults used"]))
+            llm.problem = "; ".join(filter(None, [llm.problem, *fusion]))
+            llm.rebuild = llm.rebuild or "python -m training evaluate ... (writes fusion.json; see docs/llm.md)"
         return self.pipeline
 
     # --------------------------------------------------------- recommendations
     def quick(self, history: list[int], exclude: Iterable[int]) -> RecStage:
         """The LSTM list alone: the fast path shown right after logging."""
-        if self.lstm is None or self.catalog is None:
+        scorer = self.scorer
+        if scorer is None or self.catalog is None:
             return RecStage("lstm", (), note="LSTM not loaded")
         with self._lock:
-            pairs = self.lstm.top_k(history, self.n_recommendations, exclude=set(exclude))
-        fallback = getattr(self.lstm, "last_fallback", None)
+            pairs = scorer.top_k(history, self.n_recommendations, exclude=set(exclude))
+        fallback = getattr(scorer, "last_fallback", None)
         why = "popular pick (log a movie to personalise)" if fallback else "LSTM: likely next after your history"
-        items = tuple(self._from_index(index, "lstm", why, score) for index, score in pairs)
+        source = "lstm"
+        if self.lstm is None:
+            why, source = "popular pick (the LSTM is unavailable: F4)", "popular"
+        items = tuple(self._from_index(index, source, why, score) for index, score in pairs)
         return RecStage("lstm", items)
 
     def recommend(
@@ -273,6 +319,12 @@ class ModelHub:
     def _from_pipeline(self, rec: Any) -> Recommendation:
         movie = rec.movie
         signals = tuple(getattr(rec, "signals", ("lstm",)))
+        if self.lstm is None and self.stand_in is not None and rec.source in ("lstm", "both"):
+            # popularity stood in for the LSTM: the tag and the reason must not claim the LSTM chose it
+            source = "popular" if rec.source == "lstm" else "popular+LLM"
+            why = "popular pick (the LSTM is unavailable: F4)" if rec.source == "lstm" else rec.why
+            signals = tuple("popular" if s == "lstm" else s for s in signals)
+            return Recommendation(movie.label, movie.index, movie.genres, source, why, rec.score, signals)
         return Recommendation(movie.label, movie.index, movie.genres, rec.source, rec.why, rec.score, signals)
 
     # ----------------------------------------------------------------- helpers

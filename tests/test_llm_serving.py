@@ -210,7 +210,8 @@ def test_nothing_reaches_stderr(tiny_gguf, tmp_path) -> None:
     assert out.returncode == 0, out.stderr
     assert out.stderr == "" and out.stdout == ""
     error = (tmp_path / "error.txt").read_text()
-    assert "could not load" in error and "python -m training export" in error
+    # refused by core/model_files.py before llama.cpp reads it (llama.cpp itself may segfault on such a file)
+    assert "damaged or incomplete" in error and "python -m training export" in error
 
 
 @pytest.mark.llama

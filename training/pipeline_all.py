@@ -132,6 +132,7 @@ def run_all(
 def ship_llm(train_dir: Path, export_dir: Path, target: Path, base: str) -> Path:
     """Lay out the LLM artifact the app loads: adapter.gguf, the peft adapter, merged GGUF, manifest, notices."""
     from dualrec_tui.core.artifacts import write_manifest
+    from dualrec_tui.core.model_files import file_sha256
 
     target.mkdir(parents=True, exist_ok=True)
     manifest = json.loads((train_dir / "manifest.json").read_text(encoding="utf-8"))
@@ -145,6 +146,10 @@ def ship_llm(train_dir: Path, export_dir: Path, target: Path, base: str) -> Path
     if base == "gemma3-270m":
         write_gemma_notice(target)
     manifest["files"] = sorted(p.name for p in target.iterdir())
+    # The app checks each GGUF against these before llama.cpp reads it (core/model_files.py).
+    manifest["verify"] = {
+        p.name: {"bytes": p.stat().st_size, "sha256": file_sha256(p)} for p in sorted(target.glob("*.gguf"))
+    }
     write_manifest(target, manifest)
     return target
 

@@ -137,8 +137,9 @@ def default_gguf_path() -> Path:
     return locate_llm().model
 
 
-def check_gguf(path: Path, rebuild: str, what: str = WHAT) -> Path:
-    """Fail early, with the rebuild command, on a missing, empty or non-GGUF file."""
+def check_gguf(path: Path, rebuild: str, what: str = WHAT, base: Path | None = None) -> Path:
+    """Fail early, with the rebuild command, on a missing, empty, non-GGUF or damaged file (llama.cpp
+    segfaults on a damaged one: see core/model_files.py); with `base`, `path` must be a LoRA adapter for it."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise ModelUnavailableError(what, f"no GGUF model at {path}", rebuild)
@@ -149,6 +150,12 @@ def check_gguf(path: Path, rebuild: str, what: str = WHAT) -> Path:
         raise ModelUnavailableError(what, f"cannot read {path} ({exc})", rebuild) from exc
     if magic != GGUF_MAGIC:
         raise ModelUnavailableError(what, f"{path} is not a GGUF file (corrupt or wrong format)", rebuild)
+    from .model_files import verify_adapter, verify_gguf
+
+    if base is not None:
+        verify_adapter(path, base, what, rebuild)
+    else:
+        verify_gguf(path, what, rebuild)
     return path
 
 
@@ -177,7 +184,9 @@ class LlamaGenerator:
         rebuild: str = REBUILD_FINETUNED,
     ) -> None:
         self.model_path = check_gguf(Path(model_path), rebuild)
-        self.lora_path = check_gguf(Path(lora_path), rebuild, f"{WHAT} adapter") if lora_path else None
+        self.lora_path = (
+            check_gguf(Path(lora_path), rebuild, f"{WHAT} adapter", base=self.model_path) if lora_path else None
+        )
         try:
             import llama_cpp
         except ImportError as exc:

@@ -680,7 +680,7 @@ def build_pipeline(catalog: Catalog, lstm: Scorer, stages: OptionalStages, llm_d
             raise ValueError(f"n_suggestions must be at least 1, not {settings['n_suggestions']}")
         return DualRec(catalog, lstm, notes=notes, **parts, **{**settings, **overrides})
     except (TypeError, ValueError) as exc:
-        notes.append(f"ignored {Path(llm_dir) / FUSION_FILE} (its settings are not used, defaults are): {exc}")
+        notes.append(f"ignored {Path(llm_dir) / FUSION_FILE}: {exc} (defaults used)")
         return DualRec(catalog, lstm, notes=notes, **parts, **overrides)
 
 

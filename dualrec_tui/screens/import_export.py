@@ -11,6 +11,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
+from textual.worker import get_current_worker
 
 from ..core.catalog import Catalog
 from ..core.errors import DualrecError
@@ -49,6 +50,7 @@ class ImportExportScreen(ModalScreen[int | None]):
         self.catalog = catalog
         self.preview: Any = None
         self.imported = 0
+        self.busy = ""  # "matching" or "writing" while a worker runs (Abort cancels matching)
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="import-export", classes="dialog"):
@@ -76,6 +78,11 @@ class ImportExportScreen(ModalScreen[int | None]):
         self.query_one("#import-path", Input).focus()
 
     def action_close(self) -> None:
+        if self.busy == "writing":
+            self.notify("The import is being written; this closes when it is done.", severity="warning")
+            return
+        if self.busy == "matching":
+            self.workers.cancel_group(self, "import")
         self.dismiss(self.imported)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -116,36 +123,72 @@ class ImportExportScreen(ModalScreen[int | None]):
         if self.catalog is None:
             self._set_preview(None, "The catalog is not loaded yet (see the status line); try again in a moment.")
             return
+        if self.busy:
+            return
         self._set_preview(None, "Reading and matching…")
+        self.busy = "matching"
+        self.query_one("#abort", Button).disabled = False  # Abort cancels the matching
         self._plan(Path(raw).expanduser())
+
+    def _progress(self, text: str) -> None:
+        if self.busy:
+            self.query_one("#preview-text", Static).update(text)
+
+    def _done(self, preview: Any, text: str) -> None:
+        self.busy = ""
+        self._set_preview(preview, text)
 
     @work(thread=True, exclusive=True, group="import", exit_on_error=False)
     def _plan(self, path: Path) -> None:
+        """Read and match off the UI thread: matching thousands of unknown titles takes seconds."""
         from ..store import plan_import
 
+        worker = get_current_worker()
+
+        def progress(done: int, total: int) -> None:
+            self.app.call_from_thread(self._progress, f"Matching titles… {done:,} of {total:,} (Abort stops)")
+
         try:
-            preview = plan_import(path, self.catalog, self.watchlog)
-        except (DualrecError, OSError) as exc:
-            self.app.call_from_thread(self._set_preview, None, f"Cannot import: {exc}")
+            preview = plan_import(
+                path, self.catalog, self.watchlog, progress=progress, cancelled=lambda: worker.is_cancelled
+            )
+        except (DualrecError, OSError, MemoryError) as exc:
+            if not worker.is_cancelled:  # after Abort the screen already says "nothing was written"
+                self.app.call_from_thread(self._done, None, f"Cannot import: {exc}")
             return
-        self.app.call_from_thread(self._set_preview, preview, describe_preview(preview))
+        if not worker.is_cancelled:
+            self.app.call_from_thread(self._done, preview, describe_preview(preview))
 
     def commit(self) -> None:
-        if self.preview is None:
+        if self.preview is None or self.busy:
             return
+        self.busy = "writing"
+        self.query_one("#commit", Button).disabled = self.query_one("#abort", Button).disabled = True
+        self.query_one("#preview-text", Static).update(f"Writing {self.preview.to_add:,} entries…")
+        self._commit(self.preview)
+
+    @work(thread=True, exclusive=True, group="import-commit", exit_on_error=False)
+    def _commit(self, preview: Any) -> None:
+        """One transaction in a worker: 50,000 rows froze the screen for seconds on the UI thread."""
         try:
-            result = self.watchlog.apply_import(self.preview)
+            result = self.watchlog.apply_import(preview)
         except (DualrecError, OSError, ValueError) as exc:
-            self._set_preview(None, f"Import failed, nothing was written: {exc}")
+            self.app.call_from_thread(self._done, None, f"Import failed, nothing was written: {exc}")
             return
         self.imported += result.added
-        self._set_preview(
+        self.app.call_from_thread(
+            self._done,
             None,
             f"Imported {result.added} entries ({result.free_text} as free text); "
             f"{result.duplicates} were already logged.",
         )
 
     def abort(self) -> None:
+        if self.busy == "writing":
+            return  # one transaction: it commits whole or not at all, it cannot stop half-way
+        if self.busy == "matching":
+            self.workers.cancel_group(self, "import")
+        self.busy = ""
         self._set_preview(None, "Aborted: nothing was written.")
 
     # ------------------------------------------------------------------ export

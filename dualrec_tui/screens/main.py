@@ -93,10 +93,18 @@ class MainScreen(Screen[None]):
         self.query_one(SearchInput).value = ""
         self.show_results("", [])
 
-    def show_history(self, entries: Sequence[Any], total: int) -> None:
+    def show_history(self, entries: Sequence[Any], total: int, problem: str = "") -> None:
+        """`problem`: the watch log cannot be read; say so rather than "nothing logged yet"."""
         history = self.query_one(HistoryList)
-        history.show_entries(entries)
         title = self.query_one("#history-title", Label)
+        if problem:
+            history.set_options([])
+            history.border_title = None
+            title.update("History · watch log unavailable (see the message; F4)")
+            history.tooltip = problem
+            return
+        history.tooltip = None
+        history.show_entries(entries)
         title.update(f"History · {total} watched · newest first" if total else "History · nothing logged yet")
 
     def show_recommendations(self, recs: Sequence[Recommendation], state: str, empty: str = "") -> None:

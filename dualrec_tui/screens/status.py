@@ -25,10 +25,11 @@ WHAT = {
 class ModelStatusScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,f4", "close", "Close", id="models.close")]
 
-    def __init__(self, components: dict[str, Component], models_dir: Path) -> None:
+    def __init__(self, components: dict[str, Component], models_dir: Path, log_problem: str = "") -> None:
         super().__init__()
         self.components = components
         self.models_dir = models_dir
+        self.log_problem = log_problem  # the watch log is unusable: "logging works" would be false
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="model-status", classes="dialog"):
@@ -41,7 +42,11 @@ class ModelStatusScreen(ModalScreen[None]):
                     yield Static(f"problem: {component.problem}", classes="model-problem")
                 if component.rebuild and component.state not in ("ready", "off"):
                     yield Static(f"fix: {component.rebuild}", classes="model-fix")
-            yield Static("Logging works whatever is missing. Escape closes.", classes="muted")
+            if self.log_problem:
+                yield Static(self.log_problem, classes="model-problem")
+                yield Static("Escape closes.", classes="muted")
+            else:
+                yield Static("Logging works whatever is missing. Escape closes.", classes="muted")
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -10,12 +10,14 @@ Thread-safety: one connection guarded by a lock, so Textual workers may call any
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import sqlite3
 import threading
 import unicodedata
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from dualrec_tui.core.catalog import Catalog, Movie
 
 from .migrations import MIGRATIONS, Migration, WatchLogError, migrate, utc_now
+from .safety import APPLICATION_ID, connect_read_only, explain, identify, why_read_only
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -207,6 +210,36 @@ def _entry(row: sqlite3.Row | tuple) -> Entry:
     )
 
 
+def _catalog_index(catalog: Catalog, dataset: str | None, movie_id: int | None, imdb_id: str | None) -> int | None:
+    """`Entry.catalog_index` without building an Entry: same dataset -> movie id, else the IMDb id."""
+    if movie_id is None:
+        return None
+    if dataset == catalog.name:
+        index = catalog.index_of(movie_id)
+        if index is not None:
+            return index
+    if imdb_id:
+        movie = catalog.by_imdb_id.get(imdb_id)
+        if movie is not None:
+            return movie.index
+    return None
+
+
+def _not_writable(path: Path) -> str:
+    """Why an existing log cannot be written, checked before SQLite (which would open a read-only file
+    read-only without saying so, and fail only at the first write)."""
+    try:
+        if path.stat().st_size == 0:
+            return ""
+    except OSError:
+        return ""
+    if not os.access(path, os.W_OK):
+        return f"the file is read-only (file permissions or a read-only disk; chmod u+w {path} fixes the first)"
+    if not os.access(path.parent, os.W_OK):
+        return f"the folder {path.parent} is read-only (SQLite needs to create the log's -wal and -shm files there)"
+    return ""
+
+
 def default_path() -> Path:
     """env DUALREC_DB, else <user data dir>/dualrec/watchlog.db (platformdirs)."""
     override = os.environ.get("DUALREC_DB")
@@ -225,42 +258,77 @@ class WatchLog:
         self.db = db
         self.path = path
         self._lock = threading.RLock()
+        self.read_only = ""  # why this log is open read-only ("" = writable)
+        self.instance = uuid.uuid4().hex  # marks this window's deletes: Ctrl+Z undoes only its own
 
     @classmethod
-    def open(cls, path: Path | str | None = None, migrations: tuple[Migration, ...] = MIGRATIONS) -> WatchLog:
-        """Open (creating and migrating as needed) the log at `path`, env DUALREC_DB, or the data dir."""
+    def open(
+        cls,
+        path: Path | str | None = None,
+        migrations: tuple[Migration, ...] = MIGRATIONS,
+        *,
+        timeout: float = 10.0,
+    ) -> WatchLog:
+        """Open (creating and migrating as needed) the log at `path`, env DUALREC_DB, or the data dir.
+
+        The file is identified read-only first (`identify`): another program's database, a newer
+        dualrec's log or a damaged file is refused without a byte changed (journal mode included).
+        A log we may not write (read-only file or folder) opens read-only: history shows, writes are
+        refused with the reason (`read_only`)."""
         from sqlite_utils import Database
 
         path = Path(path).expanduser() if path is not None else default_path()
+        if path.is_dir():
+            raise WatchLogError(
+                f"{path} is a folder, not a database file: point --db or DUALREC_DB at a file, "
+                f"e.g. {path / 'watchlog.db'}"
+            )
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise WatchLogError(f"{path}: cannot create its folder ({exc}); set DUALREC_DB to a writable path") from exc
+        identify(path, migrations, timeout)
+        read_only = _not_writable(path)
         conn: sqlite3.Connection | None = None
         try:
-            conn = sqlite3.connect(str(path), isolation_level=None, timeout=10.0, check_same_thread=False)
+            if read_only:
+                raise sqlite3.OperationalError("attempt to write a readonly database")
+            conn = sqlite3.connect(str(path), isolation_level=None, timeout=timeout, check_same_thread=False)
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if str(mode).lower() != "wal":
-                raise WatchLogError(f"{path}: cannot switch to WAL journal (got {mode}); is the folder writable?")
+                raise sqlite3.OperationalError("attempt to write a readonly database")
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
             migrate(conn, path, migrations)
-            db = Database(conn, execute_plugins=False, recursive_triggers=False)
+            if conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+                conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         except WatchLogError:
             if conn is not None:
                 conn.close()
             raise
-        except sqlite3.DatabaseError as exc:
+        except sqlite3.Error as exc:
             if conn is not None:
                 conn.close()
-            raise WatchLogError(
-                f"{path}: cannot open the watch log ({exc}). If it is not a dualrec watch log, move it aside "
-                "or set DUALREC_DB to another file."
-            ) from exc
-        return cls(db, path)
+            read_only = read_only or why_read_only(path, exc)
+            if not read_only:
+                raise explain(path, exc, "cannot open the watch log") from exc
+            conn = connect_read_only(path, timeout)
+            if conn is None:
+                raise WatchLogError(
+                    f"{path}: cannot open the watch log: {read_only}, and SQLite cannot read a WAL log without "
+                    f"writing its -shm file beside it. Make {path.parent} writable, or copy the log elsewhere "
+                    "and point --db at the copy. Nothing was changed."
+                ) from exc
+        log = cls(Database(conn, execute_plugins=False, recursive_triggers=False), path)
+        log.read_only = read_only
+        return log
 
     def close(self) -> None:
+        """Hand this window's undo records back (a later session may undo them), then close."""
         with self._lock:
+            if not self.read_only:
+                with contextlib.suppress(sqlite3.Error):
+                    self.conn.execute("UPDATE deleted_entries SET instance = NULL WHERE instance = ?", (self.instance,))
             self.db.conn.close()
 
     def __enter__(self) -> WatchLog:
@@ -274,23 +342,40 @@ class WatchLog:
         return self.db.conn
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction (BEGIN IMMEDIATE ... COMMIT); everything inside commits or nothing does."""
+    def _reading(self, doing: str = "cannot read the watch log") -> Iterator[sqlite3.Connection]:
+        """The lock, and SQLite errors turned into a `WatchLogError` that says what is wrong."""
         with self._lock:
+            try:
+                yield self.conn
+            except sqlite3.Error as exc:
+                raise explain(self.path, exc, doing) from exc
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction (BEGIN IMMEDIATE ... COMMIT); everything inside commits or nothing does.
+
+        A SQLite failure (disk full, lock held too long, read-only file, damage) is rolled back and
+        raised as a `WatchLogError` saying so; any other exception is rolled back and passes through."""
+        with self._lock:
+            if self.read_only:
+                raise WatchLogError(f"{self.path} is open read-only ({self.read_only}); nothing was changed")
             if self.conn.in_transaction:  # nested: the outer transaction decides
                 yield self.conn
                 return
             try:
                 self.conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.OperationalError as exc:
-                raise WatchLogError(f"{self.path}: cannot write the watch log ({exc})") from exc
+            except sqlite3.Error as exc:
+                raise explain(self.path, exc, "cannot write the watch log") from exc
             try:
                 yield self.conn
-            except BaseException:
+                self.conn.execute("COMMIT")
+            except BaseException as exc:
                 if self.conn.in_transaction:
-                    self.conn.execute("ROLLBACK")
+                    with contextlib.suppress(sqlite3.Error):
+                        self.conn.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise explain(self.path, exc, "cannot write the watch log") from exc
                 raise
-            self.conn.execute("COMMIT")
 
     # ------------------------------------------------------------------ entries
     def _movie_fields(self, movie: Movie | str, dataset: str | None, year: int | None) -> dict[str, Any]:
@@ -352,7 +437,7 @@ class WatchLog:
         return entry
 
     def get(self, entry_id: int) -> Entry | None:
-        with self._lock:
+        with self._reading():
             row = self.conn.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries WHERE id = ?", (entry_id,)).fetchone()
         return _entry(row) if row else None
 
@@ -402,8 +487,8 @@ class WatchLog:
                 raise WatchLogError(f"no watch log entry {entry_id}")
             payload = dict(zip([c.strip() for c in _ENTRY_COLUMNS.split(",")], row, strict=True))
             self.conn.execute(
-                "INSERT INTO deleted_entries (entry_id, row_json, deleted_at) VALUES (?, ?, ?)",
-                (entry_id, json.dumps(payload, ensure_ascii=False), utc_now()),
+                "INSERT INTO deleted_entries (entry_id, row_json, deleted_at, instance) VALUES (?, ?, ?, ?)",
+                (entry_id, json.dumps(payload, ensure_ascii=False), utc_now(), self.instance),
             )
             self.conn.execute("DELETE FROM entries WHERE id = ?", (entry_id,))
             # Keep the trash small: undo is for slips, not an archive.
@@ -414,9 +499,14 @@ class WatchLog:
         return _entry(row)
 
     def undo_delete(self) -> Entry | None:
-        """Restore the most recently deleted entry (same id and fields); None when nothing to undo."""
+        """Restore the entry this window deleted last (same id and fields), else the last one a closed
+        session deleted; never another open window's delete. None when nothing to undo."""
         with self.transaction():
-            row = self.conn.execute("SELECT seq, row_json FROM deleted_entries ORDER BY seq DESC LIMIT 1").fetchone()
+            row = self.conn.execute(
+                "SELECT seq, row_json FROM deleted_entries WHERE instance = ? OR instance IS NULL "
+                "ORDER BY instance IS NULL, seq DESC LIMIT 1",
+                (self.instance,),
+            ).fetchone()
             if row is None:
                 return None
             seq, payload = row[0], json.loads(row[1])
@@ -427,24 +517,54 @@ class WatchLog:
     def history(self, limit: int | None = None, offset: int = 0) -> list[Entry]:
         """Entries newest first: by date watched, then most recently logged first."""
         sql = f"SELECT {_ENTRY_COLUMNS} FROM entries ORDER BY watched_on DESC, id DESC LIMIT ? OFFSET ?"
-        with self._lock:
+        with self._reading():
             rows = self.conn.execute(sql, (-1 if limit is None else int(limit), int(offset))).fetchall()
         return [_entry(row) for row in rows]
 
     def chronological(self) -> list[Entry]:
         """Entries oldest first (date watched, then insertion order): the order models read."""
-        with self._lock:
+        with self._reading():
             rows = self.conn.execute(f"SELECT {_ENTRY_COLUMNS} FROM entries ORDER BY watched_on, id").fetchall()
         return [_entry(row) for row in rows]
 
-    def model_input(self, catalog: Catalog) -> list[int]:
-        """Catalog indices oldest first, for the LSTM / prompt. Free text and unknown movies are left out."""
-        indices = (entry.catalog_index(catalog) for entry in self.chronological())
-        return [index for index in indices if index is not None]
+    def model_input(self, catalog: Catalog, last: int | None = None) -> list[int]:
+        """Catalog indices oldest first, for the LSTM / prompt. Free text and unknown movies are left out.
+
+        `last`: only the most recent `last` of them, read newest first until found (the models look at
+        the last 30; reading 100,000 entries for that froze the app for seconds)."""
+        if last is None:
+            indices = (entry.catalog_index(catalog) for entry in self.chronological())
+            return [index for index in indices if index is not None]
+        found: list[int] = []
+        with self._reading():
+            cursor = self.conn.execute(
+                "SELECT dataset, movie_id, imdb_id FROM entries WHERE movie_id IS NOT NULL "
+                "ORDER BY watched_on DESC, id DESC"
+            )
+            while len(found) < last:
+                rows = cursor.fetchmany(256)
+                if not rows:
+                    break
+                for dataset, movie_id, imdb_id in rows:
+                    index = _catalog_index(catalog, dataset, movie_id, imdb_id)
+                    if index is not None and len(found) < last:
+                        found.append(index)
+            cursor.close()
+        return found[::-1]
 
     def watched_indices(self, catalog: Catalog) -> set[int]:
-        """Catalog indices the user has logged (to leave out of recommendations)."""
-        return set(self.model_input(catalog))
+        """Catalog indices the user has logged (to leave out of recommendations); one row per distinct movie."""
+        with self._reading():
+            rows = self.conn.execute(
+                "SELECT DISTINCT dataset, movie_id, imdb_id FROM entries WHERE movie_id IS NOT NULL"
+            ).fetchall()
+        indices = (_catalog_index(catalog, *row) for row in rows)
+        return {index for index in indices if index is not None}
+
+    def entry_count(self) -> int:
+        """How many entries (cheap: `counts()` also counts distinct movies, a scan of the whole log)."""
+        with self._reading():
+            return int(self.conn.execute("SELECT count(*) FROM entries").fetchone()[0])
 
     # ----------------------------------------------------------- not interested
     def add_not_interested(self, movie: Movie, dataset: str) -> None:
@@ -466,7 +586,7 @@ class WatchLog:
 
     def not_interested(self) -> list[NotInterested]:
         """All not-interested movies, most recently marked first."""
-        with self._lock:
+        with self._reading():
             rows = self.conn.execute(
                 "SELECT dataset, movie_id, title, year, imdb_id, created_at FROM not_interested "
                 "ORDER BY created_at DESC, rowid DESC"
@@ -479,7 +599,7 @@ class WatchLog:
 
     # ------------------------------------------------------------------- counts
     def counts(self) -> LogCounts:
-        with self._lock:
+        with self._reading():
             entries, in_catalog, rated = self.conn.execute(
                 "SELECT count(*), count(movie_id), count(rating) FROM entries"
             ).fetchone()
@@ -488,7 +608,13 @@ class WatchLog:
                 "CASE WHEN movie_id IS NULL THEN lower(title) || '|' || ifnull(year, '') END FROM entries)"
             ).fetchone()[0]
             hidden = self.conn.execute("SELECT count(*) FROM not_interested").fetchone()[0]
-            trash = self.conn.execute("SELECT count(*) FROM deleted_entries").fetchone()[0]
+            trash = (
+                0
+                if self.read_only
+                else self.conn.execute(
+                    "SELECT count(*) FROM deleted_entries WHERE instance = ? OR instance IS NULL", (self.instance,)
+                ).fetchone()[0]
+            )
         return LogCounts(entries, in_catalog, entries - in_catalog, rated, distinct, hidden, trash)
 
     # ------------------------------------------------------------ import/export

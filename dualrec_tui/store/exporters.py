@@ -4,6 +4,7 @@ Both re-import through `plan_import` to the same log: rows carry the catalog ide
 (dataset, movie_id, imdb_id), a snapshot of title/year/genres, and `in_catalog=false` for free text
 so it stays free text. Entries are written oldest first, so insertion order within a day survives.
 Files are written to a temporary sibling and renamed, so a crash never leaves half an export.
+CSV text cells starting with = + - @ get a leading ' (OWASP's CSV-injection advice), undone on re-import.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .importers import EXPORT_FORMAT, EXPORT_VERSION
 from .migrations import utc_now
+from .safety import escape_cell
 
 if TYPE_CHECKING:
     from .db import Entry, WatchLog
@@ -69,6 +71,11 @@ def _write_atomic(path: Path, text: str) -> None:
         raise
 
 
+def _cell(value: Any) -> Any:
+    """Text that a spreadsheet would run as a formula (`=HYPERLINK(...)` in a note) is escaped."""
+    return escape_cell(value) if isinstance(value, str) else value
+
+
 def export_csv(log: WatchLog, path: Path) -> int:
     """Write every entry (oldest first) as CSV; returns the number of entries."""
     entries = log.chronological()
@@ -80,7 +87,7 @@ def export_csv(log: WatchLog, path: Path) -> int:
         record = _record(entry)
         record["genres"] = "|".join(entry.genres)
         record["in_catalog"] = "true" if entry.in_catalog else "false"
-        writer.writerow({key: "" if value is None else value for key, value in record.items()})
+        writer.writerow({key: "" if value is None else _cell(value) for key, value in record.items()})
     _write_atomic(path, buffer.getvalue())
     return len(entries)
 

@@ -21,23 +21,25 @@ import struct
 import zipfile
 import zlib
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from dualrec_tui.core.catalog import Catalog, Movie, normalize_title
-from dualrec_tui.core.errors import DataFormatError
+from dualrec_tui.core.errors import DataFormatError, DualrecError
 
 from .db import MAX_TITLE, clean_note, clean_title, parse_rating, parse_watched_on
 from .migrations import utc_now
+from .safety import unescape_cell
 
 if TYPE_CHECKING:
     from .db import Entry, WatchLog
 
 MAX_FILE_BYTES = 64 * 1024 * 1024  # a decade of ratings is a few MB; more is not an export
 MAX_ROWS = 500_000
+MAX_LINE_BYTES = 256 * 1024  # a 10,000-character note is ~40 KB; a longer line is not a watch history
 EXPORT_FORMAT = "dualrec-watchlog"
 EXPORT_VERSION = 1
 # IMDb title types that are not films: they would only clutter the log as free text.
@@ -160,11 +162,30 @@ def _read_bytes(path: Path) -> bytes:
         raise DataFormatError(path, None, f"cannot read the file ({exc.strerror or exc})") from exc
 
 
+def _long_line(data: bytes) -> int | None:
+    """The number of the first line longer than MAX_LINE_BYTES, or None (a 60 MB one-line header took
+    2.7 GB in the CSV parser)."""
+    start, line = 0, 1
+    while True:
+        end = data.find(b"\n", start)
+        stop = len(data) if end < 0 else end
+        if stop - start > MAX_LINE_BYTES:
+            return line
+        if end < 0:
+            return None
+        start, line = end + 1, line + 1
+
+
 def _text(data: bytes, display: str) -> str:
     """Strict UTF-8 (a BOM is fine); binary data is refused with the line it starts on."""
     nul = data.find(b"\x00")
     if nul >= 0:
         raise DataFormatError(display, data.count(b"\n", 0, nul) + 1, "binary data (NUL byte), not a text file")
+    long_line = _long_line(data)
+    if long_line is not None and data.lstrip()[:1] not in (b"{", b"["):  # JSON may sit on one line
+        raise DataFormatError(
+            display, long_line, f"line longer than {MAX_LINE_BYTES // 1024} KB: not a watch history export"
+        )
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -489,6 +510,8 @@ _CSV_ALIASES = {
 def _plain_rows(text: str, display: str) -> list[ImportRow]:
     rows: list[ImportRow] = []
     for line, rec in _csv_records(text, display, _CSV_ALIASES, ("title", "date")):
+        if "in_catalog" in rec:  # our own CSV export: undo its formula escaping (store/safety.escape_cell)
+            rec = {name: unescape_cell(value) for name, value in rec.items()}
         parse = _Fields(display, line)
         rows.append(_ours(parse, rec))
     return rows
@@ -633,6 +656,28 @@ class _Matcher:
         self.title_count = Counter(normalize_title(movie.title) for movie in catalog)
 
     def match(self, row: ImportRow) -> ImportRow:
+        return self._by_identity(row) or self._by_title(row, self.catalog.resolve(row.title, row.year))
+
+    def match_all(
+        self,
+        rows: list[ImportRow],
+        progress: Callable[[int, int], None] | None = None,
+        cancelled: Callable[[], bool] | None = None,
+    ) -> list[ImportRow]:
+        """`match` for every row, titles resolved in batches (`Catalog.resolve_many`)."""
+        known = [self._by_identity(row) for row in rows]
+        todo = [position for position, row in enumerate(known) if row is None]
+        try:
+            resolved = self.catalog.resolve_many(
+                [(rows[i].title, rows[i].year) for i in todo], progress=progress, cancelled=cancelled
+            )
+        except InterruptedError:
+            raise ImportCancelled("import cancelled while matching titles: nothing was written") from None
+        for position, result in zip(todo, resolved, strict=True):
+            known[position] = self._by_title(rows[position], result)
+        return [row for row in known if row is not None]
+
+    def _by_identity(self, row: ImportRow) -> ImportRow | None:
         catalog = self.catalog
         if row.free_text:
             return replace(row, movie=None, match="unmatched", method="free-text")
@@ -644,7 +689,9 @@ class _Matcher:
             movie = catalog.by_imdb_id.get(row.imdb_id)
             if movie is not None:
                 return replace(row, movie=movie, match="matched", method="imdb")
-        result = catalog.resolve(row.title, row.year)
+        return None
+
+    def _by_title(self, row: ImportRow, result: Any) -> ImportRow:
         if result.movie is None:
             return replace(row, movie=None, match="unmatched", method="none")
         match = "matched"
@@ -692,12 +739,26 @@ def _mark_duplicates(
     return marked
 
 
-def plan_import(path: Path | str, catalog: Catalog, log: WatchLog | None = None) -> ImportPreview:
-    """Read, validate and match `path`; mark rows already in `log` as duplicates. Writes nothing."""
+class ImportCancelled(DualrecError):
+    """The user stopped an import before it was written."""
+
+
+def plan_import(
+    path: Path | str,
+    catalog: Catalog,
+    log: WatchLog | None = None,
+    *,
+    progress: Callable[[int, int], None] | None = None,
+    cancelled: Callable[[], bool] | None = None,
+) -> ImportPreview:
+    """Read, validate and match `path`; mark rows already in `log` as duplicates. Writes nothing.
+
+    `progress(done, total)` reports the fuzzy matching (the slow part); `cancelled()` returning True stops
+    it with `ImportCancelled`."""
     path = Path(path)
     fmt, rows, skipped, hidden = read_import_file(path)
     matcher = _Matcher(catalog)
-    matched = [matcher.match(row) for row in rows]
+    matched = matcher.match_all(rows, progress=progress, cancelled=cancelled)
     matched.sort(key=lambda row: row.watched_on)  # stable: file order within a day
     entries = log.chronological() if log is not None else []
     matched = _mark_duplicates(matched, entries, catalog, accept_ambiguous=True)

@@ -76,6 +76,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         );
         """,
     ),
+    Migration(
+        2,
+        "undo per window: deleted entries remember which open window deleted them",
+        """
+        ALTER TABLE deleted_entries ADD COLUMN instance TEXT;  -- NULL = from a closed session, anyone may undo
+        """,
+    ),
 )
 
 

@@ -22,7 +22,7 @@ SOURCE_TAGS = {
     "llm": ("LLM", "$secondary"),
     "both": ("LSTM+LLM", "$success"),
 }
-SIGNAL_WORDS = {"lstm": "LSTM", "llm": "LLM", "sim": "similar"}  # core.fusion.SIGNAL_WORDS, without numpy
+SIGNAL_WORDS = {"lstm": "LSTM", "llm": "LLM", "sim": "similar", "popular": "popular"}  # + core.fusion.SIGNAL_WORDS
 
 
 def recommendation_tag(rec: Recommendation) -> tuple[str, str]:
