@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
+import re
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from .errors import ModelUnavailableError
@@ -106,8 +107,46 @@ def read_manifest(directory: Path, what: str, rebuild: str) -> dict[str, Any]:
         raise ModelUnavailableError(what, f"unreadable manifest {path}: {exc}", rebuild) from exc
 
 
+# An absolute path inside a string: POSIX (not part of a URL or a relative path) or Windows.
+ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~-])/[^\s'\"|,;()]+|\b[A-Za-z]:\\[^\s'\"|,;()]+")
+
+
+def portable_path(path: str | Path) -> str:
+    """A path as a shipped file may record it: never absolute, so it names no build machine's folders.
+
+    Under the working directory (or its parent, e.g. ../shared/data): relative to it; under the home
+    folder (caches): `~/...`; anywhere else: the last component only.
+    """
+    if PureWindowsPath(path).drive and os.name != "nt":
+        return PureWindowsPath(path).name  # a Windows path recorded on another system
+    p = Path(path)
+    if not p.is_absolute():
+        return p.as_posix()
+    cwd = Path.cwd().resolve()
+    roots = [(cwd, ""), (Path.home().resolve(), "~/")]
+    if cwd.parent != Path(cwd.anchor):
+        roots.insert(1, (cwd.parent, "../"))
+    for root, prefix in roots:
+        if p == root or p.is_relative_to(root):
+            rel = p.relative_to(root).as_posix()
+            return prefix + rel if rel != "." else (prefix.rstrip("/") or ".")
+    return p.name
+
+
+def portable(value: Any) -> Any:
+    """`value` (JSON-like) with every absolute path inside its strings made portable (see portable_path)."""
+    if isinstance(value, str):
+        return ABSOLUTE_PATH.sub(lambda m: portable_path(m.group(0)), value)
+    if isinstance(value, dict):
+        return {key: portable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [portable(item) for item in value]
+    return value
+
+
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> Path:
+    """Write `manifest.json`; absolute paths (the build machine's layout) are made relative first."""
     path = Path(directory) / "manifest.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(portable(manifest), indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return path
