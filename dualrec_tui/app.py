@@ -446,9 +446,10 @@ class DualrecApp(App[None]):
         self.push_screen(HelpScreen())
 
     def action_model_status(self) -> None:
+        from .logs import current_log_file
         from .screens.status import ModelStatusScreen
 
-        self.push_screen(ModelStatusScreen(self.hub.components, self.hub.models_dir))
+        self.push_screen(ModelStatusScreen(self.hub.components, self.hub.models_dir, current_log_file()))
 
     def action_settings(self) -> None:
         from .config import config_path
