@@ -30,10 +30,11 @@ from dualrec_tui.core.lstm import LstmRecommender
 t1 = time.perf_counter()
 folder = models_dir()
 catalog = Catalog.from_json(folder / "catalog.json")
+toy_story = next(m.index for m in catalog.movies if m.title == "Toy Story" and m.year == 1995)
 t2 = time.perf_counter()
 lstm = LstmRecommender.load(folder / "lstm", catalog)
 t3 = time.perf_counter()
-picks = lstm.top_k([catalog.resolve("Toy Story (1995)").movie.index], 10)
+picks = lstm.top_k([toy_story], 10)
 t4 = time.perf_counter()
 from dualrec_tui.core.rerank import SentenceReranker
 vectors = SentenceReranker(catalog).embeddings
