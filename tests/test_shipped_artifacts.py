@@ -121,3 +121,31 @@ def test_gguf_rewrite_keeps_tensors_and_other_keys(tmp_path: Path) -> None:
     assert fields["general.base_model.0.repo_url"] == "https://huggingface.co/google/gemma-3-270m"
     for tensor in reader.tensors:
         assert tensor.data.tobytes() == tensors[tensor.name].tobytes()
+
+
+def test_reranker_reads_shipped_vectors_first_and_explains_what_is_missing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dualrec_tui.core import rerank
+    from dualrec_tui.core.catalog import build_catalog
+    from dualrec_tui.core.errors import ModelUnavailableError
+
+    def no_encoder() -> Path:
+        raise ModelUnavailableError(rerank.WHAT, "the all-MiniLM-L6-v2 package is not installed", rerank.REBUILD)
+
+    monkeypatch.setattr(rerank, "default_model_path", no_encoder)
+    catalog = build_catalog([(1, "Heat (1995)", ["Crime"]), (2, "Up (2009)", ["Animation"]), (3, "Alien (1979)", [])])
+    models, cache = tmp_path / "models", tmp_path / "cache"
+    with pytest.raises(ModelUnavailableError, match="python -m training embeddings") as error:
+        rerank.SentenceReranker(catalog, cache=cache, shipped=[models])
+    assert "not installed" in str(error.value) and error.value.rebuild == rerank.REBUILD
+
+    vectors = np.eye(3, 384, dtype=np.float32)
+    path = rerank.write_shipped_vectors(vectors, catalog, models)
+    reranker = rerank.SentenceReranker(catalog, cache=cache, shipped=[models])
+    assert reranker.shipped_path == path and np.array_equal(reranker.embeddings, vectors)
+    assert reranker.computed is False and [i for i, _ in reranker.rerank([1, 2], [0], 1)] == [1, 2]
+
+    path.write_bytes(b"not an npy file")  # unusable shipped file: never trusted, the encoder is needed again
+    with pytest.raises(ModelUnavailableError, match="not installed"):
+        _ = rerank.SentenceReranker(catalog, cache=cache, shipped=[models]).embeddings

@@ -121,7 +121,11 @@ class SentenceReranker:
         self._embeddings: np.ndarray | None = None
         self.computed = False  # True when the last embeddings load had to encode (cache miss)
         if self.shipped_path is None and not self.cache_path.is_file():
-            _ = self.model_path  # vectors must be encoded: say now if the encoder is missing
+            try:
+                _ = self.model_path  # vectors must be encoded: say now if the encoder is missing
+            except ModelUnavailableError as exc:
+                problem = f"no shipped vectors for this catalog ({name}; `python -m training embeddings` writes them)"
+                raise ModelUnavailableError(WHAT, f"{problem} and {exc.problem}", exc.rebuild) from exc
 
     @property
     def model_path(self) -> Path:
