@@ -22,7 +22,7 @@ $(VENV)/.installed: pyproject.toml scripts/install_llama_cpp.sh
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(TORCH_SPEC)
 	scripts/install_llama_cpp.sh $(BIN)/python $(LLAMA_VERSION)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[train,dev]'
 	# llama.cpp's GGUF converter scripts ship only in llama-cpp-python's source package: fetch them once.
 	$(BIN)/python -c "from training.export import find_converter; print('GGUF converter:', find_converter())"
 	touch $@

@@ -510,12 +510,15 @@ class DualrecApp(App[None]):
         self.push_screen(HelpScreen())
 
     def action_model_status(self) -> None:
+        from .logs import current_log_file
         from .screens.status import ModelStatusScreen
 
         read_only = getattr(self.watchlog, "read_only", "")
         log = f"The watch log is read-only: {read_only}. Nothing can be logged." if read_only else ""
         log = log if self.watchlog is not None else f"The watch log is unavailable: {self.log_problem}"
-        self.push_screen(ModelStatusScreen(self.hub.components, self.hub.models_dir, log_problem=log))
+        self.push_screen(
+            ModelStatusScreen(self.hub.components, self.hub.models_dir, current_log_file(), log_problem=log)
+        )
 
     def action_settings(self) -> None:
         from .config import config_path

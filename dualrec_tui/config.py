@@ -53,7 +53,7 @@ class Config:
     n_recommendations: int = 10
     llm_enabled: bool = True
     gpu_layers: int = -1  # llama.cpp n_gpu_layers (0 = CPU only, -1 = all that fit; ignored without a GPU)
-    threads: int = 0  # llama.cpp / torch threads (0 = let the library decide)
+    threads: int = 0  # llama.cpp threads (0 = let the library decide)
     theme: str = "textual-dark"
 
     # ------------------------------------------------------------- resolution

@@ -176,13 +176,9 @@ class ModelHub:
             directory = self.models_dir / "lstm"
             if not (directory / CONFIG_FILE).is_file():  # say so before spending seconds importing torch
                 raise ModelUnavailableError("LSTM", f"no trained model in {directory}", REBUILD_COMMAND)
-            if self.threads:
-                import torch
-
-                torch.set_num_threads(self.threads)
-            self.lstm = LstmRecommender.load(directory, self.catalog)
+            self.lstm = LstmRecommender.load(directory, self.catalog)  # numpy forward pass: no torch
         except ImportError as exc:
-            self._fail("lstm", exc, "pip install -e .")
+            self._fail("lstm", exc, "pip install dualrec")
             return None
         except Exception as exc:  # a broken model file must not take the app down
             self._fail("lstm", exc, REBUILD_LSTM)

@@ -148,13 +148,13 @@ def make_app(tmp_path: Path, **hub_options) -> DualrecApp:
 
 async def settle(app: DualrecApp, pilot, rounds: int = 400) -> None:
     """Wait until the model loader, the workers and their messages are all done."""
+    from contextlib import suppress
+
     from textual.worker import WorkerCancelled
 
     for _ in range(rounds):
-        try:
+        with suppress(WorkerCancelled):  # a newer recommendation run cancelled an older one: keep waiting
             await app.workers.wait_for_complete()
-        except WorkerCancelled:  # a newer recommendation run cancelled an older one: expected, keep waiting
-            pass
         await pilot.pause()
         if app.models_loaded.is_set() and not any(w.is_running for w in app.workers):
             await pilot.pause()

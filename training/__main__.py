@@ -18,6 +18,7 @@ from dualrec_tui.core.errors import DualrecError
 
 COMMAND_MODULES = [
     "training.export_catalog",
+    "training.embeddings",
     "training.evaluate",
     "training.sasrec",
     "training.fit_lstm",

@@ -379,6 +379,7 @@ def export(
     import json
 
     from .finetune import hf_base_dir, resolve_base
+    from .gguf_metadata import adapter_metadata, rewrite_general_metadata
 
     say = console.print if console is not None else (lambda *a, **k: None)
     adapter = Path(adapter)
@@ -390,6 +391,9 @@ def export(
     report: dict[str, Any] = {"quant": quant}
     start = time.perf_counter()
     lora_gguf = convert_lora_to_gguf(adapter, base_hf, out / "adapter.gguf")
+    # The converter names the base after its cache folder: write the real base model and the project instead.
+    version = adapter.name if adapter.name.startswith("checkpoint-") else None
+    rewrite_general_metadata(lora_gguf, adapter_metadata(base, version=version))
     say(f"adapter GGUF {lora_gguf} ({lora_gguf.stat().st_size / 1e6:.2f} MB, {time.perf_counter() - start:.1f} s)")
     if base_path.suffix == ".gguf":
         report["adapter_check"] = check_gguf(base_path, lora_gguf)

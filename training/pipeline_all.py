@@ -57,8 +57,11 @@ def run_all(
         rows.append({"step": name, "seconds": round(time.perf_counter() - start, 1), "result": result})
 
     def catalog() -> str:
+        from .embeddings import export_embeddings
+
         built = export_catalog(data, out / "catalog.json")
-        return f"{out / 'catalog.json'}: {len(built)} movies"
+        vectors = export_embeddings(out, built)  # the re-ranker's catalog vectors ship beside the catalog
+        return f"{out / 'catalog.json'}: {len(built)} movies; {vectors.name}"
 
     def lstm() -> str:
         from .fit_lstm import main as fit_lstm_main

@@ -1,27 +1,66 @@
-"""Where models and caches live, and the manifests that describe shipped artifacts.
+"""Where models, data and caches live, and the manifests that describe shipped artifacts.
 
-Shipped defaults live in the repository's `models/` folder (installed editable by `make install`);
-`DUALREC_MODELS_DIR` points elsewhere (for example at the output of `python -m training all`).
-Caches (catalog embeddings, a GGUF built on first use) go to the platform cache directory,
-overridable by `DUALREC_CACHE_DIR`.
+Every location comes from an explicit locator, never from a path relative to site-packages:
+
+- models: `DUALREC_MODELS_DIR`, else `<user data dir>/dualrec/models` when it holds a catalog (models a
+  user trained and installed), else the models shipped inside the installed package
+  (`dualrec_tui/_models`, put there by the wheel build from the repository's `models/`), else, in a
+  source checkout (editable install), the repository's `models/`.
+- data (MovieLens releases for training): `DUALREC_DATA_DIR`, else `<user data dir>/dualrec/data`,
+  except in a source checkout, where the project's `../shared/data` is used when it exists.
+- caches: `DUALREC_CACHE_DIR`, else the platform cache directory.
+- logs: `DUALREC_LOG_DIR`, else the platform log directory.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
+import re
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 from .errors import ModelUnavailableError
 
-PACKAGE_ROOT = Path(__file__).resolve().parents[2]
+APP_NAME = "dualrec"
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the installed (or checked-out) dualrec_tui package
+SHIPPED_MODELS_DIR = PACKAGE_DIR / "_models"  # in a wheel: the repository's models/, mapped by pyproject.toml
+
+
+def source_checkout() -> Path | None:
+    """The repository root when dualrec_tui is imported from a source checkout (not from an installed wheel).
+
+    Recognised by the project's own pyproject.toml beside the package, so an installed package never
+    looks at whatever happens to lie next to site-packages.
+    """
+    root = PACKAGE_DIR.parent
+    try:
+        text = (root / "pyproject.toml").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    return root if 'name = "dualrec"' in text else None
+
+
+def user_data_dir() -> Path:
+    from platformdirs import user_data_dir as platform_data_dir
+
+    return Path(platform_data_dir(APP_NAME, appauthor=False))
 
 
 def models_dir() -> Path:
-    """The folder holding catalog.json, lstm/, llm/ (env DUALREC_MODELS_DIR overrides)."""
+    """The folder holding catalog.json, lstm/, llm/ (see the module docstring for the search order)."""
     override = os.environ.get("DUALREC_MODELS_DIR")
-    return Path(override).expanduser() if override else PACKAGE_ROOT / "models"
+    if override:
+        return Path(override).expanduser()
+    user_models = user_data_dir() / "models"
+    if (user_models / "catalog.json").is_file():
+        return user_models
+    if SHIPPED_MODELS_DIR.is_dir():
+        return SHIPPED_MODELS_DIR
+    checkout = source_checkout()
+    if checkout is not None:
+        return checkout / "models"
+    return SHIPPED_MODELS_DIR  # missing: the app says so and names the rebuild command
 
 
 def cache_dir() -> Path:
@@ -31,15 +70,30 @@ def cache_dir() -> Path:
     else:
         from platformdirs import user_cache_dir
 
-        path = Path(user_cache_dir("dualrec", appauthor=False))
+        path = Path(user_cache_dir(APP_NAME, appauthor=False))
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
+def log_dir() -> Path:
+    """Where the app's log file goes (env DUALREC_LOG_DIR, else the platform log directory); not created here."""
+    override = os.environ.get("DUALREC_LOG_DIR")
+    if override:
+        return Path(override).expanduser()
+    from platformdirs import user_log_dir
+
+    return Path(user_log_dir(APP_NAME, appauthor=False))
+
+
 def default_data_dir() -> Path:
-    """MovieLens releases for training and evaluation (env DUALREC_DATA_DIR, else ../shared/data)."""
+    """MovieLens releases for training and evaluation (see the module docstring for the search order)."""
     override = os.environ.get("DUALREC_DATA_DIR")
-    return Path(override).expanduser() if override else PACKAGE_ROOT.parent / "shared" / "data"
+    if override:
+        return Path(override).expanduser()
+    checkout = source_checkout()
+    if checkout is not None and (checkout.parent / "shared" / "data").is_dir():
+        return checkout.parent / "shared" / "data"
+    return user_data_dir() / "data"
 
 
 def read_manifest(directory: Path, what: str, rebuild: str) -> dict[str, Any]:
@@ -53,8 +107,46 @@ def read_manifest(directory: Path, what: str, rebuild: str) -> dict[str, Any]:
         raise ModelUnavailableError(what, f"unreadable manifest {path}: {exc}", rebuild) from exc
 
 
+# An absolute path inside a string: POSIX (not part of a URL or a relative path) or Windows.
+ABSOLUTE_PATH = re.compile(r"(?<![\w:/.~-])/[^\s'\"|,;()]+|\b[A-Za-z]:\\[^\s'\"|,;()]+")
+
+
+def portable_path(path: str | Path) -> str:
+    """A path as a shipped file may record it: never absolute, so it names no build machine's folders.
+
+    Under the working directory (or its parent, e.g. ../shared/data): relative to it; under the home
+    folder (caches): `~/...`; anywhere else: the last component only.
+    """
+    if PureWindowsPath(path).drive and os.name != "nt":
+        return PureWindowsPath(path).name  # a Windows path recorded on another system
+    p = Path(path)
+    if not p.is_absolute():
+        return p.as_posix()
+    cwd = Path.cwd().resolve()
+    roots = [(cwd, ""), (Path.home().resolve(), "~/")]
+    if cwd.parent != Path(cwd.anchor):
+        roots.insert(1, (cwd.parent, "../"))
+    for root, prefix in roots:
+        if p == root or p.is_relative_to(root):
+            rel = p.relative_to(root).as_posix()
+            return prefix + rel if rel != "." else (prefix.rstrip("/") or ".")
+    return p.name
+
+
+def portable(value: Any) -> Any:
+    """`value` (JSON-like) with every absolute path inside its strings made portable (see portable_path)."""
+    if isinstance(value, str):
+        return ABSOLUTE_PATH.sub(lambda m: portable_path(m.group(0)), value)
+    if isinstance(value, dict):
+        return {key: portable(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [portable(item) for item in value]
+    return value
+
+
 def write_manifest(directory: Path, manifest: dict[str, Any]) -> Path:
+    """Write `manifest.json`; absolute paths (the build machine's layout) are made relative first."""
     path = Path(directory) / "manifest.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    path.write_text(json.dumps(portable(manifest), indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return path

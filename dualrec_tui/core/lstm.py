@@ -18,8 +18,9 @@ Padding: sequences are right-padded with 0 and the output is read at the last re
 comes *after* everything the score depends on and cannot change it (an LSTM only looks backwards).
 
 `LstmRecommender` is the app-facing wrapper: load (safetensors + config.json, never pickle; refuses a
-checkpoint made for another catalog), `score(histories)` and `top_k(history, k, exclude)`. torch is
-imported lazily, inside functions, so importing this module is cheap.
+checkpoint made for another catalog), `score(histories)` and `top_k(history, k, exclude)`. Its `load`
+runs the forward pass in numpy (core/lstm_numpy.py), so the app needs no torch; training wraps the torch
+module itself. torch is imported lazily, inside functions, so importing this module is cheap.
 """
 
 from __future__ import annotations
@@ -212,11 +213,8 @@ def save_model(model, directory: Path, float16: bool = False) -> None:
     (directory / CONFIG_FILE).write_text(json.dumps(model.config.to_json(), indent=1) + "\n", encoding="utf-8")
 
 
-def load_model(directory: Path, catalog: Catalog, rebuild: str = REBUILD_COMMAND):
-    """Read a saved model for `catalog`; ModelUnavailableError (with the rebuild command) if it can't."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
-
+def read_config(directory: Path, catalog: Catalog, rebuild: str = REBUILD_COMMAND) -> LstmConfig:
+    """The checkpoint's config, checked against `catalog`; ModelUnavailableError (with the rebuild command) if not."""
     directory = Path(directory)
     what = f"LSTM model in {directory}"
     config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
@@ -237,19 +235,32 @@ def load_model(directory: Path, catalog: Catalog, rebuild: str = REBUILD_COMMAND
             f"this catalog is {catalog.fingerprint}, {len(catalog)} movies)",
             rebuild,
         )
+    return config
+
+
+def load_model(directory: Path, catalog: Catalog, rebuild: str = REBUILD_COMMAND):
+    """Read a saved model for `catalog` as a torch module (training, evaluation); the app uses core.lstm_numpy."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    directory = Path(directory)
+    config = read_config(directory, catalog, rebuild)
+    weights_path = directory / WEIGHTS_FILE
     model = build_model(config, catalog)
     try:
         state = load_file(str(weights_path))
         model.load_state_dict(state, strict=True)
     except (OSError, SafetensorError, RuntimeError) as exc:
-        raise ModelUnavailableError(what, f"broken weights file {weights_path.name}: {exc}", rebuild) from exc
+        raise ModelUnavailableError(
+            f"LSTM model in {directory}", f"broken weights file {weights_path.name}: {exc}", rebuild
+        ) from exc
     model.eval()
     return model
 
 
 # ---------------------------------------------------------------------- the app wrapper
 class LstmRecommender:
-    """Fast CPU inference around a trained LSTM.
+    """Fast CPU inference around a trained LSTM: a torch module (training) or a `NumpyLstm` (the app).
 
     `top_k` sets `last_fallback`: None when the LSTM scored the history, "popularity" (or "uniform" when
     the catalog has no popularity counts) when the history held no known movie and the ranking is a
@@ -257,8 +268,6 @@ class LstmRecommender:
     """
 
     def __init__(self, model, catalog: Catalog, popularity: Sequence[float] | np.ndarray | None = None) -> None:
-        import torch
-
         self.model = model.eval()
         self.catalog = catalog
         self.config: LstmConfig = model.config
@@ -270,22 +279,33 @@ class LstmRecommender:
         flat = np.zeros(self.n_items, dtype=np.float32)
         self.fallback_scores = pop.astype(np.float32) if self.fallback_kind == "popularity" else flat
         self.last_fallback: str | None = None
-        self.device = next(model.parameters()).device
-        with torch.no_grad():
-            self._items = model.item_vectors()  # (N+1, D), fixed at inference: computed once
+        # A NumpyLstm scores (ids, lengths) itself; a torch module goes through _torch_scores.
+        self._numpy_scores = getattr(model, "last_scores", None)
+        if self._numpy_scores is None:
+            import torch
+
+            self.device = next(model.parameters()).device
+            with torch.no_grad():
+                self._items = model.item_vectors()  # (N+1, D), fixed at inference: computed once
 
     @classmethod
     def load(
         cls, directory: Path, catalog: Catalog, popularity: Sequence[float] | np.ndarray | None = None
     ) -> LstmRecommender:
-        return cls(load_model(directory, catalog), catalog, popularity)
+        """The app's loader: the numpy forward pass (core.lstm_numpy), so the app needs no torch."""
+        from .lstm_numpy import NumpyLstm
+
+        return cls(NumpyLstm.load(directory, catalog), catalog, popularity)
 
     def score(self, histories: Sequence[Sequence[int]], batch_size: int = 256) -> np.ndarray:
         """(B, n_items) float32 scores for the movie after each history; higher = better.
 
-        A few histories (the app's case) run on one torch thread: a 30-step LSTM for one user gains
-        nothing from more, and on a busy machine thread contention made it ~5x slower (benchmarks/bench_lstm.py).
+        With torch, a few histories (the app's case) run on one torch thread: a 30-step LSTM for one user
+        gains nothing from more, and on a busy machine thread contention made it ~5x slower
+        (benchmarks/bench_lstm.py).
         """
+        if self._numpy_scores is not None:
+            return self._score(histories, batch_size)
         import torch
 
         if len(histories) <= SINGLE_THREAD_MAX_BATCH and torch.get_num_threads() > 1:
@@ -298,8 +318,6 @@ class LstmRecommender:
         return self._score(histories, batch_size)
 
     def _score(self, histories: Sequence[Sequence[int]], batch_size: int) -> np.ndarray:
-        import torch
-
         out = np.empty((len(histories), self.n_items), dtype=np.float32)
         for start in range(0, len(histories), batch_size):
             chunk = histories[start : start + batch_size]
@@ -307,13 +325,20 @@ class LstmRecommender:
             known = lengths > 0
             block = np.tile(self.fallback_scores, (len(chunk), 1))
             if known.any():
-                with torch.no_grad():
-                    states = self.model.hidden_states(torch.from_numpy(ids[known]).to(self.device), self._items)
-                    rows = torch.arange(int(known.sum()), device=self.device)
-                    last = states[rows, torch.from_numpy(lengths[known]).to(self.device) - 1]  # (b, H)
-                    block[known] = self.model.logits(last, self._items).float().cpu().numpy()
+                scorer = self._numpy_scores or self._torch_scores
+                block[known] = scorer(ids[known], lengths[known])
             out[start : start + len(chunk)] = block
         return out
+
+    def _torch_scores(self, ids: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+        """(b, L) ids and (b,) lengths >= 1 -> (b, n_items) float32 scores with the torch module."""
+        import torch
+
+        with torch.no_grad():
+            states = self.model.hidden_states(torch.from_numpy(ids).to(self.device), self._items)
+            rows = torch.arange(ids.shape[0], device=self.device)
+            last = states[rows, torch.from_numpy(lengths).to(self.device) - 1]  # (b, H)
+            return self.model.logits(last, self._items).float().cpu().numpy()
 
     def top_k(self, history: Sequence[int], k: int = 20, exclude: Iterable[int] = ()) -> list[tuple[int, float]]:
         """The k best (catalog index, score) pairs, never one of the user's own movies or `exclude`."""

@@ -656,7 +656,7 @@ def load_optional_stages(
     try:
         from .rerank import SentenceReranker
 
-        stages.reranker = SentenceReranker(catalog)
+        stages.reranker = SentenceReranker(catalog, shipped=[Path(llm_dir).parent])  # shipped catalog vectors
         if warm:
             vectors = stages.reranker.embeddings
             if callable(vectors):

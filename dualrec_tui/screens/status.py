@@ -25,16 +25,21 @@ WHAT = {
 class ModelStatusScreen(ModalScreen[None]):
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape,q,f4", "close", "Close", id="models.close")]
 
-    def __init__(self, components: dict[str, Component], models_dir: Path, log_problem: str = "") -> None:
+    def __init__(
+        self, components: dict[str, Component], models_dir: Path, log_file: Path | None = None, log_problem: str = ""
+    ) -> None:
         super().__init__()
         self.components = components
         self.models_dir = models_dir
+        self.log_file = log_file
         self.log_problem = log_problem  # the watch log is unusable: "logging works" would be false
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="model-status", classes="dialog"):
             yield Label("Models", classes="dialog-title")
             yield Static(f"Models folder: {self.models_dir}", classes="muted")
+            log = str(self.log_file) if self.log_file else "none (only `dualrec-tui` writes one)"
+            yield Static(f"Log file: {log}", id="log-file", classes="muted")
             for name, component in self.components.items():
                 yield Static(describe(component), classes="model-line")
                 yield Static(WHAT.get(name, LABELS.get(name, name)), classes="muted")
