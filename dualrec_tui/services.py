@@ -121,7 +121,7 @@ class ModelHub:
             if not path.is_file():
                 raise ModelUnavailableError("catalog", f"no catalog at {path}", REBUILD_CATALOG)
             self.catalog = Catalog.from_json(path)
-            _ = self.catalog._search_keys  # build the search index here, not on the first keystroke
+            _ = self.catalog._search_index  # build the search index here, not on the first keystroke
         except (DualrecError, OSError, ValueError) as exc:
             self._fail("catalog", exc, REBUILD_CATALOG)
             return None
