@@ -479,3 +479,42 @@ def test_real_catalog_imdb_and_title_matching(tmp_path: Path, log: WatchLog) -> 
     assert toy.movie is not None and toy.movie.movie_id == 1
     log.apply_import(preview)
     assert log.model_input(catalog) == [matrix.movie.index, toy.movie.index]
+
+
+# ------------------------------------------------- Letterboxd CSVs one at a time
+def _entries(log: WatchLog) -> list[tuple]:
+    return [(e.title, e.watched_on.isoformat(), e.rating, e.note) for e in log.chronological()]
+
+
+@pytest.mark.parametrize("order", [("watched", "ratings", "diary"), ("diary", "watched", "ratings")])
+def test_letterboxd_csvs_one_at_a_time_merge_like_the_zip(tmp_path: Path, order: tuple[str, ...]) -> None:
+    """Issue #11 bug 2: watched.csv then diary.csv logged films twice; the zip's rule now holds across imports."""
+    texts = {"diary": DIARY, "watched": WATCHED, "ratings": RATINGS}
+    zipped = _zip(tmp_path / "export.zip", {f"{name}.csv": text for name, text in texts.items()})
+    with WatchLog.open(tmp_path / "zip.db") as log:
+        log.apply_import(plan_import(zipped, CATALOG, log))
+        expected = _entries(log)
+    with WatchLog.open(tmp_path / "csv.db") as log:
+        for name in order:
+            path = tmp_path / f"{name}.csv"
+            path.write_text(texts[name], encoding="utf-8")
+            log.apply_import(plan_import(path, CATALOG, log))
+        assert _entries(log) == expected
+        for name in order:  # and importing any of them again changes nothing
+            again = plan_import(tmp_path / f"{name}.csv", CATALOG, log)
+            assert (again.to_add, again.to_replace) == (0, 0), name
+
+
+def test_diary_after_watched_says_what_it_replaces(tmp_path: Path, log: WatchLog) -> None:
+    watched, diary = tmp_path / "watched.csv", tmp_path / "diary.csv"
+    watched.write_text(WATCHED, encoding="utf-8")
+    diary.write_text(DIARY, encoding="utf-8")
+    log.apply_import(plan_import(watched, CATALOG, log))
+    heat = [e for e in log.chronological() if e.title == "Heat"]
+    preview = plan_import(diary, CATALOG, log)
+    assert (preview.to_add, preview.to_replace) == (2, 1)
+    result = log.apply_import(preview)
+    assert (result.added, result.replaced) == (2, 1)
+    dated = log.get(heat[0].id)  # the same entry, now with the diary's date and rating
+    assert (dated.watched_on, dated.rating, dated.source) == (date(2021, 1, 1), 4.5, "letterboxd")
+    assert sum(1 for e in log.chronological() if e.title == "Heat") == 2

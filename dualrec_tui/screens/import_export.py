@@ -34,6 +34,9 @@ def describe_preview(preview: Any) -> str:
             lines.append(f"  {status}: {row.label}{guess} ({what})")
     for file, line, why in preview.skipped[:EXAMPLES]:
         lines.append(f"  skipped {file}:{line}: {why}")
+    replacing = getattr(preview, "to_replace", 0)
+    if replacing:
+        lines.append(f"  {replacing} rows add a date or rating to films logged before without a date (watched.csv)")
     lines.append(f"Commit adds {preview.to_add} entries in one step; Abort writes nothing.")
     return "\n".join(lines)
 
@@ -138,11 +141,12 @@ class ImportExportScreen(ModalScreen[int | None]):
         except (DualrecError, OSError, ValueError) as exc:
             self._set_preview(None, f"Import failed, nothing was written: {exc}")
             return
-        self.imported += result.added
+        self.imported += result.added + result.replaced
+        dated = f"; {result.replaced} undated entries got a date or rating" if result.replaced else ""
         self._set_preview(
             None,
             f"Imported {result.added} entries ({result.free_text} as free text); "
-            f"{result.duplicates} were already logged.",
+            f"{result.duplicates} were already logged{dated}.",
         )
 
     def abort(self) -> None:

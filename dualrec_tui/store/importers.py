@@ -9,6 +9,11 @@ Two phases so the user sees what will happen before anything is written:
 
 Duplicates are counted as a multiset of (movie, date watched): re-importing a file adds nothing,
 yet two viewings of one film on one day in the file are both kept the first time.
+
+Letterboxd's watched.csv and ratings.csv say a film was seen, not when (their date is the day it
+was marked). Such "undated" rows are logged with source `letterboxd-undated`, and the rule that
+merges a zip also holds across imports of its CSVs one at a time: an undated row for a film the log
+already has is already logged, and a diary row replaces an undated entry for the same film.
 """
 
 from __future__ import annotations
@@ -87,10 +92,15 @@ class ImportRow:
     free_text: bool = False
     entry_source: str | None = None
     created_at: str | None = None
+    undated: bool = False  # Letterboxd watched.csv / ratings.csv: seen, date unknown
+    replaces: int | None = None  # the undated log entry this dated row takes the place of
 
     @property
     def label(self) -> str:
         return f"{self.title} ({self.year})" if self.year else self.title
+
+
+UNDATED_SOURCE = "letterboxd-undated"
 
 
 @dataclass(frozen=True)
@@ -132,7 +142,12 @@ class ImportPreview:
 
     @property
     def to_add(self) -> int:
-        return sum(1 for row in self.rows if row.status != "duplicate")
+        return sum(1 for row in self.rows if row.status != "duplicate" and row.replaces is None)
+
+    @property
+    def to_replace(self) -> int:
+        """Dated rows that will take the place of an undated entry already in the log."""
+        return sum(1 for row in self.rows if row.status != "duplicate" and row.replaces is not None)
 
 
 @dataclass(frozen=True)
@@ -143,6 +158,7 @@ class ImportResult:
     not_interested_added: int
     first_id: int | None = None
     last_id: int | None = None
+    replaced: int = 0  # undated entries given the date (and rating, note) of a diary row
 
 
 # ------------------------------------------------------------------ file reading
@@ -372,15 +388,14 @@ def _letterboxd_rows(files: dict[str, tuple[str, str]]) -> list[ImportRow]:
         seen.add(key)
         rated = ratings.get(key)
         rating = rated[0].rating(rated[1]["rating"]) if rated else None
-        rows.append(ImportRow(parse.display, parse.line, title, year, when, rating))
+        rows.append(ImportRow(parse.display, parse.line, title, year, when, rating, undated=True))
     for key, (parse, rec) in ratings.items():
         if key in seen:
             continue
         seen.add(key)
         title = parse.title(rec["name"], "name")
-        rows.append(
-            ImportRow(parse.display, parse.line, title, key[1], parse.date(rec["date"]), parse.rating(rec["rating"]))
-        )
+        when, rating = parse.date(rec["date"]), parse.rating(rec["rating"])
+        rows.append(ImportRow(parse.display, parse.line, title, key[1], when, rating, undated=True))
     return rows
 
 
@@ -679,16 +694,36 @@ def _entry_key(entry: Entry, catalog: Catalog) -> tuple[Any, ...]:
 def _mark_duplicates(
     rows: list[ImportRow], entries: list[Entry], catalog: Catalog, accept_ambiguous: bool
 ) -> list[ImportRow]:
-    """status = match, or "duplicate" for as many rows per (movie, date) as the log already holds."""
+    """status = match, or "duplicate" for as many rows per (movie, date) as the log already holds.
+
+    Across imports: an undated row (watched.csv / ratings.csv) for a film the log has on any date is
+    a duplicate, and a dated row takes the place (`replaces`) of an undated entry for its film.
+    """
     have = Counter(_entry_key(entry, catalog) for entry in entries)
+    films = {_entry_key(entry, catalog)[:-1] for entry in entries}
+    undated: dict[tuple[Any, ...], list[int]] = {}
+    rated = {entry.id for entry in entries if entry.rating is not None}
+    for entry in entries:
+        if entry.source == UNDATED_SOURCE:
+            undated.setdefault(_entry_key(entry, catalog)[:-1], []).append(entry.id)
     marked = []
     for row in rows:
         key = _row_key(row, accept_ambiguous)
-        if have[key] > 0:
+        film = key[:-1]
+        if row.undated and film in films:
+            unrated = [i for i in undated.get(film, []) if i not in rated]
+            if row.rating is not None and unrated:  # ratings.csv after watched.csv: the rating
+                marked.append(replace(row, status=row.match, replaces=unrated[0]))
+            else:
+                marked.append(replace(row, status="duplicate", replaces=None))
+        elif have[key] > 0:
             have[key] -= 1
-            marked.append(replace(row, status="duplicate"))
+            marked.append(replace(row, status="duplicate", replaces=None))
+        elif not row.undated and undated.get(film):
+            marked.append(replace(row, status=row.match, replaces=undated[film].pop(0)))
         else:
-            marked.append(replace(row, status=row.match))
+            films.add(film)
+            marked.append(replace(row, status=row.match, replaces=None))
     return marked
 
 
@@ -711,19 +746,32 @@ def apply_import(log: WatchLog, preview: ImportPreview, accept_ambiguous: bool =
     Duplicates are recounted inside the transaction, in case the log changed since planning.
     """
     source = "json" if preview.format == "dualrec-json" else preview.format
-    added = free = hidden_added = 0
+    added = free = hidden_added = replaced = 0
     first_id = last_id = None
     with log.transaction() as conn:
         rows = _mark_duplicates(preview.rows, log.chronological(), preview.catalog, accept_ambiguous)
         for row in rows:
             if row.status == "duplicate":
                 continue
+            if row.replaces is not None and row.undated:  # a rating for a film logged without one
+                conn.execute("UPDATE entries SET rating = coalesce(rating, ?) WHERE id = ?", (row.rating, row.replaces))
+                replaced += 1
+                continue
+            if row.replaces is not None:
+                # The diary knows when: date it, keep a rating / note the undated entry had and the row lacks.
+                conn.execute(
+                    "UPDATE entries SET watched_on = ?, rating = coalesce(?, rating), note = coalesce(?, note), "
+                    "source = ? WHERE id = ?",
+                    (row.watched_on.isoformat(), row.rating, row.note, row.entry_source or source, row.replaces),
+                )
+                replaced += 1
+                continue
             movie = _row_movie(row, accept_ambiguous)
             record: dict[str, Any] = {
                 "watched_on": row.watched_on.isoformat(),
                 "rating": row.rating,
                 "note": row.note,
-                "source": row.entry_source or source,
+                "source": UNDATED_SOURCE if row.undated else row.entry_source or source,
                 "created_at": row.created_at or utc_now(),
             }
             if movie is not None:
@@ -756,4 +804,4 @@ def apply_import(log: WatchLog, preview: ImportPreview, accept_ambiguous: bool =
                 (item.dataset, item.movie_id, item.imdb_id, item.title, item.year, utc_now()),
             )
             hidden_added += cursor.rowcount
-    return ImportResult(added, len(preview.rows) - added, free, hidden_added, first_id, last_id)
+    return ImportResult(added, len(rows) - added - replaced, free, hidden_added, first_id, last_id, replaced)
