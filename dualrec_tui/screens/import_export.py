@@ -72,6 +72,7 @@ class ImportExportScreen(ModalScreen[int | None]):
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Export CSV", id="export-csv")
                 yield Button("Export JSON", id="export-json")
+                yield Button("Hidden movies…", id="hidden")
                 yield Button("Close", id="close")
             yield Static("", id="export-text")
 
@@ -101,6 +102,8 @@ class ImportExportScreen(ModalScreen[int | None]):
             self.export("csv")
         elif button == "export-json":
             self.export("json")
+        elif button == "hidden":
+            self.app.run_action("hidden_movies")
         elif button == "close":
             self.action_close()
 
@@ -163,9 +166,31 @@ class ImportExportScreen(ModalScreen[int | None]):
             path = path.with_suffix(".json")
         elif kind == "csv" and path.suffix.lower() != ".csv":
             path = path.with_suffix(".csv")
+        if path.exists():
+            from .dialogs import ConfirmDialog
+
+            def answer(choice: str | None) -> None:
+                if choice == "replace":
+                    self._write_export(kind, path)
+                else:
+                    self.query_one("#export-text", Static).update(f"Not exported: {path} is unchanged.")
+
+            self.app.push_screen(
+                ConfirmDialog(
+                    "Replace the file?",
+                    f"{path} already exists. Replace it with the export?",
+                    [("replace", "Replace"), ("cancel", "Cancel")],
+                ),
+                callback=answer,
+            )
+            return
+        self._write_export(kind, path)
+
+    def _write_export(self, kind: str, path: Path) -> None:
         try:
             count = self.watchlog.export_json(path) if kind == "json" else self.watchlog.export_csv(path)
         except (DualrecError, OSError) as exc:
-            self.query_one("#export-text", Static).update(f"Export failed: {exc}")
+            message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            self.query_one("#export-text", Static).update(f"Export failed: {message}")
             return
         self.query_one("#export-text", Static).update(f"Wrote {count} entries to {path}")

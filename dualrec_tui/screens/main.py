@@ -83,7 +83,11 @@ class MainScreen(Screen[None]):
         results = self.query_one(ResultList)
         results.display = bool(query.strip())
         if movies is None:
-            results.show_message("Catalog not loaded yet: Ctrl+N logs the text as typed")
+            state = self.dualrec.hub.components["catalog"].state
+            if state in ("waiting", "loading"):
+                results.show_message("Catalog not loaded yet: Ctrl+N logs the text as typed")
+            else:
+                results.show_message("No catalog (F4 says how to rebuild it): Ctrl+N logs the text as typed")
         elif not movies:
             results.show_message("No match in the catalog: Ctrl+N logs it as typed (not in catalog)")
         else:

@@ -39,7 +39,7 @@ class ModelStatusScreen(ModalScreen[None]):
                 yield Static(WHAT.get(name, LABELS.get(name, name)), classes="muted")
                 if component.problem:
                     yield Static(f"problem: {component.problem}", classes="model-problem")
-                if component.rebuild and component.state not in ("ready", "off"):
+                if component.rebuild and (component.state not in ("ready", "off") or component.note):
                     yield Static(f"fix: {component.rebuild}", classes="model-fix")
             yield Static("Logging works whatever is missing. Escape closes.", classes="muted")
 
