@@ -144,7 +144,7 @@ def test_imdb_ratings_match_by_id_halve_ratings_and_skip_tv(tmp_path: Path, log:
     assert by_title["Matrix"].rating == 4.5
     assert by_title["Toy Story"].movie == TOY and by_title["Toy Story"].method == "exact"  # unknown id: by title
     assert by_title["Some Obscure Film"].status == "unmatched"
-    assert by_title["Some Obscure Film"].note == "original title: Obscur"
+    assert by_title["Some Obscure Film"].note is None  # IMDb's original title is not the user's note
     assert [why for _, _, why in preview.skipped] == ["Breaking Bad: TV Series is not a film"]
     log.apply_import(preview)
     obscure = next(e for e in log.history() if not e.in_catalog)
@@ -316,7 +316,7 @@ MALFORMED = {
     "bad_year.csv": (b"title,year,date\nHeat,95,2020-01-01\n", 2, "year"),
     "crlf_bad.csv": (b"title,date\r\nHeat,2020-01-01\r\n\r\nHeat,2020-02-30\r\n", 4, "bad date"),
     "too_many_fields.csv": (b"title,date\nHeat,2020-01-01,surprise\n", 2, "3 fields"),
-    "unterminated.csv": (b'title,date\nHeat,2020-01-01\n"Heat,2020-01-02\n', 3, "malformed CSV"),
+    "unterminated.csv": (b'title,date\nHeat,2020-01-01\n"Heat,2020-01-02\nJumanji,2020-01-03\n', 3, "never closed"),
     "huge_field.csv": (b"title,date\n" + b"x" * 200_000 + b",2020-01-01\n", 2, "malformed CSV"),
     "long_title.csv": (b"title,date\n" + b"x" * 600 + b",2020-01-01\n", 2, "longer than 500"),
     "empty_title.csv": (b"title,date\n ,2020-01-01\n", 2, "title is empty"),
@@ -518,3 +518,28 @@ def test_diary_after_watched_says_what_it_replaces(tmp_path: Path, log: WatchLog
     dated = log.get(heat[0].id)  # the same entry, now with the diary's date and rating
     assert (dated.watched_on, dated.rating, dated.source) == (date(2021, 1, 1), 4.5, "letterboxd")
     assert sum(1 for e in log.chronological() if e.title == "Heat") == 2
+
+
+def test_bad_diary_reports_the_quote_line_and_every_problem(tmp_path: Path, log: WatchLog) -> None:
+    """Issue #11 bug 11: the unterminated quote was put on the wrong line, and only one error was shown."""
+    lines = ["Date,Name,Year,Letterboxd URI,Rating,Rewatch,Tags,Watched Date"]
+    lines += [f"2021-01-0{d},Heat,1995,https://boxd.it/{d},9,,,2021-01-0{d}" for d in range(1, 4)]  # bad ratings
+    lines += ["2021-01-05,Heat,95,https://boxd.it/y,4,,,2021-01-05"]  # bad year
+    lines += ['2021-01-06,"Heat,1995,https://boxd.it/q,4,,,2021-01-06', "2021-01-07,Heat,1995,u,4,,,2021-01-07"]
+    path = tmp_path / "bad-diary.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(DataFormatError) as error:
+        plan_import(path, CATALOG, log)
+    assert error.value.line == 2 and "bad rating" in error.value.problem
+    text = error.value.problem
+    assert "line 3: bad rating" in text and "line 4: bad rating" in text and "line 5: year" in text
+    assert 'line 6: a quote (") opened on this line is never closed' in text
+    assert "5 problems" in text and log.counts().entries == 0
+
+
+def test_problems_stop_at_twenty(tmp_path: Path, log: WatchLog) -> None:
+    path = tmp_path / "many.csv"
+    path.write_text("title,date\n" + "".join(f"Heat,2020-13-{d:02d}\n" for d in range(1, 40)), encoding="utf-8")
+    with pytest.raises(DataFormatError) as error:
+        plan_import(path, CATALOG, log)
+    assert error.value.problem.count("bad date") == 20 and "stopped after 20 problems" in error.value.problem

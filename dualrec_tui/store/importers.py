@@ -27,6 +27,7 @@ import zipfile
 import zlib
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path, PurePosixPath
@@ -35,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from dualrec_tui.core.catalog import Catalog, Movie, normalize_title
 from dualrec_tui.core.errors import DataFormatError
 
-from .db import MAX_TITLE, clean_note, clean_title, parse_rating, parse_watched_on
+from .db import clean_note, clean_title, parse_rating, parse_watched_on
 from .migrations import utc_now
 
 if TYPE_CHECKING:
@@ -67,6 +68,44 @@ _IMDB_ID = re.compile(r"^tt\d{7,10}$")
 _ID_IN_URL = re.compile(r"(tt\d{7,10})")
 
 STATUSES = ("matched", "ambiguous", "unmatched", "duplicate")
+MAX_PROBLEMS = 20  # bad rows reported at once, so a user can fix a file in one go
+
+
+class _Problems:
+    """Bad rows of one import, collected so the user sees up to MAX_PROBLEMS at once, not only the first."""
+
+    def __init__(self) -> None:
+        self.errors: list[DataFormatError] = []
+
+    @contextmanager
+    def row(self) -> Iterator[None]:
+        """Run one row's parsing; a DataFormatError is recorded and the next row is read."""
+        try:
+            yield
+        except DataFormatError as exc:
+            self.add(exc)
+
+    def add(self, exc: DataFormatError) -> None:
+        self.errors.append(exc)
+        if len(self.errors) >= MAX_PROBLEMS:
+            self.check(stopped=True)
+
+    def check(self, stopped: bool = False) -> None:
+        """Raise one DataFormatError for everything recorded: the first problem, then a line for each other."""
+        if not self.errors:
+            return
+        errors = sorted(self.errors, key=lambda e: (e.path, e.line or 0))
+        first = errors[0]
+        if len(errors) == 1 and not stopped:
+            raise first
+        lines = [first.problem]
+        for other in errors[1:]:
+            where = f"line {other.line}" if other.line is not None else "file"
+            where = where if other.path == first.path else f"{other.path}:{other.line}"
+            lines.append(f"  {where}: {other.problem}")
+        more = f"stopped after {MAX_PROBLEMS} problems" if stopped else f"{len(errors)} problems"
+        lines.append(f"  ({more}; nothing was imported)")
+        raise DataFormatError(first.path, first.line, "\n".join(lines))
 
 
 @dataclass(frozen=True)
@@ -191,13 +230,37 @@ def _text(data: bytes, display: str) -> str:
     return text
 
 
+def _csv_problem(exc: csv.Error, display: str, start: int, line: int) -> DataFormatError:
+    """Python's csv messages in plain words, at the line where the trouble starts."""
+    message = str(exc)
+    if "unexpected end of data" in message:
+        return DataFormatError(
+            display, start, 'a quote (") opened on this line is never closed, so the rest of the file is one field'
+        )
+    if "expected after" in message:
+        return DataFormatError(
+            display, line, 'a quote (") ends in the middle of a field: quote the whole field and double quotes inside'
+        )
+    if "field larger than field limit" in message:
+        return DataFormatError(
+            display, line, f"malformed CSV: a field is longer than {csv.field_size_limit()} characters"
+        )
+    return DataFormatError(display, line, f"malformed CSV ({message})")
+
+
 def _csv_records(
-    text: str, display: str, aliases: dict[str, tuple[str, ...]], required: tuple[str, ...]
+    text: str,
+    display: str,
+    aliases: dict[str, tuple[str, ...]],
+    required: tuple[str, ...],
+    problems: _Problems | None = None,
 ) -> Iterator[tuple[int, dict[str, str]]]:
     """Yield (line, {field: value}) for each data row; header names are matched case-insensitively.
 
     `aliases` maps our field name to the header spellings that mean it; `required` fields must exist.
+    With `problems`, a bad row is recorded and skipped (the caller raises them all at the end).
     """
+    problems = problems or _Problems()
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     header: list[str] | None = None
     columns: dict[str, int] = {}
@@ -209,7 +272,12 @@ def _csv_records(
         except StopIteration:
             break
         except csv.Error as exc:
-            raise DataFormatError(display, reader.line_num or start, f"malformed CSV ({exc})") from exc
+            problem = _csv_problem(exc, display, start, reader.line_num or start)
+            if header is None or "never closed" in problem.problem:
+                problems.add(problem)
+                problems.check()  # nothing sensible can be read after this
+            problems.add(problem)
+            continue
         if not any(cell.strip() for cell in row):
             continue
         if header is None:
@@ -226,10 +294,11 @@ def _csv_records(
                 found = found if len(found) <= 200 else found[:200] + "..."
                 raise DataFormatError(display, start, f"missing column(s) {wanted} (header has: {found})")
             continue
-        if len(row) > len(header) and any(cell.strip() for cell in row[len(header) :]):
-            raise DataFormatError(display, start, f"{len(row)} fields but the header has {len(header)}")
-        if len(row) < len(header) and any(index >= len(row) for name, index in columns.items() if name in required):
-            raise DataFormatError(display, start, f"{len(row)} fields but the header has {len(header)}")
+        if (len(row) > len(header) and any(cell.strip() for cell in row[len(header) :])) or (
+            len(row) < len(header) and any(index >= len(row) for name, index in columns.items() if name in required)
+        ):
+            problems.add(DataFormatError(display, start, f"{len(row)} fields but the header has {len(header)}"))
+            continue
         rows += 1
         if rows > MAX_ROWS:
             raise DataFormatError(display, start, f"more than {MAX_ROWS} rows")
@@ -349,46 +418,55 @@ _LB_ALIASES = {
 def _letterboxd_rows(files: dict[str, tuple[str, str]]) -> list[ImportRow]:
     """Merge a Letterboxd export: every diary entry is a watch; films only in watched.csv or
     ratings.csv become one watch on the day they were marked, with their rating."""
+    problems = _Problems()
 
     def records(kind: str, required: tuple[str, ...]) -> Iterator[tuple[_Fields, dict[str, str]]]:
         if kind not in files:
             return
         display, text = files[kind]
-        for line, record in _csv_records(text, display, _LB_ALIASES, required):
+        for line, record in _csv_records(text, display, _LB_ALIASES, required, problems):
             yield _Fields(display, line), record
 
     reviews: dict[tuple[str, int | None, date], str] = {}
     for parse, rec in records("reviews.csv", ("name", "date")):
-        when = parse.date(rec.get("watched") or rec["date"], "watched date")
-        note = parse.note(rec.get("review", ""))
-        if note:
-            reviews[(normalize_title(parse.title(rec["name"], "name")), parse.year(rec.get("year", "")), when)] = note
+        with problems.row():
+            when = parse.date(rec.get("watched") or rec["date"], "watched date")
+            note = parse.note(rec.get("review", ""))
+            if note:
+                name = normalize_title(parse.title(rec["name"], "name"))
+                reviews[(name, parse.year(rec.get("year", "")), when)] = note
     rows: list[ImportRow] = []
     seen: set[tuple[str, int | None]] = set()
     for parse, rec in records("diary.csv", ("name", "date")):
-        title = parse.title(rec["name"], "name")
-        year = parse.year(rec.get("year", ""))
-        when = parse.date(rec.get("watched") or rec["date"], "watched date")
-        key = (normalize_title(title), year)
-        seen.add(key)
-        note = reviews.get((key[0], year, when))
-        rows.append(ImportRow(parse.display, parse.line, title, year, when, parse.rating(rec.get("rating")), note))
+        with problems.row():
+            title = parse.title(rec["name"], "name")
+            year = parse.year(rec.get("year", ""))
+            when = parse.date(rec.get("watched") or rec["date"], "watched date")
+            rating = parse.rating(rec.get("rating"))
+            key = (normalize_title(title), year)
+            seen.add(key)
+            note = reviews.get((key[0], year, when))
+            rows.append(ImportRow(parse.display, parse.line, title, year, when, rating, note))
     ratings: dict[tuple[str, int | None], tuple[_Fields, dict[str, str]]] = {}
     for parse, rec in records("ratings.csv", ("name", "date", "rating")):
-        key = (normalize_title(parse.title(rec["name"], "name")), parse.year(rec.get("year", "")))
-        parse.rating(rec["rating"])  # validate now, with the right line
-        ratings[key] = (parse, rec)
+        with problems.row():
+            key = (normalize_title(parse.title(rec["name"], "name")), parse.year(rec.get("year", "")))
+            parse.rating(rec["rating"])  # validate now, with the right line
+            parse.date(rec["date"])
+            ratings[key] = (parse, rec)
     for parse, rec in records("watched.csv", ("name", "date")):
-        title = parse.title(rec["name"], "name")
-        year = parse.year(rec.get("year", ""))
-        key = (normalize_title(title), year)
-        when = parse.date(rec["date"])
-        if key in seen:
-            continue
-        seen.add(key)
-        rated = ratings.get(key)
-        rating = rated[0].rating(rated[1]["rating"]) if rated else None
-        rows.append(ImportRow(parse.display, parse.line, title, year, when, rating, undated=True))
+        with problems.row():
+            title = parse.title(rec["name"], "name")
+            year = parse.year(rec.get("year", ""))
+            key = (normalize_title(title), year)
+            when = parse.date(rec["date"])
+            if key in seen:
+                continue
+            seen.add(key)
+            rated = ratings.get(key)
+            rating = rated[0].rating(rated[1]["rating"]) if rated else None
+            rows.append(ImportRow(parse.display, parse.line, title, year, when, rating, undated=True))
+    problems.check()
     for key, (parse, rec) in ratings.items():
         if key in seen:
             continue
@@ -467,21 +545,21 @@ _IMDB_ALIASES = {
 
 def _imdb_rows(text: str, display: str, skipped: list[tuple[str, int | None, str]]) -> list[ImportRow]:
     rows: list[ImportRow] = []
-    for line, rec in _csv_records(text, display, _IMDB_ALIASES, ("const", "rating", "date", "title")):
+    problems = _Problems()
+    for line, rec in _csv_records(text, display, _IMDB_ALIASES, ("const", "rating", "date", "title"), problems):
         parse = _Fields(display, line)
-        imdb_id = parse.imdb_id(rec["const"])
-        title = parse.title(rec["title"])
-        year = parse.year(rec.get("year", ""))
-        rating = parse.imdb_rating(rec["rating"])
-        when = parse.date(rec["date"], "date rated")
-        original = rec.get("original", "")
-        if rec.get("type", "").strip().lower() in NOT_MOVIES:
-            skipped.append((display, line, f"{title}: {rec['type']} is not a film"))
-            continue
-        note = None
-        if original and original != title and len(original) <= MAX_TITLE:
-            note = f"original title: {original}"
-        rows.append(ImportRow(display, line, title, year, when, rating, note, imdb_id))
+        with problems.row():
+            imdb_id = parse.imdb_id(rec["const"])
+            title = parse.title(rec["title"])
+            year = parse.year(rec.get("year", ""))
+            rating = parse.imdb_rating(rec["rating"])
+            when = parse.date(rec["date"], "date rated")
+            if rec.get("type", "").strip().lower() in NOT_MOVIES:
+                skipped.append((display, line, f"{title}: {rec['type']} is not a film"))
+                continue
+            # The note is the user's own: IMDb's "Original Title" is not written into it.
+            rows.append(ImportRow(display, line, title, year, when, rating, None, imdb_id))
+    problems.check()
     return rows
 
 
@@ -503,9 +581,11 @@ _CSV_ALIASES = {
 
 def _plain_rows(text: str, display: str) -> list[ImportRow]:
     rows: list[ImportRow] = []
-    for line, rec in _csv_records(text, display, _CSV_ALIASES, ("title", "date")):
-        parse = _Fields(display, line)
-        rows.append(_ours(parse, rec))
+    problems = _Problems()
+    for line, rec in _csv_records(text, display, _CSV_ALIASES, ("title", "date"), problems):
+        with problems.row():
+            rows.append(_ours(_Fields(display, line), rec))
+    problems.check()
     return rows
 
 
