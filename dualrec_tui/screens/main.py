@@ -110,5 +110,5 @@ class MainScreen(Screen[None]):
     def show_recs_state(self, state: str) -> None:
         self.query_one("#recs-state", Static).update(state)
 
-    def show_status(self, components: dict[str, Component]) -> None:
-        self.query_one(ModelStatus).show(components)
+    def show_status(self, components: dict[str, Component], progress: str | None = None) -> None:
+        self.query_one(ModelStatus).show(components, progress)
