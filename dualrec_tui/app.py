@@ -40,13 +40,18 @@ class DualrecApp(App[None]):
     COMMANDS = App.COMMANDS | {DualrecCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f1", "help", "Help", id="help", tooltip="This list of keys"),
+        Binding("q", "quit", "Quit", show=False, id="quit_q", tooltip="Quit (when not typing in a text box)"),
         Binding("ctrl+f", "focus_search", "Search", show=False, id="focus_search", tooltip="Jump to the search box"),
-        Binding("ctrl+r", "refresh", "Refresh recs", id="refresh", tooltip="Run the LSTM and the LLM again"),
-        Binding("ctrl+z", "undo", "Undo", id="undo", tooltip="Undo the last delete or 'not interested'"),
+        Binding("ctrl+r", "refresh", "Refresh", id="refresh", tooltip="New recommendations (varied when run again)"),
+        Binding("ctrl+z", "undo", "Undo", show=False, id="undo", tooltip="Undo the last delete or 'not interested'"),
         Binding("f2", "settings", "Settings", id="settings", tooltip="Models folder, number of picks, LLM options"),
-        Binding("f3", "import_export", "Import/Export", id="import_export", tooltip="Letterboxd / IMDb / CSV / JSON"),
-        Binding("f4", "model_status", "Models", show=False, id="model_status", tooltip="What loaded, how to fix"),
-        Binding("ctrl+q", "quit", "Quit", id="quit", priority=True, tooltip="Leave dualrec (the log is saved)"),
+        Binding(
+            "f3", "import_export", "Import", id="import_export", tooltip="Import / export: Letterboxd, IMDb, CSV, JSON"
+        ),
+        Binding("f4", "model_status", "Models", id="model_status", tooltip="What loaded, how to fix"),
+        Binding(
+            "ctrl+q", "quit", "Quit", show=False, id="quit", priority=True, tooltip="Leave dualrec (the log is saved)"
+        ),
     ]
 
     class ModelsChanged(Message):

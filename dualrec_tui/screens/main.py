@@ -45,7 +45,7 @@ class MainScreen(Screen[None]):
                 yield Static("", id="recs-state")
                 yield RecommendationList(id="recs")
         yield ModelStatus(id="status")
-        yield Footer()
+        yield Footer(compact=True)  # compact: F1-F4 still fit at 80 columns
 
     def on_mount(self) -> None:
         self.query_one(ResultList).display = False
