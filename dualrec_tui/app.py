@@ -208,9 +208,8 @@ class DualrecApp(App[None]):
                 self.recommend()
             elif component.state not in ("waiting", "loading"):
                 problem = "no trained LSTM found" if component.state == "missing" else component.problem
-                rebuild = f"\nRebuild it with: {component.rebuild}" if component.rebuild else ""
                 self.main.show_recommendations(
-                    [], "", f"LSTM unavailable: {problem}{rebuild}\nF4 shows the details. Logging works."
+                    [], "", f"No recommendations: {problem}.\nF4 shows how to rebuild it. Logging works."
                 )
         elif message.step == "llm" and self.hub.pipeline is not None and self._history_size() > 0:
             self.recommend()

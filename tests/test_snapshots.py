@@ -95,9 +95,20 @@ def test_first_use_help(snap_compare, tmp_path: Path, size) -> None:
     assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=before("f1"))
 
 
+@pytest.fixture
+def same_paths(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Paths shown on screen are the same on every machine: home, models folder, working folder."""
+    monkeypatch.setenv("HOME", "/home/user")
+    monkeypatch.setenv("DUALREC_MODELS_DIR", "/home/user/dualrec/models")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
 @pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
-def test_first_use_settings(snap_compare, tmp_path: Path, size) -> None:
-    assert snap_compare(make_app(tmp_path), terminal_size=size, run_before=before("f2"))
+def test_first_use_settings(snap_compare, same_paths: Path, size) -> None:
+    app = make_app(same_paths)
+    app.config_file = Path("/home/user/.config/dualrec/config.toml")  # read (absent), never written here
+    assert snap_compare(app, terminal_size=size, run_before=before("f2"))
 
 
 def import_preview(path: Path):
@@ -106,7 +117,7 @@ def import_preview(path: Path):
         await settle(app, pilot)
         await pilot.press("f3")
         await settle(app, pilot)
-        app.screen.query_one("#import-path").value = str(path)
+        app.screen.query_one("#import-path").value = path.name  # relative to the working folder
         app.screen.start_preview()
         await settle(app, pilot)
         app.screen.query_one("#preview-text").scroll_visible(animate=False)
@@ -118,7 +129,8 @@ def import_preview(path: Path):
 
 
 @pytest.mark.parametrize("size", SIZES, ids=SIZE_IDS)
-def test_first_use_import_preview(snap_compare, tmp_path: Path, size) -> None:
+def test_first_use_import_preview(snap_compare, same_paths: Path, size) -> None:
+    tmp_path = same_paths
     source = tmp_path / "diary.csv"
     source.write_text(
         "Date,Name,Year,Letterboxd URI,Rating,Rewatch,Tags,Watched Date\n"
