@@ -29,6 +29,7 @@ from .screens.main import MainScreen
 from .services import ModelHub, Recommendation, RecStage
 
 HISTORY_LIMIT = 500
+MAX_REFRESH_ROUNDS = 3  # Ctrl+R rounds of "something different" before the list starts from the top again
 
 
 class DualrecApp(App[None]):
@@ -102,7 +103,9 @@ class DualrecApp(App[None]):
         self.rec_stage = ""  # the last stage shown: "", "lstm", "llm", "final" (tests and benchmarks wait on it)
         self._tokens = 0
         self._query = ""
-        self._undo: list[tuple[str, Any]] = []  # ("delete", None) or ("hide", (movie_id, dataset, label))
+        self._undo: list[tuple[str, Any]] = []
+        self._set_aside: set[int] = set()  # shown by earlier Ctrl+R rounds: "something different"
+        self._refresh_rounds = 0  # ("delete", None) or ("hide", (movie_id, dataset, label))
         self.shown_query = ""  # the query whose results are on screen (benchmarks wait on it)
         self.theme = self.config.theme if self.config.theme in self.available_themes else "textual-dark"
 
@@ -486,18 +489,25 @@ class DualrecApp(App[None]):
         return self.watchlog.counts().entries if self.watchlog is not None else 0
 
     # ----------------------------------------------------------- recommendations
-    def recommend(self) -> None:
-        """Start a new recommendation run (cancelling an older one)."""
+    def recommend(self, set_aside: frozenset[int] = frozenset()) -> None:
+        """Start a new recommendation run (cancelling an older one).
+
+        `set_aside`: movies shown by earlier Ctrl+R rounds, left out of this run only (any other
+        reason to recommend, such as logging a movie, starts from the top again).
+        """
         catalog = self.hub.catalog
         if catalog is None or self.hub.lstm is None or self.watchlog is None:
             return
+        self._set_aside = set(set_aside)
+        if not set_aside:
+            self._refresh_rounds = 0
         history = self.watchlog.model_input(catalog)
         exclude = self.watchlog.watched_indices(catalog) | self.watchlog.not_interested_indices(catalog)
         self._rec_run += 1
         self._tokens = 0
         self.rec_stage = "running"
         self.main.show_recs_state("LSTM thinking…")
-        self._recommend_worker(self._rec_run, history, exclude)
+        self._recommend_worker(self._rec_run, history, exclude | self._set_aside)
 
     @work(thread=True, exclusive=True, group="recommend", exit_on_error=False)
     def _recommend_worker(self, run: int, history: list[int], exclude: set[int]) -> None:
@@ -588,7 +598,22 @@ class DualrecApp(App[None]):
             component = self.hub.components["lstm"]
             self.notify(f"LSTM {component.state}: {component.problem or 'not loaded yet'}", severity="warning")
             return
-        self.recommend()
+        # Variety: each Ctrl+R sets the movies on screen aside, so the next-best ones come up. After
+        # MAX_REFRESH_ROUNDS (or when nothing is left) it starts from the top again.
+        shown = {r.index for r in self.recs if r.index is not None}
+        rounds = self._refresh_rounds
+        if rounds >= MAX_REFRESH_ROUNDS or not shown:
+            self._refresh_rounds = 0
+            self.recommend()
+            self.notify("Back to your top recommendations.", title="Refresh")
+            return
+        self._refresh_rounds = rounds + 1
+        self.recommend(frozenset(self._set_aside | shown))
+        self.notify(
+            f"Something different: the {len(self._set_aside)} movies shown before are set aside "
+            "(Ctrl+R again for more; logging a movie starts over).",
+            title="Refresh",
+        )
 
     # ----------------------------------------------------------- other screens
     def action_focus_search(self) -> None:

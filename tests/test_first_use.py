@@ -327,3 +327,44 @@ def test_status_line_uses_plain_words() -> None:
     )
     assert "SBERT" not in line and "untuned" not in line and "python -m" not in line
     assert "re-ranking ✓" in line and "LSTM ✗ missing (F4)" in line
+
+
+@run_async
+async def test_ctrl_r_offers_something_different_then_starts_over(tmp_path: Path) -> None:
+    """UX: Ctrl+R gave the identical list; now it sets the shown movies aside for a few rounds."""
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await log_movie(app, pilot, "heat")
+        first = {r.index for r in app.recs}
+        await pilot.press("ctrl+r")
+        await settle(app, pilot)
+        second = {r.index for r in app.recs}
+        assert second and not (first & second)
+        for _ in range(3):  # the rounds run out: back to the top list
+            await pilot.press("ctrl+r")
+            await settle(app, pilot)
+        assert {r.index for r in app.recs} == first
+
+
+@run_async
+async def test_q_quits_outside_text_boxes_only(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await type_text(pilot, "q")  # in the search box: a letter
+        await settle(app, pilot)
+        assert app.is_running and app.main.query_one("#search").value == "q"
+        app.main.query_one(HistoryList).focus()
+        await pilot.press("q")
+        await pilot.pause()
+        assert not app.is_running
+
+
+def test_history_shows_one_line_of_a_long_note() -> None:
+    from dualrec_tui.widgets.lists import NOTE_PREVIEW, note_preview
+
+    long = "word " * 600 + "\nsecond line"
+    preview = note_preview(long)
+    assert len(preview) == NOTE_PREVIEW and preview.endswith("…") and "\n" not in preview
+    assert note_preview("short\nand more") == "short…" and note_preview("fine") == "fine"
