@@ -543,3 +543,25 @@ def test_problems_stop_at_twenty(tmp_path: Path, log: WatchLog) -> None:
     with pytest.raises(DataFormatError) as error:
         plan_import(path, CATALOG, log)
     assert error.value.problem.count("bad date") == 20 and "stopped after 20 problems" in error.value.problem
+
+
+def test_letterboxd_export_folder_imports_like_the_zip(tmp_path: Path) -> None:
+    """UX: an unzipped Letterboxd export folder is accepted as well as the zip."""
+    folder = tmp_path / "letterboxd-user-2024"
+    (folder / "deleted").mkdir(parents=True)
+    for name, text in {
+        "diary.csv": DIARY,
+        "watched.csv": WATCHED,
+        "ratings.csv": RATINGS,
+        "reviews.csv": REVIEWS,
+    }.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    (folder / "deleted" / "diary.csv").write_text(DIARY.replace("Heat", "Toy Story"), encoding="utf-8")
+    with WatchLog.open(tmp_path / "zip.db") as log:
+        log.apply_import(plan_import(_letterboxd(tmp_path), CATALOG, log))
+        expected = _entries(log)
+    with WatchLog.open(tmp_path / "folder.db") as log:
+        preview = plan_import(folder, CATALOG, log)
+        assert preview.format == "letterboxd"
+        log.apply_import(preview)
+        assert _entries(log) == expected

@@ -57,7 +57,8 @@ class ImportExportScreen(ModalScreen[int | None]):
         with VerticalScroll(id="import-export", classes="dialog"):
             yield Label("Import a watch history", classes="dialog-title")
             yield Static(
-                "Letterboxd export (.zip or diary.csv), IMDb ratings.csv, a CSV with title/year/date, or a "
+                "Letterboxd export (.zip, its folder, or its CSVs one by one), IMDb ratings.csv, a CSV with "
+                "title/year/date, or a "
                 "dualrec JSON export.",
                 classes="muted",
             )

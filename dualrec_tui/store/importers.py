@@ -692,9 +692,31 @@ def _bad_constant(display: str, name: str) -> Any:
     raise DataFormatError(display, None, f"invalid JSON value {name}")
 
 
+LETTERBOXD_FILES = ("diary.csv", "watched.csv", "ratings.csv", "reviews.csv")
+
+
+def _letterboxd_folder(path: Path) -> list[ImportRow]:
+    """An unzipped Letterboxd export: its CSVs at the top of the folder (or one folder down)."""
+    files: dict[str, tuple[str, str]] = {}
+    for name in LETTERBOXD_FILES:
+        found = path / name
+        if not found.is_file():
+            nested = sorted(p for p in path.glob(f"*/{name}") if p.parent.name not in {"deleted", "orphaned"})
+            found = nested[0] if nested else found
+        if found.is_file():
+            files[name] = (str(found), _text(_read_bytes(found), str(found)))
+    if not {"diary.csv", "watched.csv", "ratings.csv"} & set(files):
+        raise DataFormatError(
+            path, None, "a folder, not a file, and not a Letterboxd export (no diary.csv, watched.csv or ratings.csv)"
+        )
+    return _letterboxd_rows(files)
+
+
 def read_import_file(path: Path) -> tuple[str, list[ImportRow], list[tuple[str, int | None, str]], list[HiddenMovie]]:
     """Recognise the format by content (not by extension) and parse every row."""
     display = str(path)
+    if path.is_dir():
+        return "letterboxd", _letterboxd_folder(path), [], []
     data = _read_bytes(path)
     skipped: list[tuple[str, int | None, str]] = []
     if data[:4] in (b"PK\x03\x04", b"PK\x05\x06") or path.suffix.lower() == ".zip":
