@@ -104,5 +104,6 @@ class SettingsScreen(ModalScreen[Config | None]):
             config.save(self.path)
         except (DataFormatError, OSError) as exc:
             error.update(str(exc))
+            error.scroll_visible(animate=False)  # at 80x24 the fields scroll; the message must be seen
             return
         self.dismiss(config)
