@@ -136,6 +136,9 @@ class DualrecApp(App[None]):
         self.main.show_status(self.hub.components, progress.describe() if progress is not None else None)
         if self.models_loaded.is_set():
             self._progress_timer.stop()
+            # The status line may shrink from two lines to one: repaint everything, or the row it
+            # gave back can keep its old text in some terminals (seen in tmux).
+            self.refresh(layout=True)
 
     def open_watchlog(self) -> None:
         if self.watchlog is not None:

@@ -368,3 +368,35 @@ def test_history_shows_one_line_of_a_long_note() -> None:
     preview = note_preview(long)
     assert len(preview) == NOTE_PREVIEW and preview.endswith("…") and "\n" not in preview
     assert note_preview("short\nand more") == "short…" and note_preview("fine") == "fine"
+
+
+@run_async
+async def test_import_choose_ambiguous_rows_row_by_row(tmp_path: Path) -> None:
+    """UX: choose among ambiguous matches row by row before committing."""
+    from dualrec_tui.screens.choose import ChooseMatchScreen
+
+    source = tmp_path / "mine.csv"
+    source.write_text("title,date\nJumanjii,2024-03-02\nTwelve Monkys,2024-03-03\n", encoding="utf-8")
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("f3")
+        await settle(app, pilot)
+        importer = app.screen
+        importer.query_one("#import-path").value = str(source)
+        importer.start_preview()
+        await settle(app, pilot)
+        await pilot.click("#choose")
+        await settle(app, pilot)
+        assert isinstance(app.screen, ChooseMatchScreen)
+        await pilot.press("enter")  # row 1: the best guess (Jumanji)
+        await settle(app, pilot)
+        await pilot.press("end", "enter")  # row 2: keep as typed
+        await settle(app, pilot)
+        assert app.screen is importer
+        await pilot.click("#commit")
+        await settle(app, pilot)
+        assert [(e.label, e.in_catalog) for e in app.watchlog.chronological()] == [
+            ("Jumanji (1995)", True),
+            ("Twelve Monkys", False),
+        ]

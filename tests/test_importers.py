@@ -565,3 +565,20 @@ def test_letterboxd_export_folder_imports_like_the_zip(tmp_path: Path) -> None:
         assert preview.format == "letterboxd"
         log.apply_import(preview)
         assert _entries(log) == expected
+
+
+def test_ambiguous_rows_can_be_decided_one_by_one(tmp_path: Path, log: WatchLog) -> None:
+    """UX: the user picks among ambiguous matches row by row (or keeps a row as typed)."""
+    from dualrec_tui.store.importers import candidates, choose
+
+    path = tmp_path / "mine.csv"
+    path.write_text("title,date\nHamlet,2021-02-01\nJumanjii,2021-02-02\n", encoding="utf-8")
+    preview = plan_import(path, CATALOG, log)
+    assert [row.status for row in preview.rows] == ["ambiguous", "ambiguous"]
+    options = candidates(preview.rows[0], CATALOG)
+    assert {m.label for m in options[:2]} == {"Hamlet (1996)", "Hamlet (2000)"}
+    older = next(m for m in options if m.year == 2000)
+    assert choose(preview, 0, older, log).status == "matched"
+    assert choose(preview, 1, None, log).status == "unmatched"
+    log.apply_import(preview)
+    assert [(e.label, e.in_catalog) for e in log.chronological()] == [("Hamlet (2000)", True), ("Jumanjii", False)]

@@ -37,6 +37,8 @@ def describe_preview(preview: Any) -> str:
     replacing = getattr(preview, "to_replace", 0)
     if replacing:
         lines.append(f"  {replacing} rows add a date or rating to films logged before without a date (watched.csv)")
+    if counts.get("ambiguous"):
+        lines.append("  Choose… picks the movie for each ambiguous row (or keeps it as typed).")
     lines.append(f"Commit adds {preview.to_add} entries in one step; Abort writes nothing.")
     return "\n".join(lines)
 
@@ -66,6 +68,7 @@ class ImportExportScreen(ModalScreen[int | None]):
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Preview", id="preview", variant="primary")
                 yield Button("Commit all", id="commit", variant="success", disabled=True)
+                yield Button("Choose…", id="choose", disabled=True, tooltip="Pick the movie for each ambiguous row")
                 yield Button("Abort", id="abort", disabled=True)
             yield Static("", id="preview-text")
             yield Label("Export the watch log", classes="dialog-title")
@@ -99,6 +102,8 @@ class ImportExportScreen(ModalScreen[int | None]):
             self.commit()
         elif button == "abort":
             self.abort()
+        elif button == "choose":
+            self.choose_rows()
         elif button == "export-csv":
             self.export("csv")
         elif button == "export-json":
@@ -114,6 +119,20 @@ class ImportExportScreen(ModalScreen[int | None]):
         self.query_one("#preview-text", Static).update(text)
         self.query_one("#commit", Button).disabled = preview is None
         self.query_one("#abort", Button).disabled = preview is None
+        ambiguous = preview is not None and bool(preview.with_status("ambiguous"))
+        self.query_one("#choose", Button).disabled = not ambiguous
+
+    def choose_rows(self) -> None:
+        """Ambiguous rows one by one (ChooseMatchScreen); the preview text is redone after."""
+        if self.preview is None:
+            return
+        from .choose import ChooseMatchScreen
+
+        def done(decided: int | None) -> None:
+            if self.preview is not None:
+                self._set_preview(self.preview, describe_preview(self.preview))
+
+        self.app.push_screen(ChooseMatchScreen(self.preview, self.watchlog), callback=done)
 
     def start_preview(self) -> None:
         raw = self.query_one("#import-path", Input).value.strip()

@@ -841,6 +841,31 @@ def plan_import(path: Path | str, catalog: Catalog, log: WatchLog | None = None)
     return ImportPreview(path, fmt, catalog, matched, skipped, hidden)
 
 
+def candidates(row: ImportRow, catalog: Catalog, limit: int = 5) -> list[Movie]:
+    """Catalog movies an ambiguous row could be: its best guess, same-title films, then search hits."""
+    found: list[Movie] = [row.movie] if row.movie is not None else []
+    same_title = catalog._keys.get(normalize_title(row.title), [])
+    for movie in [*same_title, *catalog.search(row.label, limit=limit)]:
+        if movie not in found:
+            found.append(movie)
+    return found[:limit]
+
+
+def choose(preview: ImportPreview, position: int, movie: Movie | None, log: WatchLog | None = None) -> ImportRow:
+    """The user's pick for one row: a catalog movie (matched) or None (kept as typed, not in catalog).
+    Duplicates are marked again, since the pick can make a row one."""
+    row = preview.rows[position]
+    if movie is None:
+        chosen = replace(row, movie=None, match="unmatched", method="chosen", free_text=True)
+    else:
+        chosen = replace(row, movie=movie, match="matched", method="chosen", free_text=False)
+    rows = list(preview.rows)
+    rows[position] = chosen
+    entries = log.chronological() if log is not None else []
+    preview.rows = _mark_duplicates(rows, entries, preview.catalog, accept_ambiguous=True)
+    return preview.rows[position]
+
+
 def apply_import(log: WatchLog, preview: ImportPreview, accept_ambiguous: bool = True) -> ImportResult:
     """Write the preview's new rows in one transaction: all or nothing.
 
