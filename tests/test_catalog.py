@@ -116,3 +116,80 @@ def test_json_round_trip(tmp_path) -> None:
     again = Catalog.from_json(tmp_path / "catalog.json")
     assert again.fingerprint == catalog.fingerprint and again.movies == catalog.movies
     assert again.popularity == catalog.popularity
+
+
+# ------------------------------------------------------------------------ search
+def _search_catalog() -> Catalog:
+    rows = [
+        (1, "Shawshank Redemption, The (1994)", ["Drama"]),
+        (2, "Matrix, The (1999)", ["Sci-Fi"]),
+        (3, "Matrix Reloaded, The (2003)", ["Sci-Fi"]),
+        (4, "WALL·E (2008)", ["Animation"]),
+        (5, "Wall Street (1987)", ["Drama"]),
+        (6, "Seven (a.k.a. Se7en) (1995)", ["Thriller"]),
+        (7, "Seven Samurai (Shichinin no samurai) (1954)", ["Action"]),
+        (8, "Spider-Man (2002)", ["Action"]),
+        (9, "Superman (1978)", ["Action"]),
+        (10, "Alien (1979)", ["Horror"]),
+        (11, "Aliens (1986)", ["Horror"]),
+        (12, "Toy Story (1995)", ["Animation"]),
+        (13, "Toy Story 2 (1999)", ["Animation"]),
+        (14, "Hamlet (1948)", ["Drama"]),
+        (15, "Hamlet (1996)", ["Drama"]),
+    ]
+    catalog = build_catalog(rows, name="search")
+    catalog.popularity = [50, 60, 20, 30, 10, 40, 20, 30, 15, 30, 25, 50, 30, 2, 9]
+    return catalog
+
+
+@pytest.mark.parametrize(
+    ("query", "first"),
+    [
+        ("shawshenk", "The Shawshank Redemption (1994)"),  # one-word typo
+        ("matirx", "The Matrix (1999)"),  # swapped letters
+        ("walle", "WALL·E (2008)"),  # words run together
+        ("se7en", "Seven (1995)"),  # digit as a letter, and the a.k.a. title
+        ("spiderman", "Spider-Man (2002)"),  # not Superman
+        ("shaws", "The Shawshank Redemption (1994)"),  # an unfinished word
+        ("shawhsa", "The Shawshank Redemption (1994)"),  # an unfinished word with a typo
+        ("spidreman", "Spider-Man (2002)"),  # run together and a typo
+        ("Matrix, The", "The Matrix (1999)"),
+        ("the matrix reloaded", "The Matrix Reloaded (2003)"),
+        ("alien", "Alien (1979)"),  # the whole title beats a longer one
+        ("toy story 2", "Toy Story 2 (1999)"),
+        ("hamlet 1948", "Hamlet (1948)"),  # a year picks the version
+        ("Hamlet (1996)", "Hamlet (1996)"),
+    ],
+)
+def test_search_finds_first(query: str, first: str) -> None:
+    results = _search_catalog().search(query, limit=5)
+    assert results and results[0].label == first, [m.label for m in results]
+
+
+def test_search_typo_does_not_find_a_different_word() -> None:
+    labels = [m.label for m in _search_catalog().search("spiderman", limit=5)]
+    assert "Superman (1978)" not in labels
+
+
+def test_search_nothing_and_limits() -> None:
+    catalog = _search_catalog()
+    assert catalog.search("", limit=5) == [] and catalog.search("  !! ", limit=5) == []
+    assert catalog.search("zzzzqqq", limit=5) == []
+    assert len(catalog.search("a", limit=3)) <= 3
+    assert catalog.search("matrix", limit=0) == []
+
+
+def test_search_shipped_catalog_issue_examples() -> None:
+    """The five queries issue #11 found broken, on the catalog the app ships."""
+    from pathlib import Path
+
+    catalog = Catalog.from_json(Path(__file__).resolve().parents[1] / "models" / "catalog.json")
+    expected = {
+        "shawshenk": "The Shawshank Redemption (1994)",
+        "matirx": "The Matrix (1999)",
+        "walle": "WALL·E (2008)",
+        "se7en": "Seven (1995)",
+        "spiderman": "Spider-Man (2002)",
+    }
+    for query, label in expected.items():
+        assert catalog.search(query, limit=5)[0].label == label, query

@@ -144,7 +144,7 @@ def test_imdb_ratings_match_by_id_halve_ratings_and_skip_tv(tmp_path: Path, log:
     assert by_title["Matrix"].rating == 4.5
     assert by_title["Toy Story"].movie == TOY and by_title["Toy Story"].method == "exact"  # unknown id: by title
     assert by_title["Some Obscure Film"].status == "unmatched"
-    assert by_title["Some Obscure Film"].note == "original title: Obscur"
+    assert by_title["Some Obscure Film"].note is None  # IMDb's original title is not the user's note
     assert [why for _, _, why in preview.skipped] == ["Breaking Bad: TV Series is not a film"]
     log.apply_import(preview)
     obscure = next(e for e in log.history() if not e.in_catalog)
@@ -316,7 +316,7 @@ MALFORMED = {
     "bad_year.csv": (b"title,year,date\nHeat,95,2020-01-01\n", 2, "year"),
     "crlf_bad.csv": (b"title,date\r\nHeat,2020-01-01\r\n\r\nHeat,2020-02-30\r\n", 4, "bad date"),
     "too_many_fields.csv": (b"title,date\nHeat,2020-01-01,surprise\n", 2, "3 fields"),
-    "unterminated.csv": (b'title,date\nHeat,2020-01-01\n"Heat,2020-01-02\n', 3, "malformed CSV"),
+    "unterminated.csv": (b'title,date\nHeat,2020-01-01\n"Heat,2020-01-02\nJumanji,2020-01-03\n', 3, "never closed"),
     "huge_field.csv": (b"title,date\n" + b"x" * 200_000 + b",2020-01-01\n", 2, "malformed CSV"),
     "long_title.csv": (b"title,date\n" + b"x" * 600 + b",2020-01-01\n", 2, "longer than 500"),
     "empty_title.csv": (b"title,date\n ,2020-01-01\n", 2, "title is empty"),
@@ -479,3 +479,106 @@ def test_real_catalog_imdb_and_title_matching(tmp_path: Path, log: WatchLog) -> 
     assert toy.movie is not None and toy.movie.movie_id == 1
     log.apply_import(preview)
     assert log.model_input(catalog) == [matrix.movie.index, toy.movie.index]
+
+
+# ------------------------------------------------- Letterboxd CSVs one at a time
+def _entries(log: WatchLog) -> list[tuple]:
+    return [(e.title, e.watched_on.isoformat(), e.rating, e.note) for e in log.chronological()]
+
+
+@pytest.mark.parametrize("order", [("watched", "ratings", "diary"), ("diary", "watched", "ratings")])
+def test_letterboxd_csvs_one_at_a_time_merge_like_the_zip(tmp_path: Path, order: tuple[str, ...]) -> None:
+    """Issue #11 bug 2: watched.csv then diary.csv logged films twice; the zip's rule now holds across imports."""
+    texts = {"diary": DIARY, "watched": WATCHED, "ratings": RATINGS}
+    zipped = _zip(tmp_path / "export.zip", {f"{name}.csv": text for name, text in texts.items()})
+    with WatchLog.open(tmp_path / "zip.db") as log:
+        log.apply_import(plan_import(zipped, CATALOG, log))
+        expected = _entries(log)
+    with WatchLog.open(tmp_path / "csv.db") as log:
+        for name in order:
+            path = tmp_path / f"{name}.csv"
+            path.write_text(texts[name], encoding="utf-8")
+            log.apply_import(plan_import(path, CATALOG, log))
+        assert _entries(log) == expected
+        for name in order:  # and importing any of them again changes nothing
+            again = plan_import(tmp_path / f"{name}.csv", CATALOG, log)
+            assert (again.to_add, again.to_replace) == (0, 0), name
+
+
+def test_diary_after_watched_says_what_it_replaces(tmp_path: Path, log: WatchLog) -> None:
+    watched, diary = tmp_path / "watched.csv", tmp_path / "diary.csv"
+    watched.write_text(WATCHED, encoding="utf-8")
+    diary.write_text(DIARY, encoding="utf-8")
+    log.apply_import(plan_import(watched, CATALOG, log))
+    heat = [e for e in log.chronological() if e.title == "Heat"]
+    preview = plan_import(diary, CATALOG, log)
+    assert (preview.to_add, preview.to_replace) == (2, 1)
+    result = log.apply_import(preview)
+    assert (result.added, result.replaced) == (2, 1)
+    dated = log.get(heat[0].id)  # the same entry, now with the diary's date and rating
+    assert (dated.watched_on, dated.rating, dated.source) == (date(2021, 1, 1), 4.5, "letterboxd")
+    assert sum(1 for e in log.chronological() if e.title == "Heat") == 2
+
+
+def test_bad_diary_reports_the_quote_line_and_every_problem(tmp_path: Path, log: WatchLog) -> None:
+    """Issue #11 bug 11: the unterminated quote was put on the wrong line, and only one error was shown."""
+    lines = ["Date,Name,Year,Letterboxd URI,Rating,Rewatch,Tags,Watched Date"]
+    lines += [f"2021-01-0{d},Heat,1995,https://boxd.it/{d},9,,,2021-01-0{d}" for d in range(1, 4)]  # bad ratings
+    lines += ["2021-01-05,Heat,95,https://boxd.it/y,4,,,2021-01-05"]  # bad year
+    lines += ['2021-01-06,"Heat,1995,https://boxd.it/q,4,,,2021-01-06', "2021-01-07,Heat,1995,u,4,,,2021-01-07"]
+    path = tmp_path / "bad-diary.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(DataFormatError) as error:
+        plan_import(path, CATALOG, log)
+    assert error.value.line == 2 and "bad rating" in error.value.problem
+    text = error.value.problem
+    assert "line 3: bad rating" in text and "line 4: bad rating" in text and "line 5: year" in text
+    assert 'line 6: a quote (") opened on this line is never closed' in text
+    assert "5 problems" in text and log.counts().entries == 0
+
+
+def test_problems_stop_at_twenty(tmp_path: Path, log: WatchLog) -> None:
+    path = tmp_path / "many.csv"
+    path.write_text("title,date\n" + "".join(f"Heat,2020-13-{d:02d}\n" for d in range(1, 40)), encoding="utf-8")
+    with pytest.raises(DataFormatError) as error:
+        plan_import(path, CATALOG, log)
+    assert error.value.problem.count("bad date") == 20 and "stopped after 20 problems" in error.value.problem
+
+
+def test_letterboxd_export_folder_imports_like_the_zip(tmp_path: Path) -> None:
+    """UX: an unzipped Letterboxd export folder is accepted as well as the zip."""
+    folder = tmp_path / "letterboxd-user-2024"
+    (folder / "deleted").mkdir(parents=True)
+    for name, text in {
+        "diary.csv": DIARY,
+        "watched.csv": WATCHED,
+        "ratings.csv": RATINGS,
+        "reviews.csv": REVIEWS,
+    }.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    (folder / "deleted" / "diary.csv").write_text(DIARY.replace("Heat", "Toy Story"), encoding="utf-8")
+    with WatchLog.open(tmp_path / "zip.db") as log:
+        log.apply_import(plan_import(_letterboxd(tmp_path), CATALOG, log))
+        expected = _entries(log)
+    with WatchLog.open(tmp_path / "folder.db") as log:
+        preview = plan_import(folder, CATALOG, log)
+        assert preview.format == "letterboxd"
+        log.apply_import(preview)
+        assert _entries(log) == expected
+
+
+def test_ambiguous_rows_can_be_decided_one_by_one(tmp_path: Path, log: WatchLog) -> None:
+    """UX: the user picks among ambiguous matches row by row (or keeps a row as typed)."""
+    from dualrec_tui.store.importers import candidates, choose
+
+    path = tmp_path / "mine.csv"
+    path.write_text("title,date\nHamlet,2021-02-01\nJumanjii,2021-02-02\n", encoding="utf-8")
+    preview = plan_import(path, CATALOG, log)
+    assert [row.status for row in preview.rows] == ["ambiguous", "ambiguous"]
+    options = candidates(preview.rows[0], CATALOG)
+    assert {m.label for m in options[:2]} == {"Hamlet (1996)", "Hamlet (2000)"}
+    older = next(m for m in options if m.year == 2000)
+    assert choose(preview, 0, older, log).status == "matched"
+    assert choose(preview, 1, None, log).status == "unmatched"
+    log.apply_import(preview)
+    assert [(e.label, e.in_catalog) for e in log.chronological()] == [("Hamlet (2000)", True), ("Jumanjii", False)]

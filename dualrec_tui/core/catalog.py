@@ -10,10 +10,12 @@ import hashlib
 import json
 import re
 import unicodedata
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 # One shared genre vocabulary. ML-100K / ML-1M say "Children's", the CSV family "Children".
 GENRE_ALIASES = {"children's": "Children", "childrens": "Children"}
@@ -363,30 +365,18 @@ class Catalog:
 
     # ------------------------------------------------------------------ search
     @cached_property
-    def _search_keys(self) -> list[str]:
-        return [normalize_title(m.title) + (f" {m.year}" if m.year else "") for m in self.movies]
+    def _search_index(self) -> _SearchIndex:
+        return _SearchIndex(self.movies, self.popularity)
 
     def search(self, query: str, limit: int = 20) -> list[Movie]:
-        """As-you-type search: tolerant of articles, punctuation, typos and a missing year."""
-        from rapidfuzz import fuzz, process
+        """As-you-type search: tolerant of articles, punctuation, typos, run-together words and a missing year.
 
-        parsed = parse_title(query)
-        key = normalize_title(parsed.title)
-        if parsed.year:
-            key = f"{key} {parsed.year}"
-        if not key:
-            return []
-        hits = process.extract(key, self._search_keys, scorer=fuzz.token_set_ratio, limit=limit * 3, score_cutoff=60)
-        results: list[tuple[float, Movie]] = []
-        for _, score, index in hits:
-            movie = self.movies[index]
-            bonus = 0.0
-            if self._search_keys[index].startswith(key):
-                bonus += 10.0
-            bonus += min(self.popularity[index], 300) / 60.0  # up to +5 for well-known movies
-            results.append((score + bonus, movie))
-        results.sort(key=lambda pair: (-pair[0], pair[1].index))
-        return [movie for _, movie in results[:limit]]
+        Scored per query token against title tokens (the last token may be an unfinished prefix) and on
+        the whole title with spaces removed ("walle" = "WALL·E", "spiderman" = "Spider-Man"), over the
+        title without its year and every alternative title ("se7en" finds "Seven (a.k.a. Se7en)").
+        Digits count as letters. The index is built once (numpy arrays + rapidfuzz batch scorers).
+        """
+        return self._search_index.search(query, limit)
 
     # ----------------------------------------------------------- persistence
     def to_json(self, path: Path) -> None:
@@ -428,3 +418,254 @@ def build_catalog(rows: Iterable[tuple[int, str, Iterable[str]]], name: str = "c
         genres = tuple(dict.fromkeys(g for g in (canonical_genre(x) for x in raw_genres) if g))
         movies.append(Movie(index, movie_id, parsed.title, parsed.year, genres, parsed.alternatives))
     return Catalog(movies, name=name)
+
+
+# --------------------------------------------------------------------- search index
+_MAX_CACHED_TOKENS = 64
+
+
+def _typo_budget(length: int) -> int:
+    """Edits (OSA: a swap of two letters is one) a query word of this length may contain."""
+    if length <= 3:
+        return 0
+    if length <= 5:
+        return 1
+    return 2
+
+
+class _SearchIndex:
+    """Precomputed search keys of a catalog: built once, then every keystroke is a few numpy passes.
+
+    Each movie has one key per name (title without year, and each alternative title), normalised
+    like `normalize_title`. A key is a list of words drawn from one vocabulary of distinct words.
+    A query word is scored against the vocabulary once (rapidfuzz batch OSA distance, cached while
+    the user types the next word), spread to keys through the key -> word arrays, and averaged over
+    the query's words (weighted by length). The whole query with spaces removed is also matched as a
+    prefix of each key with spaces removed, so run-together words ("walle", "spiderman") match.
+    """
+
+    def __init__(self, movies: Sequence[Movie], popularity: Sequence[int]) -> None:
+        import numpy as np
+
+        key_movie: list[int] = []
+        compact: list[str] = []
+        token_ids: list[int] = []
+        offsets: list[int] = []
+        vocabulary: dict[str, int] = {}
+        for movie in movies:
+            seen: set[str] = set()
+            for name in (movie.title, *movie.alternatives):
+                key = normalize_title(name)
+                if not key or key in seen:
+                    continue
+                seen.add(key)
+                key_movie.append(movie.index)
+                compact.append(key.replace(" ", ""))
+                offsets.append(len(token_ids))
+                token_ids.extend(vocabulary.setdefault(word, len(vocabulary)) for word in key.split())
+        # Sorted vocabulary: words starting with a prefix form one contiguous range (bisect).
+        order = sorted(vocabulary, key=vocabulary.__getitem__)
+        words = sorted(order)
+        rank = np.empty(len(order), dtype=np.int32)
+        for position, word in enumerate(words):
+            rank[vocabulary[word]] = position
+        self.movies = movies
+        self.words = words
+        self.word_lengths = np.fromiter((len(w) for w in words), dtype=np.float32, count=len(words))
+        self.token_ids = rank[np.asarray(token_ids, dtype=np.int64)] if token_ids else np.zeros(0, np.int32)
+        self.offsets = np.asarray(offsets, dtype=np.int64)
+        self.key_movie = np.asarray(key_movie, dtype=np.int64)
+        self.compact = compact
+        self.compact_lengths = np.fromiter((len(c) for c in compact), dtype=np.float32, count=len(compact))
+        compact_order = sorted(range(len(compact)), key=compact.__getitem__)
+        self.compact_sorted = [compact[i] for i in compact_order]
+        self.compact_order = np.asarray(compact_order, dtype=np.int64)
+        pop = np.asarray(popularity, dtype=np.float32) if len(popularity) else np.zeros(len(movies), np.float32)
+        years = np.asarray([m.year or 0 for m in movies], dtype=np.int32)
+        self.key_popularity = np.minimum(pop[self.key_movie], 300.0) / 60.0 if len(key_movie) else pop[:0]
+        self.key_year = years[self.key_movie] if len(key_movie) else years[:0]
+        self.years = {int(y) for y in years if y}
+        # Words grouped by length: a typo budget of b only needs the words within b letters of the query.
+        self.words_by_length: dict[int, tuple[list[str], Any]] = {}
+        lengths = self.word_lengths.astype(np.int64)
+        for length in np.unique(lengths).tolist():
+            positions = np.flatnonzero(lengths == length)
+            self.words_by_length[length] = ([words[i] for i in positions.tolist()], positions)
+        self.words_array = np.asarray(words, dtype=str)
+        # Inverted lists (word -> keys holding it): a word matching few keys costs only those keys.
+        per_key = np.diff(np.append(self.offsets, len(self.token_ids)))
+        owner = np.repeat(np.arange(len(self.offsets), dtype=np.int64), per_key)
+        by_word = np.argsort(self.token_ids, kind="stable")
+        self.posting_keys = owner[by_word]
+        self.posting_counts = np.bincount(self.token_ids, minlength=len(words)).astype(np.int64)
+        self.posting_starts = np.concatenate(([0], np.cumsum(self.posting_counts)[:-1])).astype(np.int64)
+        # Keys without spaces grouped by first letter, for the whole-query fallback.
+        by_letter: dict[str, list[int]] = {}
+        for index, text in enumerate(compact):
+            by_letter.setdefault(text[:1], []).append(index)
+        self.compact_by_letter = {
+            letter: ([compact[i] for i in indices], np.asarray(indices, dtype=np.int64))
+            for letter, indices in by_letter.items()
+        }
+        self._truncated: dict[int, tuple[list[str], Any, Any]] = {}
+        self._word_cache: dict[tuple[str, bool], Any] = {}
+
+    # ---------------------------------------------------------------- pieces
+    def _truncated_words(self, length: int) -> tuple[list[str], Any, Any]:
+        """The words longer than `length` cut to it, deduplicated: (heads, word positions, head of each).
+
+        Cutting keeps the sorted order, so duplicates are neighbours and one vectorised pass finds them.
+        """
+        import numpy as np
+
+        cached = self._truncated.get(length)
+        if cached is None:
+            positions = np.flatnonzero(self.word_lengths > length)
+            cut = self.words_array[positions].astype(f"<U{length}")
+            if len(cut):
+                changed = np.concatenate(([True], cut[1:] != cut[:-1]))
+                heads = cut[changed].tolist()
+                inverse = np.cumsum(changed) - 1
+            else:
+                heads, inverse = [], np.zeros(0, dtype=np.int64)
+            cached = (heads, positions, inverse)
+            self._truncated[length] = cached
+        return cached
+
+    def _word_scores(self, word: str, prefix: bool) -> Any:
+        """Per key: how well its best word matches `word` (1 exact, less for typos/prefixes, 0 none)."""
+        import numpy as np
+        from rapidfuzz import process
+        from rapidfuzz.distance import OSA
+
+        cache_key = (word, prefix)
+        cached = self._word_cache.get(cache_key)
+        if cached is not None:
+            return cached
+        length = len(word)
+        budget = _typo_budget(length)
+        similarity = np.zeros(len(self.words), dtype=np.float32)
+        if budget:
+            for other in range(length - budget, length + budget + 1):
+                bucket = self.words_by_length.get(other)
+                if bucket is None:
+                    continue
+                choices, positions = bucket
+                distance = process.cdist([word], choices, scorer=OSA.distance, score_cutoff=budget, dtype=np.int32)[0]
+                close = distance <= budget
+                similarity[positions[close]] = 1.0 - distance[close] / length
+        else:
+            position = bisect_left(self.words, word)
+            if position < len(self.words) and self.words[position] == word:
+                similarity[position] = 1.0
+        if prefix:
+            # An unfinished word: every vocabulary word it starts (slightly below a whole-word match) ...
+            low = bisect_left(self.words, word)
+            high = bisect_left(self.words, word + "\U0010ffff")
+            if high > low:
+                starts = 0.9 + 0.05 * length / self.word_lengths[low:high]
+                similarity[low:high] = np.maximum(similarity[low:high], starts)
+            # ... and, from four letters on, the start of a longer word with a typo in it.
+            if length >= 4:
+                heads, positions, inverse = self._truncated_words(length)
+                typo_budget = 1 if length < 8 else 2
+                if heads:
+                    distance = process.cdist(
+                        [word], heads, scorer=OSA.distance, score_cutoff=typo_budget, dtype=np.int32
+                    )[0][inverse]
+                    close = distance <= typo_budget
+                    targets = positions[close]
+                    similarity[targets] = np.maximum(similarity[targets], 0.85 * (1.0 - distance[close] / length))
+        matched = np.flatnonzero(similarity)
+        counts = self.posting_counts[matched]
+        total = int(counts.sum())
+        if total * 8 < len(self.token_ids):  # few keys: scatter their scores through the inverted lists
+            scores = np.zeros(len(self.offsets), dtype=np.float32)
+            if total:
+                shift = self.posting_starts[matched] - (np.cumsum(counts) - counts)
+                slots = np.arange(total, dtype=np.int64) + np.repeat(shift, counts)
+                np.maximum.at(scores, self.posting_keys[slots], np.repeat(similarity[matched], counts))
+        else:  # many keys: one pass over every key's words
+            scores = np.maximum.reduceat(similarity[self.token_ids], self.offsets)
+        if len(self._word_cache) >= _MAX_CACHED_TOKENS:
+            self._word_cache.pop(next(iter(self._word_cache)))
+        self._word_cache[cache_key] = scores
+        return scores
+
+    def _compact_scores(self, joined: str) -> Any:
+        """Per key: 1 when the key without spaces is the query without spaces, 0.95 when it starts with it."""
+        import numpy as np
+
+        scores = np.zeros(len(self.compact), dtype=np.float32)
+        low = bisect_left(self.compact_sorted, joined)
+        high = bisect_left(self.compact_sorted, joined + "\U0010ffff")
+        if high > low:
+            keys = self.compact_order[low:high]
+            scores[keys] = np.where(self.compact_lengths[keys] == len(joined), 1.0, 0.95)
+        return scores
+
+    # ---------------------------------------------------------------- search
+    def search(self, query: str, limit: int) -> list[Movie]:
+        import numpy as np
+
+        if limit <= 0 or not len(self.offsets):
+            return []
+        parsed = parse_title(query)
+        year = parsed.year if parsed.year in self.years else None
+        text = parsed.title if year is not None else query
+        for alternative in parsed.alternatives if year is not None else ():
+            text = f"{text} {alternative}"
+        key = normalize_title(text)
+        words = key.split()
+        if not words:
+            return []
+        open_word = not query.rstrip(")]").endswith(" ") and parsed.year is None
+        weights = np.asarray([len(w) for w in words], dtype=np.float32)
+        total = np.zeros(len(self.offsets), dtype=np.float32)
+        for position, word in enumerate(words):
+            total += weights[position] * self._word_scores(word, prefix=open_word and position == len(words) - 1)
+        score = total / weights.sum()
+        joined = "".join(words)
+        if len(words) > 1 or len(joined) >= 4:
+            np.maximum(score, self._compact_scores(joined), out=score)
+        candidates = np.flatnonzero(score >= 0.6)
+        if len(candidates) < limit and len(joined) >= 4:
+            candidates = self._fallback(joined, score, candidates, limit)
+        if not len(candidates):
+            return []
+        # Rank: match quality, then how much of the title the query covers, the year, and popularity.
+        ranked = score[candidates] * 100.0
+        ranked += 6.0 * np.minimum(len(joined) / self.compact_lengths[candidates], 1.0)
+        ranked += self.key_popularity[candidates]
+        if year is not None:
+            gap = np.abs(self.key_year[candidates] - year)
+            ranked += np.where(gap == 0, 10.0, np.where(gap == 1, 4.0, 0.0))
+        keep = min(len(candidates), limit * 4)
+        top = np.argpartition(-ranked, keep - 1)[:keep] if keep < len(candidates) else np.arange(len(candidates))
+        order = sorted(top.tolist(), key=lambda i: (-ranked[i], int(self.key_movie[candidates[i]])))
+        results: list[Movie] = []
+        seen: set[int] = set()
+        for i in order:
+            movie_index = int(self.key_movie[candidates[i]])
+            if movie_index not in seen:
+                seen.add(movie_index)
+                results.append(self.movies[movie_index])
+                if len(results) == limit:
+                    break
+        return results
+
+    def _fallback(self, joined: str, score: Any, candidates: Any, limit: int) -> Any:
+        """Few word matches: the whole query, spaces removed, against whole keys with the same first
+        letter (rapidfuzz ratio), for run-together words with a typo ("spidreman")."""
+        import numpy as np
+        from rapidfuzz import fuzz, process
+
+        bucket = self.compact_by_letter.get(joined[:1])
+        if bucket is None:
+            return candidates
+        choices, indices = bucket
+        hits = process.extract(joined, choices, scorer=fuzz.ratio, score_cutoff=85, limit=limit * 2)
+        extra = indices[[index for _, _, index in hits]] if hits else indices[:0]
+        for (_, value, _), key in zip(hits, extra.tolist(), strict=True):
+            score[key] = max(score[key], 0.9 * value / 100.0)
+        return np.union1d(candidates, extra)

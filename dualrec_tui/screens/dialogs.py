@@ -1,4 +1,4 @@
-"""Small modal dialogs: log or edit one watch-log entry (date, rating, note)."""
+"""Small modal dialogs: log or edit one watch-log entry (date, rating, note), and ask before acting."""
 
 from __future__ import annotations
 
@@ -57,11 +57,13 @@ class EntryDialog(ModalScreen[EntryEdit | None]):
         rating: float | None = None,
         note: str | None = None,
         title_editable: bool = False,
+        today: date | None = None,
     ) -> None:
         super().__init__()
         self.heading = heading
         self.initial = EntryEdit(title, watched_on, rating, note)
         self.title_editable = title_editable
+        self.today = today  # dates after the day after `today` are refused here, not after closing
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="dialog", classes="dialog"):
@@ -103,15 +105,48 @@ class EntryDialog(ModalScreen[EntryEdit | None]):
         self.save()
 
     def save(self) -> None:
+        """Check everything the watch log would refuse, so an error keeps the dialog and what was typed."""
+        from ..store.db import clean_note, clean_title, parse_watched_on
+
         error = self.query_one("#error", Static)
         title = self.query_one("#title", Input).value.strip() if self.title_editable else self.initial.title
         try:
-            if not title:
-                raise ValueError("the title is empty")
-            day = parse_day(self.query_one("#date", Input).value)
+            if self.title_editable:
+                title = clean_title(title)
+            day = parse_watched_on(parse_day(self.query_one("#date", Input).value), self.today)
             rating = parse_rating(self.query_one("#rating", Input).value)
+            note = clean_note(self.query_one("#note", Input).value)
         except ValueError as exc:
             error.update(str(exc))
             return
-        note = self.query_one("#note", Input).value.strip() or None
         self.dismiss(EntryEdit(title, day, rating, note))
+
+
+class ConfirmDialog(ModalScreen[str | None]):
+    """A question with a few answers; returns the id of the button pressed (None = Escape)."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", id="confirm.cancel")]
+
+    def __init__(self, heading: str, message: str, choices: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.heading = heading
+        self.message = message
+        self.choices = choices  # (id, label); the first is the default (focused)
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="dialog", classes="dialog"):
+            yield Label(self.heading, classes="dialog-title")
+            yield Static(self.message, id="confirm-message")
+            with Horizontal(classes="dialog-buttons"):
+                for position, (choice, label) in enumerate(self.choices):
+                    yield Button(label, id=choice, variant="primary" if position == 0 else "default")
+
+    def on_mount(self) -> None:
+        self.query_one(Button).focus()
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        self.dismiss(event.button.id)

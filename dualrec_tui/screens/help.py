@@ -14,7 +14,9 @@ INTRO = (
     "Type a title in the search box and press Enter to log it as watched today; the LSTM picks appear "
     "at once, then the LLM scores the LSTM's top candidates, the list is re-ordered by the signals that "
     "helped on validation, and the LLM names its own picks. Each pick's tag says what placed it there. "
-    "Ctrl+P opens the command palette with every action."
+    "Ctrl+P opens the command palette with every action. Move between the search box, the history and the "
+    "recommendations with Tab / Shift+Tab (or click); Ctrl+F jumps back to the search box. "
+    "q quits when you are not typing in a text box."
 )
 
 
@@ -30,7 +32,10 @@ def binding_rows() -> list[tuple[str, str, str]]:
         ("history", HistoryList.BINDINGS),
         ("recommendations", RecommendationList.BINDINGS),
     ]
-    rows = [("anywhere", "ctrl+p", "Command palette: every action by name")]
+    rows = [
+        ("anywhere", "tab, shift+tab", "Move to the next / previous pane (search, history, recommendations)"),
+        ("anywhere", "ctrl+p", "Command palette: every action by name"),
+    ]
     for where, bindings in sources:
         for binding in bindings:
             if isinstance(binding, Binding):
@@ -51,9 +56,11 @@ class HelpScreen(ModalScreen[None]):
             yield Label("dualrec — keys", classes="dialog-title")
             yield Static(INTRO, id="help-intro")
             table: DataTable = DataTable(id="help-table", cursor_type="row", zebra_stripes=True)
-            table.add_columns("Where", "Keys", "What")
+            table.add_column("Where", width=15)
+            table.add_column("Keys", width=14)
+            table.add_column("What", width=31)  # fits 80 columns; longer text wraps (height=None)
             for row in binding_rows():
-                table.add_row(*row)
+                table.add_row(*row, height=None)
             yield table
             yield Static("Escape closes this screen.", classes="muted")
 

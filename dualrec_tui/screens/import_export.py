@@ -35,6 +35,11 @@ def describe_preview(preview: Any) -> str:
             lines.append(f"  {status}: {row.label}{guess} ({what})")
     for file, line, why in preview.skipped[:EXAMPLES]:
         lines.append(f"  skipped {file}:{line}: {why}")
+    replacing = getattr(preview, "to_replace", 0)
+    if replacing:
+        lines.append(f"  {replacing} rows add a date or rating to films logged before without a date (watched.csv)")
+    if counts.get("ambiguous"):
+        lines.append("  Choose… picks the movie for each ambiguous row (or keeps it as typed).")
     lines.append(f"Commit adds {preview.to_add} entries in one step; Abort writes nothing.")
     return "\n".join(lines)
 
@@ -56,7 +61,8 @@ class ImportExportScreen(ModalScreen[int | None]):
         with VerticalScroll(id="import-export", classes="dialog"):
             yield Label("Import a watch history", classes="dialog-title")
             yield Static(
-                "Letterboxd export (.zip or diary.csv), IMDb ratings.csv, a CSV with title/year/date, or a "
+                "Letterboxd export (.zip, its folder, or its CSVs one by one), IMDb ratings.csv, a CSV with "
+                "title/year/date, or a "
                 "dualrec JSON export.",
                 classes="muted",
             )
@@ -64,6 +70,7 @@ class ImportExportScreen(ModalScreen[int | None]):
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Preview", id="preview", variant="primary")
                 yield Button("Commit all", id="commit", variant="success", disabled=True)
+                yield Button("Choose…", id="choose", disabled=True, tooltip="Pick the movie for each ambiguous row")
                 yield Button("Abort", id="abort", disabled=True)
             yield Static("", id="preview-text")
             yield Label("Export the watch log", classes="dialog-title")
@@ -71,6 +78,7 @@ class ImportExportScreen(ModalScreen[int | None]):
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Export CSV", id="export-csv")
                 yield Button("Export JSON", id="export-json")
+                yield Button("Hidden movies…", id="hidden")
                 yield Button("Close", id="close")
             yield Static("", id="export-text")
 
@@ -101,10 +109,14 @@ class ImportExportScreen(ModalScreen[int | None]):
             self.commit()
         elif button == "abort":
             self.abort()
+        elif button == "choose":
+            self.choose_rows()
         elif button == "export-csv":
             self.export("csv")
         elif button == "export-json":
             self.export("json")
+        elif button == "hidden":
+            self.app.run_action("hidden_movies")
         elif button == "close":
             self.action_close()
 
@@ -114,6 +126,20 @@ class ImportExportScreen(ModalScreen[int | None]):
         self.query_one("#preview-text", Static).update(text)
         self.query_one("#commit", Button).disabled = preview is None
         self.query_one("#abort", Button).disabled = preview is None
+        ambiguous = preview is not None and bool(preview.with_status("ambiguous"))
+        self.query_one("#choose", Button).disabled = not ambiguous
+
+    def choose_rows(self) -> None:
+        """Ambiguous rows one by one (ChooseMatchScreen); the preview text is redone after."""
+        if self.preview is None:
+            return
+        from .choose import ChooseMatchScreen
+
+        def done(decided: int | None) -> None:
+            if self.preview is not None:
+                self._set_preview(self.preview, describe_preview(self.preview))
+
+        self.app.push_screen(ChooseMatchScreen(self.preview, self.watchlog), callback=done)
 
     def start_preview(self) -> None:
         raw = self.query_one("#import-path", Input).value.strip()
@@ -175,12 +201,13 @@ class ImportExportScreen(ModalScreen[int | None]):
         except (DualrecError, OSError, ValueError) as exc:
             self.app.call_from_thread(self._done, None, f"Import failed, nothing was written: {exc}")
             return
-        self.imported += result.added
+        self.imported += result.added + result.replaced
+        dated = f"; {result.replaced} undated entries got a date or rating" if result.replaced else ""
         self.app.call_from_thread(
             self._done,
             None,
             f"Imported {result.added} entries ({result.free_text} as free text); "
-            f"{result.duplicates} were already logged.",
+            f"{result.duplicates} were already logged{dated}.",
         )
 
     def abort(self) -> None:
@@ -202,9 +229,31 @@ class ImportExportScreen(ModalScreen[int | None]):
             path = path.with_suffix(".json")
         elif kind == "csv" and path.suffix.lower() != ".csv":
             path = path.with_suffix(".csv")
+        if path.exists():
+            from .dialogs import ConfirmDialog
+
+            def answer(choice: str | None) -> None:
+                if choice == "replace":
+                    self._write_export(kind, path)
+                else:
+                    self.query_one("#export-text", Static).update(f"Not exported: {path} is unchanged.")
+
+            self.app.push_screen(
+                ConfirmDialog(
+                    "Replace the file?",
+                    f"{path} already exists. Replace it with the export?",
+                    [("replace", "Replace"), ("cancel", "Cancel")],
+                ),
+                callback=answer,
+            )
+            return
+        self._write_export(kind, path)
+
+    def _write_export(self, kind: str, path: Path) -> None:
         try:
             count = self.watchlog.export_json(path) if kind == "json" else self.watchlog.export_csv(path)
         except (DualrecError, OSError) as exc:
-            self.query_one("#export-text", Static).update(f"Export failed: {exc}")
+            message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            self.query_one("#export-text", Static).update(f"Export failed: {message}")
             return
         self.query_one("#export-text", Static).update(f"Wrote {count} entries to {path}")

@@ -45,7 +45,7 @@ class MainScreen(Screen[None]):
                 yield Static("", id="recs-state")
                 yield RecommendationList(id="recs")
         yield ModelStatus(id="status")
-        yield Footer()
+        yield Footer(compact=True)  # compact: F1-F4 still fit at 80 columns
 
     def on_mount(self) -> None:
         self.query_one(ResultList).display = False
@@ -83,7 +83,11 @@ class MainScreen(Screen[None]):
         results = self.query_one(ResultList)
         results.display = bool(query.strip())
         if movies is None:
-            results.show_message("Catalog not loaded yet: Ctrl+N logs the text as typed")
+            state = self.dualrec.hub.components["catalog"].state
+            if state in ("waiting", "loading"):
+                results.show_message("Catalog not loaded yet: Ctrl+N logs the text as typed")
+            else:
+                results.show_message("No catalog (F4 says how to rebuild it): Ctrl+N logs the text as typed")
         elif not movies:
             results.show_message("No match in the catalog: Ctrl+N logs it as typed (not in catalog)")
         else:
@@ -114,5 +118,5 @@ class MainScreen(Screen[None]):
     def show_recs_state(self, state: str) -> None:
         self.query_one("#recs-state", Static).update(state)
 
-    def show_status(self, components: dict[str, Component]) -> None:
-        self.query_one(ModelStatus).show(components)
+    def show_status(self, components: dict[str, Component], progress: str | None = None) -> None:
+        self.query_one(ModelStatus).show(components, progress)

@@ -33,7 +33,7 @@ class SettingsScreen(ModalScreen[Config | None]):
         c = self.config
         with VerticalScroll(id="settings", classes="dialog"):
             yield Label("Settings", classes="dialog-title")
-            yield Static(f"Saved to {self.path}", classes="muted")
+            yield Static(f"Settings file: {self.path}", classes="muted")
             yield Label("Models folder (catalog.json, lstm/, llm/; empty = default)")
             yield Input(str(c.models_dir or ""), id="models_dir", placeholder=str(c.resolved_models_dir), compact=True)
             yield Label("Number of recommendations (1–50)")
@@ -50,6 +50,9 @@ class SettingsScreen(ModalScreen[Config | None]):
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Save", id="save", variant="primary")
                 yield Button("Cancel", id="cancel")
+
+    def on_mount(self) -> None:
+        self.query_one("#models_dir", Input).focus()
 
     def action_cancel(self) -> None:
         self.dismiss(None)
@@ -72,13 +75,27 @@ class SettingsScreen(ModalScreen[Config | None]):
         except ValueError:
             raise DataFormatError("settings", None, f"{field.replace('_', ' ')} must be a whole number") from None
 
+    @staticmethod
+    def check_models_dir(text: str) -> Path | None:
+        """An empty field is the default; anything else must be a folder holding catalog.json."""
+        if not text:
+            return None
+        folder = Path(text).expanduser()
+        if not folder.is_dir():
+            raise DataFormatError("settings", None, f"models folder {text!r} is not a folder")
+        if not (folder / "catalog.json").is_file():
+            raise DataFormatError(
+                "settings", None, f"models folder {text!r} has no catalog.json (it holds catalog.json, lstm/, llm/)"
+            )
+        return folder
+
     def action_save(self) -> None:
         error = self.query_one("#error", Static)
         models = self.query_one("#models_dir", Input).value.strip()
         try:
             config = replace(
                 self.config,
-                models_dir=Path(models).expanduser() if models else None,
+                models_dir=self.check_models_dir(models),
                 n_recommendations=self._int("n_recommendations"),
                 llm_enabled=self.query_one("#llm_enabled", Switch).value,
                 gpu_layers=self._int("gpu_layers"),
@@ -87,5 +104,6 @@ class SettingsScreen(ModalScreen[Config | None]):
             config.save(self.path)
         except (DataFormatError, OSError) as exc:
             error.update(str(exc))
+            error.scroll_visible(animate=False)  # at 80x24 the fields scroll; the message must be seen
             return
         self.dismiss(config)

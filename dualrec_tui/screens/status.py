@@ -45,7 +45,7 @@ class ModelStatusScreen(ModalScreen[None]):
                 yield Static(WHAT.get(name, LABELS.get(name, name)), classes="muted")
                 if component.problem:
                     yield Static(f"problem: {component.problem}", classes="model-problem")
-                if component.rebuild and component.state not in ("ready", "off"):
+                if component.rebuild and (component.state not in ("ready", "off") or component.note):
                     yield Static(f"fix: {component.rebuild}", classes="model-fix")
             if self.log_problem:
                 yield Static(self.log_problem, classes="model-problem")

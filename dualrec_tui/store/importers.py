@@ -9,6 +9,11 @@ Two phases so the user sees what will happen before anything is written:
 
 Duplicates are counted as a multiset of (movie, date watched): re-importing a file adds nothing,
 yet two viewings of one film on one day in the file are both kept the first time.
+
+Letterboxd's watched.csv and ratings.csv say a film was seen, not when (their date is the day it
+was marked). Such "undated" rows are logged with source `letterboxd-undated`, and the rule that
+merges a zip also holds across imports of its CSVs one at a time: an undated row for a film the log
+already has is already logged, and a diary row replaces an undated entry for the same film.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import zipfile
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path, PurePosixPath
@@ -30,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from dualrec_tui.core.catalog import Catalog, Movie, normalize_title
 from dualrec_tui.core.errors import DataFormatError, DualrecError
 
-from .db import MAX_TITLE, clean_note, clean_title, parse_rating, parse_watched_on
+from .db import clean_note, clean_title, parse_rating, parse_watched_on
 from .migrations import utc_now
 from .safety import unescape_cell
 
@@ -64,6 +70,44 @@ _IMDB_ID = re.compile(r"^tt\d{7,10}$")
 _ID_IN_URL = re.compile(r"(tt\d{7,10})")
 
 STATUSES = ("matched", "ambiguous", "unmatched", "duplicate")
+MAX_PROBLEMS = 20  # bad rows reported at once, so a user can fix a file in one go
+
+
+class _Problems:
+    """Bad rows of one import, collected so the user sees up to MAX_PROBLEMS at once, not only the first."""
+
+    def __init__(self) -> None:
+        self.errors: list[DataFormatError] = []
+
+    @contextmanager
+    def row(self) -> Iterator[None]:
+        """Run one row's parsing; a DataFormatError is recorded and the next row is read."""
+        try:
+            yield
+        except DataFormatError as exc:
+            self.add(exc)
+
+    def add(self, exc: DataFormatError) -> None:
+        self.errors.append(exc)
+        if len(self.errors) >= MAX_PROBLEMS:
+            self.check(stopped=True)
+
+    def check(self, stopped: bool = False) -> None:
+        """Raise one DataFormatError for everything recorded: the first problem, then a line for each other."""
+        if not self.errors:
+            return
+        errors = sorted(self.errors, key=lambda e: (e.path, e.line or 0))
+        first = errors[0]
+        if len(errors) == 1 and not stopped:
+            raise first
+        lines = [first.problem]
+        for other in errors[1:]:
+            where = f"line {other.line}" if other.line is not None else "file"
+            where = where if other.path == first.path else f"{other.path}:{other.line}"
+            lines.append(f"  {where}: {other.problem}")
+        more = f"stopped after {MAX_PROBLEMS} problems" if stopped else f"{len(errors)} problems"
+        lines.append(f"  ({more}; nothing was imported)")
+        raise DataFormatError(first.path, first.line, "\n".join(lines))
 
 
 @dataclass(frozen=True)
@@ -89,10 +133,15 @@ class ImportRow:
     free_text: bool = False
     entry_source: str | None = None
     created_at: str | None = None
+    undated: bool = False  # Letterboxd watched.csv / ratings.csv: seen, date unknown
+    replaces: int | None = None  # the undated log entry this dated row takes the place of
 
     @property
     def label(self) -> str:
         return f"{self.title} ({self.year})" if self.year else self.title
+
+
+UNDATED_SOURCE = "letterboxd-undated"
 
 
 @dataclass(frozen=True)
@@ -134,7 +183,12 @@ class ImportPreview:
 
     @property
     def to_add(self) -> int:
-        return sum(1 for row in self.rows if row.status != "duplicate")
+        return sum(1 for row in self.rows if row.status != "duplicate" and row.replaces is None)
+
+    @property
+    def to_replace(self) -> int:
+        """Dated rows that will take the place of an undated entry already in the log."""
+        return sum(1 for row in self.rows if row.status != "duplicate" and row.replaces is not None)
 
 
 @dataclass(frozen=True)
@@ -145,6 +199,7 @@ class ImportResult:
     not_interested_added: int
     first_id: int | None = None
     last_id: int | None = None
+    replaced: int = 0  # undated entries given the date (and rating, note) of a diary row
 
 
 # ------------------------------------------------------------------ file reading
@@ -196,13 +251,37 @@ def _text(data: bytes, display: str) -> str:
     return text
 
 
+def _csv_problem(exc: csv.Error, display: str, start: int, line: int) -> DataFormatError:
+    """Python's csv messages in plain words, at the line where the trouble starts."""
+    message = str(exc)
+    if "unexpected end of data" in message:
+        return DataFormatError(
+            display, start, 'a quote (") opened on this line is never closed, so the rest of the file is one field'
+        )
+    if "expected after" in message:
+        return DataFormatError(
+            display, line, 'a quote (") ends in the middle of a field: quote the whole field and double quotes inside'
+        )
+    if "field larger than field limit" in message:
+        return DataFormatError(
+            display, line, f"malformed CSV: a field is longer than {csv.field_size_limit()} characters"
+        )
+    return DataFormatError(display, line, f"malformed CSV ({message})")
+
+
 def _csv_records(
-    text: str, display: str, aliases: dict[str, tuple[str, ...]], required: tuple[str, ...]
+    text: str,
+    display: str,
+    aliases: dict[str, tuple[str, ...]],
+    required: tuple[str, ...],
+    problems: _Problems | None = None,
 ) -> Iterator[tuple[int, dict[str, str]]]:
     """Yield (line, {field: value}) for each data row; header names are matched case-insensitively.
 
     `aliases` maps our field name to the header spellings that mean it; `required` fields must exist.
+    With `problems`, a bad row is recorded and skipped (the caller raises them all at the end).
     """
+    problems = problems or _Problems()
     reader = csv.reader(io.StringIO(text, newline=""), strict=True)
     header: list[str] | None = None
     columns: dict[str, int] = {}
@@ -214,7 +293,12 @@ def _csv_records(
         except StopIteration:
             break
         except csv.Error as exc:
-            raise DataFormatError(display, reader.line_num or start, f"malformed CSV ({exc})") from exc
+            problem = _csv_problem(exc, display, start, reader.line_num or start)
+            if header is None or "never closed" in problem.problem:
+                problems.add(problem)
+                problems.check()  # nothing sensible can be read after this
+            problems.add(problem)
+            continue
         if not any(cell.strip() for cell in row):
             continue
         if header is None:
@@ -231,10 +315,11 @@ def _csv_records(
                 found = found if len(found) <= 200 else found[:200] + "..."
                 raise DataFormatError(display, start, f"missing column(s) {wanted} (header has: {found})")
             continue
-        if len(row) > len(header) and any(cell.strip() for cell in row[len(header) :]):
-            raise DataFormatError(display, start, f"{len(row)} fields but the header has {len(header)}")
-        if len(row) < len(header) and any(index >= len(row) for name, index in columns.items() if name in required):
-            raise DataFormatError(display, start, f"{len(row)} fields but the header has {len(header)}")
+        if (len(row) > len(header) and any(cell.strip() for cell in row[len(header) :])) or (
+            len(row) < len(header) and any(index >= len(row) for name, index in columns.items() if name in required)
+        ):
+            problems.add(DataFormatError(display, start, f"{len(row)} fields but the header has {len(header)}"))
+            continue
         rows += 1
         if rows > MAX_ROWS:
             raise DataFormatError(display, start, f"more than {MAX_ROWS} rows")
@@ -354,54 +439,62 @@ _LB_ALIASES = {
 def _letterboxd_rows(files: dict[str, tuple[str, str]]) -> list[ImportRow]:
     """Merge a Letterboxd export: every diary entry is a watch; films only in watched.csv or
     ratings.csv become one watch on the day they were marked, with their rating."""
+    problems = _Problems()
 
     def records(kind: str, required: tuple[str, ...]) -> Iterator[tuple[_Fields, dict[str, str]]]:
         if kind not in files:
             return
         display, text = files[kind]
-        for line, record in _csv_records(text, display, _LB_ALIASES, required):
+        for line, record in _csv_records(text, display, _LB_ALIASES, required, problems):
             yield _Fields(display, line), record
 
     reviews: dict[tuple[str, int | None, date], str] = {}
     for parse, rec in records("reviews.csv", ("name", "date")):
-        when = parse.date(rec.get("watched") or rec["date"], "watched date")
-        note = parse.note(rec.get("review", ""))
-        if note:
-            reviews[(normalize_title(parse.title(rec["name"], "name")), parse.year(rec.get("year", "")), when)] = note
+        with problems.row():
+            when = parse.date(rec.get("watched") or rec["date"], "watched date")
+            note = parse.note(rec.get("review", ""))
+            if note:
+                name = normalize_title(parse.title(rec["name"], "name"))
+                reviews[(name, parse.year(rec.get("year", "")), when)] = note
     rows: list[ImportRow] = []
     seen: set[tuple[str, int | None]] = set()
     for parse, rec in records("diary.csv", ("name", "date")):
-        title = parse.title(rec["name"], "name")
-        year = parse.year(rec.get("year", ""))
-        when = parse.date(rec.get("watched") or rec["date"], "watched date")
-        key = (normalize_title(title), year)
-        seen.add(key)
-        note = reviews.get((key[0], year, when))
-        rows.append(ImportRow(parse.display, parse.line, title, year, when, parse.rating(rec.get("rating")), note))
+        with problems.row():
+            title = parse.title(rec["name"], "name")
+            year = parse.year(rec.get("year", ""))
+            when = parse.date(rec.get("watched") or rec["date"], "watched date")
+            rating = parse.rating(rec.get("rating"))
+            key = (normalize_title(title), year)
+            seen.add(key)
+            note = reviews.get((key[0], year, when))
+            rows.append(ImportRow(parse.display, parse.line, title, year, when, rating, note))
     ratings: dict[tuple[str, int | None], tuple[_Fields, dict[str, str]]] = {}
     for parse, rec in records("ratings.csv", ("name", "date", "rating")):
-        key = (normalize_title(parse.title(rec["name"], "name")), parse.year(rec.get("year", "")))
-        parse.rating(rec["rating"])  # validate now, with the right line
-        ratings[key] = (parse, rec)
+        with problems.row():
+            key = (normalize_title(parse.title(rec["name"], "name")), parse.year(rec.get("year", "")))
+            parse.rating(rec["rating"])  # validate now, with the right line
+            parse.date(rec["date"])
+            ratings[key] = (parse, rec)
     for parse, rec in records("watched.csv", ("name", "date")):
-        title = parse.title(rec["name"], "name")
-        year = parse.year(rec.get("year", ""))
-        key = (normalize_title(title), year)
-        when = parse.date(rec["date"])
-        if key in seen:
-            continue
-        seen.add(key)
-        rated = ratings.get(key)
-        rating = rated[0].rating(rated[1]["rating"]) if rated else None
-        rows.append(ImportRow(parse.display, parse.line, title, year, when, rating))
+        with problems.row():
+            title = parse.title(rec["name"], "name")
+            year = parse.year(rec.get("year", ""))
+            key = (normalize_title(title), year)
+            when = parse.date(rec["date"])
+            if key in seen:
+                continue
+            seen.add(key)
+            rated = ratings.get(key)
+            rating = rated[0].rating(rated[1]["rating"]) if rated else None
+            rows.append(ImportRow(parse.display, parse.line, title, year, when, rating, undated=True))
+    problems.check()
     for key, (parse, rec) in ratings.items():
         if key in seen:
             continue
         seen.add(key)
         title = parse.title(rec["name"], "name")
-        rows.append(
-            ImportRow(parse.display, parse.line, title, key[1], parse.date(rec["date"]), parse.rating(rec["rating"]))
-        )
+        when, rating = parse.date(rec["date"]), parse.rating(rec["rating"])
+        rows.append(ImportRow(parse.display, parse.line, title, key[1], when, rating, undated=True))
     return rows
 
 
@@ -473,21 +566,21 @@ _IMDB_ALIASES = {
 
 def _imdb_rows(text: str, display: str, skipped: list[tuple[str, int | None, str]]) -> list[ImportRow]:
     rows: list[ImportRow] = []
-    for line, rec in _csv_records(text, display, _IMDB_ALIASES, ("const", "rating", "date", "title")):
+    problems = _Problems()
+    for line, rec in _csv_records(text, display, _IMDB_ALIASES, ("const", "rating", "date", "title"), problems):
         parse = _Fields(display, line)
-        imdb_id = parse.imdb_id(rec["const"])
-        title = parse.title(rec["title"])
-        year = parse.year(rec.get("year", ""))
-        rating = parse.imdb_rating(rec["rating"])
-        when = parse.date(rec["date"], "date rated")
-        original = rec.get("original", "")
-        if rec.get("type", "").strip().lower() in NOT_MOVIES:
-            skipped.append((display, line, f"{title}: {rec['type']} is not a film"))
-            continue
-        note = None
-        if original and original != title and len(original) <= MAX_TITLE:
-            note = f"original title: {original}"
-        rows.append(ImportRow(display, line, title, year, when, rating, note, imdb_id))
+        with problems.row():
+            imdb_id = parse.imdb_id(rec["const"])
+            title = parse.title(rec["title"])
+            year = parse.year(rec.get("year", ""))
+            rating = parse.imdb_rating(rec["rating"])
+            when = parse.date(rec["date"], "date rated")
+            if rec.get("type", "").strip().lower() in NOT_MOVIES:
+                skipped.append((display, line, f"{title}: {rec['type']} is not a film"))
+                continue
+            # The note is the user's own: IMDb's "Original Title" is not written into it.
+            rows.append(ImportRow(display, line, title, year, when, rating, None, imdb_id))
+    problems.check()
     return rows
 
 
@@ -509,11 +602,13 @@ _CSV_ALIASES = {
 
 def _plain_rows(text: str, display: str) -> list[ImportRow]:
     rows: list[ImportRow] = []
-    for line, rec in _csv_records(text, display, _CSV_ALIASES, ("title", "date")):
+    problems = _Problems()
+    for line, rec in _csv_records(text, display, _CSV_ALIASES, ("title", "date"), problems):
         if "in_catalog" in rec:  # our own CSV export: undo its formula escaping (store/safety.escape_cell)
             rec = {name: unescape_cell(value) for name, value in rec.items()}
-        parse = _Fields(display, line)
-        rows.append(_ours(parse, rec))
+        with problems.row():
+            rows.append(_ours(_Fields(display, line), rec))
+    problems.check()
     return rows
 
 
@@ -620,9 +715,31 @@ def _bad_constant(display: str, name: str) -> Any:
     raise DataFormatError(display, None, f"invalid JSON value {name}")
 
 
+LETTERBOXD_FILES = ("diary.csv", "watched.csv", "ratings.csv", "reviews.csv")
+
+
+def _letterboxd_folder(path: Path) -> list[ImportRow]:
+    """An unzipped Letterboxd export: its CSVs at the top of the folder (or one folder down)."""
+    files: dict[str, tuple[str, str]] = {}
+    for name in LETTERBOXD_FILES:
+        found = path / name
+        if not found.is_file():
+            nested = sorted(p for p in path.glob(f"*/{name}") if p.parent.name not in {"deleted", "orphaned"})
+            found = nested[0] if nested else found
+        if found.is_file():
+            files[name] = (str(found), _text(_read_bytes(found), str(found)))
+    if not {"diary.csv", "watched.csv", "ratings.csv"} & set(files):
+        raise DataFormatError(
+            path, None, "a folder, not a file, and not a Letterboxd export (no diary.csv, watched.csv or ratings.csv)"
+        )
+    return _letterboxd_rows(files)
+
+
 def read_import_file(path: Path) -> tuple[str, list[ImportRow], list[tuple[str, int | None, str]], list[HiddenMovie]]:
     """Recognise the format by content (not by extension) and parse every row."""
     display = str(path)
+    if path.is_dir():
+        return "letterboxd", _letterboxd_folder(path), [], []
     data = _read_bytes(path)
     skipped: list[tuple[str, int | None, str]] = []
     if data[:4] in (b"PK\x03\x04", b"PK\x05\x06") or path.suffix.lower() == ".zip":
@@ -726,16 +843,36 @@ def _entry_key(entry: Entry, catalog: Catalog) -> tuple[Any, ...]:
 def _mark_duplicates(
     rows: list[ImportRow], entries: list[Entry], catalog: Catalog, accept_ambiguous: bool
 ) -> list[ImportRow]:
-    """status = match, or "duplicate" for as many rows per (movie, date) as the log already holds."""
+    """status = match, or "duplicate" for as many rows per (movie, date) as the log already holds.
+
+    Across imports: an undated row (watched.csv / ratings.csv) for a film the log has on any date is
+    a duplicate, and a dated row takes the place (`replaces`) of an undated entry for its film.
+    """
     have = Counter(_entry_key(entry, catalog) for entry in entries)
+    films = {_entry_key(entry, catalog)[:-1] for entry in entries}
+    undated: dict[tuple[Any, ...], list[int]] = {}
+    rated = {entry.id for entry in entries if entry.rating is not None}
+    for entry in entries:
+        if entry.source == UNDATED_SOURCE:
+            undated.setdefault(_entry_key(entry, catalog)[:-1], []).append(entry.id)
     marked = []
     for row in rows:
         key = _row_key(row, accept_ambiguous)
-        if have[key] > 0:
+        film = key[:-1]
+        if row.undated and film in films:
+            unrated = [i for i in undated.get(film, []) if i not in rated]
+            if row.rating is not None and unrated:  # ratings.csv after watched.csv: the rating
+                marked.append(replace(row, status=row.match, replaces=unrated[0]))
+            else:
+                marked.append(replace(row, status="duplicate", replaces=None))
+        elif have[key] > 0:
             have[key] -= 1
-            marked.append(replace(row, status="duplicate"))
+            marked.append(replace(row, status="duplicate", replaces=None))
+        elif not row.undated and undated.get(film):
+            marked.append(replace(row, status=row.match, replaces=undated[film].pop(0)))
         else:
-            marked.append(replace(row, status=row.match))
+            films.add(film)
+            marked.append(replace(row, status=row.match, replaces=None))
     return marked
 
 
@@ -765,6 +902,31 @@ def plan_import(
     return ImportPreview(path, fmt, catalog, matched, skipped, hidden)
 
 
+def candidates(row: ImportRow, catalog: Catalog, limit: int = 5) -> list[Movie]:
+    """Catalog movies an ambiguous row could be: its best guess, same-title films, then search hits."""
+    found: list[Movie] = [row.movie] if row.movie is not None else []
+    same_title = catalog._keys.get(normalize_title(row.title), [])
+    for movie in [*same_title, *catalog.search(row.label, limit=limit)]:
+        if movie not in found:
+            found.append(movie)
+    return found[:limit]
+
+
+def choose(preview: ImportPreview, position: int, movie: Movie | None, log: WatchLog | None = None) -> ImportRow:
+    """The user's pick for one row: a catalog movie (matched) or None (kept as typed, not in catalog).
+    Duplicates are marked again, since the pick can make a row one."""
+    row = preview.rows[position]
+    if movie is None:
+        chosen = replace(row, movie=None, match="unmatched", method="chosen", free_text=True)
+    else:
+        chosen = replace(row, movie=movie, match="matched", method="chosen", free_text=False)
+    rows = list(preview.rows)
+    rows[position] = chosen
+    entries = log.chronological() if log is not None else []
+    preview.rows = _mark_duplicates(rows, entries, preview.catalog, accept_ambiguous=True)
+    return preview.rows[position]
+
+
 def apply_import(log: WatchLog, preview: ImportPreview, accept_ambiguous: bool = True) -> ImportResult:
     """Write the preview's new rows in one transaction: all or nothing.
 
@@ -772,19 +934,32 @@ def apply_import(log: WatchLog, preview: ImportPreview, accept_ambiguous: bool =
     Duplicates are recounted inside the transaction, in case the log changed since planning.
     """
     source = "json" if preview.format == "dualrec-json" else preview.format
-    added = free = hidden_added = 0
+    added = free = hidden_added = replaced = 0
     first_id = last_id = None
     with log.transaction() as conn:
         rows = _mark_duplicates(preview.rows, log.chronological(), preview.catalog, accept_ambiguous)
         for row in rows:
             if row.status == "duplicate":
                 continue
+            if row.replaces is not None and row.undated:  # a rating for a film logged without one
+                conn.execute("UPDATE entries SET rating = coalesce(rating, ?) WHERE id = ?", (row.rating, row.replaces))
+                replaced += 1
+                continue
+            if row.replaces is not None:
+                # The diary knows when: date it, keep a rating / note the undated entry had and the row lacks.
+                conn.execute(
+                    "UPDATE entries SET watched_on = ?, rating = coalesce(?, rating), note = coalesce(?, note), "
+                    "source = ? WHERE id = ?",
+                    (row.watched_on.isoformat(), row.rating, row.note, row.entry_source or source, row.replaces),
+                )
+                replaced += 1
+                continue
             movie = _row_movie(row, accept_ambiguous)
             record: dict[str, Any] = {
                 "watched_on": row.watched_on.isoformat(),
                 "rating": row.rating,
                 "note": row.note,
-                "source": row.entry_source or source,
+                "source": UNDATED_SOURCE if row.undated else row.entry_source or source,
                 "created_at": row.created_at or utc_now(),
             }
             if movie is not None:
@@ -817,4 +992,4 @@ def apply_import(log: WatchLog, preview: ImportPreview, accept_ambiguous: bool =
                 (item.dataset, item.movie_id, item.imdb_id, item.title, item.year, utc_now()),
             )
             hidden_added += cursor.rowcount
-    return ImportResult(added, len(preview.rows) - added, free, hidden_added, first_id, last_id)
+    return ImportResult(added, len(rows) - added - replaced, free, hidden_added, first_id, last_id, replaced)

@@ -46,13 +46,25 @@ def stars(rating: float | None) -> str:
     return "★" * whole + ("½" if rating - whole >= 0.5 else "")
 
 
+NOTE_PREVIEW = 60  # characters of a note shown in the history (e edits the whole note)
+
+
+def note_preview(note: str) -> str:
+    """The first line of a note, cut to NOTE_PREVIEW characters: one history row stays two lines high."""
+    lines = note.strip().splitlines()
+    first = " ".join(lines[0].split()) if lines else ""
+    cut = len(first) > NOTE_PREVIEW or len(lines) > 1
+    return (first[: NOTE_PREVIEW - 1].rstrip() + "…") if cut else first
+
+
 def entry_prompt(entry: Any) -> Content:
-    """A history row: date, title, rating, then genres / 'not in catalog' and the note, muted."""
+    """A history row: date, title, rating, then genres / 'not in catalog' and the note's first line, muted."""
     title = f"{entry.title} ({entry.year})" if getattr(entry, "year", None) else entry.title
     genres = ", ".join(entry.genres) if entry.genres else ""
     extra = genres if entry.movie_id is not None else "not in catalog"
     if entry.note:
-        extra = f"{extra} — {entry.note}" if extra else entry.note
+        note = note_preview(entry.note)
+        extra = f"{extra} — {note}" if extra else note
     return Content.from_markup(
         "[$text-muted]$date[/]  $title  [$warning]$stars[/]\n           [$text-muted]$extra[/]",
         date=str(entry.watched_on),
@@ -142,7 +154,11 @@ class RecommendationList(OptionList):
             "w", "app.log_recommendation", "Watched", id="recs.watched", tooltip="Log it as watched today (or Enter)"
         ),
         Binding(
-            "n", "app.not_interested", "Not interested", id="recs.not_interested", tooltip="Never recommend it again"
+            "n",
+            "app.not_interested",
+            "Hide",
+            id="recs.not_interested",
+            tooltip="Not interested: never recommend it (Ctrl+Z undoes)",
         ),
     ]
 
