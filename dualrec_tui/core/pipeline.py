@@ -60,6 +60,7 @@ DEFAULT_LLM_WEIGHT = 1.0
 TOKENS_PER_SUGGESTION = 32
 FUSION_FILE = "fusion.json"
 MODES = ("candidates", "titles")
+SIGNAL_REASONS = {"llm": "the LLM rates it highly", "sim": "close to your recent movies"}
 
 
 class Generator(Protocol):
@@ -392,7 +393,9 @@ class DualRec:
         def publish(llm_scores: np.ndarray | None) -> None:
             fused = fuse_candidates(lstm_lp, self.weights, llm_scores, result.sim_scores)
             result.ranking = [*fused_ranking(candidates, fused), *order[n:].tolist()]
-            result.recommendations = self._fused_recommendations(result.ranking[:k], candidates, fused, scores, recent)
+            result.recommendations = self._fused_recommendations(
+                history, result.ranking[:k], candidates, fused, scores, recent
+            )
 
         if self.ranker is not None:
             shown_order = self.candidate_order(history, n)  # prompt position j shows candidate shown_order[j]
@@ -438,6 +441,7 @@ class DualRec:
 
     def _fused_recommendations(
         self,
+        history: Sequence[int],
         items: Sequence[int],
         candidates: np.ndarray,
         fused: FusedCandidates,
@@ -445,6 +449,7 @@ class DualRec:
         recent: list[Movie],
     ) -> list[Recommendation]:
         position = {int(item): p for p, item in enumerate(candidates[: fused.order.shape[0]].tolist())}
+        reasons = self._reasons(history, items)
         out = []
         for item in items:
             p = position.get(int(item))
@@ -452,8 +457,24 @@ class DualRec:
             source = "both" if {"lstm", "llm"} <= set(signals) else ("llm" if "llm" in signals else "lstm")
             movie = self.catalog[int(item)]
             score = float(fused.fused[p]) if p is not None else float(scores[item])
-            out.append(Recommendation(movie, score, source, explain(movie, recent, source), signals))
+            why = reasons.get(int(item)) or explain(movie, recent, source)
+            lifted = [SIGNAL_REASONS[s] for s in signals if s in SIGNAL_REASONS]
+            if lifted:
+                why = f"{' and '.join(lifted)}; {why}"
+            out.append(Recommendation(movie, score, source, why, signals))
         return out
+
+    def _reasons(self, history: Sequence[int], items: Sequence[int]) -> dict[int, str]:
+        """True reasons from the LSTM: the history movie nearest each pick in its item space (core/reasons.py)."""
+        from .reasons import closest_in_history, item_embeddings
+
+        try:
+            vectors = item_embeddings(self.lstm)
+            if vectors is None or vectors.shape[0] != len(self.catalog):
+                return {}
+            return closest_in_history(vectors, history, [int(i) for i in items], self.catalog)
+        except Exception:  # a reason is a nicety: never let it cost the list
+            return {}
 
     # ---------------------------------------------------------------------------- titles mode
     def _recommend_titles(

@@ -110,7 +110,13 @@ def closest_in_history(
     return reasons
 
 
-def item_embeddings(recommender: object) -> np.ndarray:
-    """(n_items, D) numpy item vectors of a loaded `LstmRecommender` (its cached `_items` minus padding)."""
-    items = recommender._items  # type: ignore[attr-defined]
-    return items[1:].float().cpu().numpy()
+def item_embeddings(recommender: object) -> np.ndarray | None:
+    """(n_items, D) item vectors of a loaded `LstmRecommender` (numpy or torch model), None for other scorers."""
+    model = getattr(recommender, "model", None)
+    items = getattr(model, "items", None)  # core.lstm_numpy.NumpyLstm: (N+1, D) with row 0 = padding
+    if items is None:
+        items = getattr(recommender, "_items", None)  # a torch module's cached item vectors
+        if items is None:
+            return None
+        items = items.float().cpu().numpy()
+    return np.asarray(items)[1:]
