@@ -1,0 +1,154 @@
+"""Scale: the synthetic release generator and the vectorised reader (same data and errors as the line reader)."""
+
+from __future__ import annotations
+
+import csv
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from movielens_samples import RATINGS, WRITERS, zip_folder
+
+from dualrec_tui.core import movielens
+from dualrec_tui.core.catalog import parse_title
+from dualrec_tui.core.errors import DataFormatError
+from dualrec_tui.core.movielens import load_dataset
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from make_movielens import SHAPES, Shape, make_release
+
+TINY = SHAPES["tiny"]
+
+
+@pytest.fixture(scope="module")
+def tiny_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_release(tmp_path_factory.mktemp("synth") / "ml-tiny", TINY, seed=3)
+
+
+def _no_line_reader(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make a fallback to the line-by-line reader fail loudly, so a test proves the fast path ran."""
+
+    def refuse(*_args: object) -> None:
+        raise AssertionError("fell back to the line reader")
+
+    monkeypatch.setattr(movielens, "_slow_ratings", refuse)
+
+
+def test_generator_writes_a_movielens_shaped_release(tiny_release: Path) -> None:
+    with open(tiny_release / "ratings.csv", encoding="utf-8", newline="") as handle:
+        rows = list(csv.reader(handle))
+    assert rows[0] == ["userId", "movieId", "rating", "timestamp"]
+    users = np.array([int(r[0]) for r in rows[1:]])
+    movies = np.array([int(r[1]) for r in rows[1:]])
+    stars = {r[2] for r in rows[1:]}
+    times = np.array([int(r[3]) for r in rows[1:]])
+    assert users.size == TINY.ratings and np.unique(users).size == TINY.users
+    assert stars <= {f"{v / 2:.1f}" for v in range(1, 11)}
+    # GroupLens order: user, then movie id; so time order differs from file order
+    assert (np.diff(users) >= 0).all()
+    same_user = np.diff(users) == 0
+    assert (np.diff(movies)[same_user] > 0).all()  # ascending ids also means: no movie rated twice
+    assert (np.diff(times)[same_user] < 0).any()
+    # same-second ties exist within users (the tie-break rule matters)
+    order = np.lexsort((times, users))
+    assert ((np.diff(times[order]) == 0) & (np.diff(users[order]) == 0)).sum() > TINY.ratings // 10
+    # Zipf popularity: the top 10% of movies hold far more than 10% of the ratings
+    counts = np.sort(np.bincount(movies))[::-1]
+    assert counts[: TINY.movies // 10].sum() > 0.3 * TINY.ratings
+    with open(tiny_release / "movies.csv", encoding="utf-8", newline="") as handle:
+        movie_rows = list(csv.reader(handle))[1:]
+    assert len(movie_rows) == TINY.movies
+    titles = [r[1] for r in movie_rows]
+    assert sum(parse_title(t).year is not None for t in titles) >= 0.95 * len(titles)
+    assert any(", The (" in t for t in titles) and any("," in t.split(", The")[0] for t in titles)
+    header = (tiny_release / "movies.csv").read_text(encoding="utf-8").splitlines()
+    assert any(line.count('"') == 2 for line in header)  # a title with a comma is a quoted field
+
+
+def test_generator_is_deterministic(tmp_path: Path) -> None:
+    shape = Shape(users=20, movies=50, ratings=500)
+    first = make_release(tmp_path / "a", shape, seed=7)
+    second = make_release(tmp_path / "b", shape, seed=7)
+    for name in ("movies.csv", "ratings.csv", "links.csv"):
+        assert (first / name).read_bytes() == (second / name).read_bytes()
+
+
+def test_generator_zip_loads_like_the_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shape = Shape(users=30, movies=80, ratings=900)
+    folder = make_release(tmp_path / "ml-f", shape, seed=1)
+    zipped = make_release(tmp_path / "ml-z", shape, seed=1, as_zip=True)
+    assert zipped.suffix == ".zip" and not (tmp_path / "ml-z").exists()
+    _no_line_reader(monkeypatch)
+    a, b = load_dataset(folder), load_dataset(zipped)
+    assert a.fingerprint == b.fingerprint and a.n_ratings == b.n_ratings == shape.ratings
+    np.testing.assert_array_equal(a.items, b.items)
+
+
+def _same_data(fast: movielens.Dataset, path: Path, fmt: str) -> None:
+    source = movielens._Source(path)
+    users, items, ratings, times, digest = movielens._slow_ratings(source, fmt, fast.catalog)
+    np.testing.assert_array_equal(fast.user_ids, users)
+    np.testing.assert_array_equal(fast.items, items)
+    np.testing.assert_array_equal(fast.ratings, ratings)
+    np.testing.assert_array_equal(fast.timestamps, times)
+    assert fast.fingerprint == digest
+    assert (fast.user_ids.dtype, fast.items.dtype, fast.ratings.dtype, fast.timestamps.dtype) == (
+        np.int64,
+        np.int64,
+        np.float32,
+        np.int64,
+    )
+
+
+@pytest.mark.parametrize("fmt", sorted(WRITERS))
+@pytest.mark.parametrize("as_zip", [False, True])
+def test_fast_reader_equals_line_reader(tmp_path: Path, fmt: str, as_zip: bool, monkeypatch) -> None:
+    folder = WRITERS[fmt](tmp_path / "release")
+    path = zip_folder(folder, tmp_path / "r.zip", nested="ml-x") if as_zip else folder
+    with monkeypatch.context() as patch:
+        _no_line_reader(patch)
+        fast = load_dataset(path)
+    assert fast.n_ratings == len(RATINGS)
+    _same_data(fast, path, fmt)
+
+
+def test_fast_reader_on_synthetic_release(tiny_release: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with monkeypatch.context() as patch:
+        _no_line_reader(patch)
+        fast = load_dataset(tiny_release)
+    assert (fast.n_ratings, len(fast.catalog), fast.n_users) == (TINY.ratings, TINY.movies, TINY.users)
+    _same_data(fast, tiny_release, "csv")
+
+
+def test_values_only_the_line_reader_accepts_still_load(tmp_path: Path) -> None:
+    """A space before a timestamp: pyarrow refuses it, the line reader strips it; same data either way."""
+    folder = WRITERS["csv"](tmp_path / "r")
+    lines = (folder / "ratings.csv").read_text(encoding="utf-8").splitlines()
+    lines[2] = lines[2].rsplit(",", 1)[0] + ", " + lines[2].rsplit(",", 1)[1]
+    (folder / "ratings.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    dataset = load_dataset(folder)
+    assert dataset.timestamps.tolist() == [t for _, _, _, t in RATINGS]
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("1,2,5.0", "expected 4 fields"),
+        ("1,2,nan,5", "not a finite number"),
+        ("1,2,5.0,", "not a whole number"),
+        ("1,77,5.0,9", "movie id 77 is not in the movie list"),
+        ("x1,2,5.0,9", "not a whole number"),
+    ],
+)
+def test_bad_row_deep_in_a_big_file_names_its_line(tmp_path: Path, line: str, problem: str) -> None:
+    """Wherever the fast reader meets a bad row, the error names the exact line (via the line reader)."""
+    folder = WRITERS["csv"](tmp_path / "r")
+    good = "1,2,4.0,100"
+    body = [good] * 30_000
+    body[25_000] = line
+    (folder / "ratings.csv").write_text("userId,movieId,rating,timestamp\n" + "\n".join(body) + "\n")
+    with pytest.raises(DataFormatError) as info:
+        load_dataset(zip_folder(folder, tmp_path / "r.zip", nested="ml-x"))
+    assert info.value.line == 25_002 and problem in str(info.value)
+    assert info.value.path.endswith("r.zip!ml-x/ratings.csv")
