@@ -318,7 +318,7 @@ _RATINGS_LAYOUT = {
     "ml-1m": (":", None, (0, 2, 4, 6), 7),  # "::" read as ":" with empty columns between
     "csv": (",", ("userId", "movieId", "rating", "timestamp"), (0, 1, 2, 3), 4),
 }
-_BLOCK_SIZE = 8 << 20
+_BLOCK_SIZE = 1 << 20  # 1 MiB: blocks in flight, not the block count, drive peak memory
 
 
 def _movie_index_lookup(catalog: Catalog):
@@ -343,6 +343,47 @@ def _movie_index_lookup(catalog: Catalog):
     return lookup_sorted
 
 
+class _Columns:
+    """The four final arrays, filled block by block in place.
+
+    Sized from an estimate of the row count (file size / mean line length of its first MiB, plus a
+    margin). `np.empty` pages cost no memory until written, so the margin is free; the arrays grow
+    (rarely) or shrink at the end with `ndarray.resize`, which reallocates in place (mremap) instead of
+    copying. Peak memory is the final arrays plus a few blocks in flight: no list of blocks to join.
+    """
+
+    DTYPES = (np.int64, np.int64, np.float32, np.int64)
+
+    def __init__(self, capacity: int) -> None:
+        self.arrays = [np.empty(capacity, dtype=dtype) for dtype in self.DTYPES]
+        self.size = 0
+
+    def append(self, *values: np.ndarray) -> None:
+        end = self.size + values[0].shape[0]
+        if end > self.arrays[0].shape[0]:
+            for array in self.arrays:
+                array.resize(max(end, int(array.shape[0] * 1.5)), refcheck=False)
+        for array, value in zip(self.arrays, values, strict=True):
+            array[self.size : end] = value
+        self.size = end
+
+    def finish(self) -> list[np.ndarray]:
+        for array in self.arrays:
+            array.resize(self.size, refcheck=False)
+        return self.arrays
+
+
+def _estimate_rows(source: _Source, name: str) -> int:
+    if source.zip is not None:
+        size = source.zip.getinfo(source.prefix + name).file_size
+    else:
+        size = (source.path / name).stat().st_size
+    with source.open(name) as head:
+        sample = head.read(1 << 20)
+    mean_line = len(sample) / max(1, sample.count(b"\n"))
+    return int(size / max(mean_line, 1.0) * 1.1) + 1024
+
+
 def _fast_ratings(
     source: _Source, name: str, fmt: str, catalog: Catalog
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
@@ -357,6 +398,7 @@ def _fast_ratings(
     types = {user_col: pa.int64(), item_col: pa.int64(), rating_col: pa.float32(), time_col: pa.int64()}
     if fmt == "ml-1m":
         types.update({names[c]: pa.string() for c in (1, 3, 5)})  # must be empty (checked below)
+    columns_out = _Columns(_estimate_rows(source, name))
     stream = _HashingReader(source.open(name))
     try:
         if header is not None:
@@ -372,7 +414,6 @@ def _fast_ratings(
             convert_options=pacsv.ConvertOptions(column_types=types, include_columns=list(types)),
         )
         lookup = _movie_index_lookup(catalog)
-        parts: tuple[list[np.ndarray], ...] = ([], [], [], [])
         for batch in reader:
             if batch.num_rows == 0:
                 continue
@@ -380,28 +421,22 @@ def _fast_ratings(
                 raise _Fallback
             if fmt == "ml-1m" and any(pc.any(pc.not_equal(batch.column(names[c]), "")).as_py() for c in (1, 3, 5)):
                 raise _Fallback
-            users = batch.column(user_col).to_numpy()
             items = lookup(batch.column(item_col).to_numpy())
             stars = batch.column(rating_col).to_numpy()
             if (items < 0).any() or not np.isfinite(stars).all():
                 raise _Fallback
-            if users.min() < np.iinfo(np.int32).min or users.max() > np.iinfo(np.int32).max:
-                raise _Fallback  # user ids are held as int32 until the end; never false for MovieLens
-            for column, values in enumerate((users.astype(np.int32), items, stars, batch.column(time_col).to_numpy())):
-                parts[column].append(values)
+            users = batch.column(user_col).to_numpy()
+            columns_out.append(users, items, stars, batch.column(time_col).to_numpy())
+            del batch, items, stars, users
         digest = stream.digest.hexdigest()[:16]
     except (pa.ArrowInvalid, pa.ArrowTypeError, UnicodeDecodeError) as exc:
         raise _Fallback from exc
     finally:
         stream.close()
-    if not parts[0]:
+    if columns_out.size == 0:
         raise _Fallback  # the line reader says "no ratings in file"
-    # one column at a time, each column's blocks freed once merged: peak stays near the final arrays
-    out = []
-    for column, dtype in zip(parts, (np.int64, np.int64, np.float32, np.int64), strict=True):
-        out.append(np.concatenate(column).astype(dtype, copy=False))
-        column.clear()
-    return out[0], out[1], out[2], out[3], digest
+    users, items, ratings, times = columns_out.finish()
+    return users, items, ratings, times, digest
 
 
 def _slow_ratings(
