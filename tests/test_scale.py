@@ -21,6 +21,16 @@ from make_movielens import SHAPES, Shape, make_release
 TINY = SHAPES["tiny"]
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models: one torch thread is faster than two on a shared machine (as in test_lstm.py)."""
+    torch = pytest.importorskip("torch")
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def tiny_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return make_release(tmp_path_factory.mktemp("synth") / "ml-tiny", TINY, seed=3)
@@ -220,3 +230,68 @@ def test_paused_gc_restores_the_collector() -> None:
         assert not gc.isenabled()
         raise RuntimeError
     assert gc.isenabled()
+
+
+# ------------------------------------------------------------------------------ training at scale
+def _tiny_split_and_catalog(release: Path):
+    from dualrec_tui.core.sequences import build_sequences, leave_one_out
+
+    dataset = load_dataset(release)
+    return leave_one_out(build_sequences(dataset)), dataset.catalog
+
+
+def test_chunked_softmax_gives_the_one_shot_loss_and_gradients(tiny_release: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from dualrec_tui.core.lstm import LstmConfig, build_model, build_title_vocabulary
+    from training.fit_lstm import _train_step_module, training_chunks
+
+    split, catalog = _tiny_split_and_catalog(tiny_release)
+    torch.manual_seed(0)
+    config = LstmConfig(
+        n_items=len(catalog),
+        catalog_fingerprint=catalog.fingerprint,
+        title_vocabulary=build_title_vocabulary(catalog),
+        genre_vocabulary=catalog.genre_vocabulary,
+        window=10,
+        dim=16,
+        hidden=24,
+        dropout=0.0,
+        input_dropout=0.0,
+    )
+    model = build_model(config, catalog)
+    chunks, mask = training_chunks(split.training_sequences(), 10, 5)
+    batch, mask_t = torch.from_numpy(chunks[:40]), torch.from_numpy(mask[:40])
+    inputs, targets = batch[:, :-1], batch[:, 1:]
+    results = []
+    for budget in (10**12, 7 * len(catalog)):  # one shot; then chunks of 7 rows
+        model.zero_grad()
+        loss = _train_step_module(model, budget)(inputs, targets, mask_t)
+        loss.backward()
+        results.append((float(loss.detach()), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
+    (one_loss, one_grads), (chunk_loss, chunk_grads) = results
+    assert int(mask_t.sum()) > 7 * 3  # several chunks really ran
+    assert chunk_loss == pytest.approx(one_loss, rel=1e-6)
+    assert len(one_grads) == len(chunk_grads)
+    for a, b in zip(one_grads, chunk_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_validation_in_user_batches_changes_no_number(tiny_release: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from dualrec_tui.core.lstm import LstmConfig, LstmRecommender, build_model, build_title_vocabulary
+    from training.fit_lstm import validation_ndcg
+
+    split, catalog = _tiny_split_and_catalog(tiny_release)
+    torch.manual_seed(0)
+    config = LstmConfig(
+        n_items=len(catalog),
+        catalog_fingerprint=catalog.fingerprint,
+        title_vocabulary=build_title_vocabulary(catalog),
+        genre_vocabulary=catalog.genre_vocabulary,
+        window=10,
+        dim=16,
+        hidden=24,
+    )
+    recommender = LstmRecommender(build_model(config, catalog), catalog)
+    whole = validation_ndcg(recommender, split, batch_users=10_000)
+    assert validation_ndcg(recommender, split, batch_users=7) == whole
