@@ -295,3 +295,16 @@ def test_validation_in_user_batches_changes_no_number(tiny_release: Path) -> Non
     recommender = LstmRecommender(build_model(config, catalog), catalog)
     whole = validation_ndcg(recommender, split, batch_users=10_000)
     assert validation_ndcg(recommender, split, batch_users=7) == whole
+
+
+def test_bench_scale_runs_every_step_on_a_tiny_shape(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    from bench_scale import run_shape, table
+
+    rows = run_shape("tiny", tmp_path, batches=1)
+    names = [r["step"] for r in rows]
+    assert names[0] == "load" and "LSTM epoch (estimated)" in names and "search per keystroke" in names
+    assert all(r["seconds"] >= 0 and r["peak_rss_mb"] > 0 for r in rows)
+    rendered = table({"tiny": rows})
+    assert sum(line.startswith("| ") for line in rendered.splitlines()) == len(rows) + 1  # + the header
+    assert "| load | " in rendered and "load average" in rendered
