@@ -306,5 +306,5 @@ def test_bench_scale_runs_every_step_on_a_tiny_shape(tmp_path: Path) -> None:
     assert names[0] == "load" and "LSTM epoch (estimated)" in names and "search per keystroke" in names
     assert all(r["seconds"] >= 0 and r["peak_rss_mb"] > 0 for r in rows)
     rendered = table({"tiny": rows})
-    assert sum(line.startswith("| ") for line in rendered.splitlines()) == len(rows) + 1  # + the header
+    assert sum(line.startswith("| ") for line in rendered.splitlines()) == len(rows) + 2  # + header, rule
     assert "| load | " in rendered and "load average" in rendered
