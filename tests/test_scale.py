@@ -308,3 +308,17 @@ def test_bench_scale_runs_every_step_on_a_tiny_shape(tmp_path: Path) -> None:
     rendered = table({"tiny": rows})
     assert sum(line.startswith("| ") for line in rendered.splitlines()) == len(rows) + 2  # + header, rule
     assert "| load | " in rendered and "load average" in rendered
+
+
+def test_odd_ratings_get_the_line_readers_float32_bits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = WRITERS["csv"](tmp_path / "r")
+    lines = (folder / "ratings.csv").read_text(encoding="utf-8").splitlines()
+    odd = ["3.14159265358979", "0.1", "4.999999999", "2.7182818284590452353602874713527", "1e-3", "3.3333333"]
+    for i, value in enumerate(odd, start=1):
+        u, m, _, t = lines[i].split(",")
+        lines[i] = f"{u},{m},{value},{t}"
+    (folder / "ratings.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with monkeypatch.context() as patch:
+        _no_line_reader(patch)
+        fast = load_dataset(folder)
+    _same_data(fast, folder, "csv")

@@ -395,7 +395,8 @@ def _fast_ratings(
     delimiter, header, columns, width = _RATINGS_LAYOUT[fmt]
     names = [f"c{i}" for i in range(width)]
     user_col, item_col, rating_col, time_col = (names[c] for c in columns)
-    types = {user_col: pa.int64(), item_col: pa.int64(), rating_col: pa.float32(), time_col: pa.int64()}
+    # ratings parsed as float64, then cast like the line reader does (float -> float32): the same bits
+    types = {user_col: pa.int64(), item_col: pa.int64(), rating_col: pa.float64(), time_col: pa.int64()}
     if fmt == "ml-1m":
         types.update({names[c]: pa.string() for c in (1, 3, 5)})  # must be empty (checked below)
     columns_out = _Columns(_estimate_rows(source, name))
