@@ -28,6 +28,7 @@ import argparse
 import copy
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -327,7 +328,8 @@ def command(args: argparse.Namespace) -> int:
     from dualrec_tui.core.movielens import load_dataset
     from dualrec_tui.core.sequences import build_sequences, leave_one_out
 
-    console = Console(stderr=True)
+    # under `accelerate launch` only the first process (RANK 0) prints and shows the progress bar
+    console = Console(stderr=True, quiet=os.environ.get("RANK", "0") != "0")
     if args.threads:
         torch.set_num_threads(args.threads)
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
