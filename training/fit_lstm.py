@@ -12,6 +12,11 @@ Optimiser: AdamW. Early stopping on validation NDCG@10 (target `split.valid_targ
 `split.valid_input(u)`, the input items removed, full ranking: docs/evaluation.md); the best epoch's
 weights are kept. Deterministic for a given seed (single process, seeded torch and numpy).
 
+Scale: the loop runs through `accelerate` like the LoRA loop. `python -m training lstm` is one process
+(CPU, or one GPU with bf16 autocast); `accelerate launch -m training lstm ...` is data parallel on
+several GPUs (each process takes `batch_size` rows of every global batch). Above `logits_budget`
+the full softmax is computed in checkpointed chunks, so an 87k-movie catalog fits in memory.
+
 Outputs in --out: model.safetensors + config.json (loaded by `LstmRecommender.load`), metrics.jsonl
 (one line per epoch), training_curves.png, manifest.json. The hyper-parameter search behind the
 defaults is in docs/lstm.md.
@@ -23,6 +28,7 @@ import argparse
 import copy
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Callable
@@ -47,6 +53,7 @@ from dualrec_tui.core.lstm import (
 from dualrec_tui.core.sequences import Split
 
 from . import metrics
+from .scale import DEFAULT_LOGITS_BUDGET, full_softmax_loss, make_accelerator
 
 
 @dataclass
@@ -69,6 +76,9 @@ class TrainConfig:
     stride: int = 0  # 0 = window // 2
     min_word_count: int = 2
     eval_every: int = 1
+    # most logits (counted positions x movies) computed at once; above it the full softmax runs in
+    # checkpointed chunks (the same loss, memory bounded: training/scale.py)
+    logits_budget: int = DEFAULT_LOGITS_BUDGET
 
 
 EpochCallback = Callable[[dict[str, Any]], None]
@@ -111,18 +121,46 @@ def training_chunks(sequences: list[list[int]], window: int, stride: int) -> tup
     return chunks, loss_mask
 
 
-def validation_ndcg(recommender: LstmRecommender, split: Split, k: int = 10) -> tuple[float, float]:
-    """Mean NDCG@k and HR@k of the validation targets (full ranking, input items removed)."""
+def validation_ndcg(
+    recommender: LstmRecommender, split: Split, k: int = 10, batch_users: int = 512
+) -> tuple[float, float]:
+    """Mean NDCG@k and HR@k of the validation targets (full ranking, input items removed).
+
+    Users are scored `batch_users` at a time: all 50k users of a quarter of ml-32m at once would be a
+    17 GB score matrix. Ranks are per user, so batching changes no number.
+    """
     histories = [split.valid_input(u) for u in range(len(split.valid_target))]
     if not histories:
         return 0.0, 0.0
-    scores = recommender.score(histories)
-    exclude = metrics.exclusion_mask(histories, scores.shape[1])
-    ranks = metrics.ranks_from_scores(scores, split.valid_target, exclude)
-    return float(metrics.ndcg(ranks, k).mean()), float(metrics.hit_rate(ranks, k).mean())
+    ranks = []
+    for lo in range(0, len(histories), batch_users):
+        chunk = histories[lo : lo + batch_users]
+        scores = recommender.score(chunk)
+        exclude = metrics.exclusion_mask(chunk, scores.shape[1])
+        ranks.append(metrics.ranks_from_scores(scores, split.valid_target[lo : lo + batch_users], exclude))
+    all_ranks = np.concatenate(ranks)
+    return float(metrics.ndcg(all_ranks, k).mean()), float(metrics.hit_rate(all_ranks, k).mean())
 
 
 # --------------------------------------------------------------------------- training
+def _train_step_module(model: Any, logits_budget: int):
+    """The loss of one batch as a module's forward, so `accelerate` (DDP) sees and synchronises it."""
+    import torch
+
+    class TrainStep(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, inputs: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            items = self.model.item_vectors()  # (N+1, D)
+            states = self.model.hidden_states(inputs, items)[mask]  # (M, H) at the counted positions
+            n_items = items.shape[0] - 1
+            return full_softmax_loss(self.model.logits, states, targets[mask] - 1, n_items, logits_budget, items)
+
+    return TrainStep()
+
+
 def train_lstm(
     split: Split,
     catalog: Catalog,
@@ -130,11 +168,14 @@ def train_lstm(
     seed: int = 0,
     on_epoch: EpochCallback | None = None,
     on_batch: BatchCallback | None = None,
-    device: str = "cpu",
+    device: str | None = "cpu",
     time_limit: float | None = None,
 ):
     """Fit an LSTM on the split's training sequences; returns (model at the best epoch, epoch log).
 
+    `device`: "cpu", or None for what accelerate finds (the GPUs of `accelerate launch`, bf16 autocast).
+    With several processes each takes its slice of every global batch (`batch_size` per process) and
+    gradients are averaged; one CPU process computes exactly what the plain loop did.
     `time_limit` (seconds): no new epoch starts after it has passed (the best epoch so far is kept),
     for slow machines; the config records `stopped_by_time_limit`.
     """
@@ -157,11 +198,16 @@ def train_lstm(
         use_genres=config.use_genres,
         training={**asdict(config), "seed": seed},
     )
+    accelerator = make_accelerator(device)
+    device = str(accelerator.device)
     model = build_model(model_config, catalog).to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    step_module, optimiser = accelerator.prepare(_train_step_module(model, config.logits_budget), optimiser)
+    world, rank = accelerator.num_processes, accelerator.process_index
     chunks, loss_mask = training_chunks(split.training_sequences(), config.window, config.stride)
     chunks_t, mask_t = torch.from_numpy(chunks).to(device), torch.from_numpy(loss_mask).to(device)
-    n_batches = math.ceil(len(chunks) / config.batch_size)
+    global_batch = config.batch_size * world
+    n_batches = math.ceil(len(chunks) / global_batch)
 
     log: list[dict[str, Any]] = []
     best_ndcg, best_state, best_epoch, waited = -1.0, None, 0, 0
@@ -175,24 +221,24 @@ def train_lstm(
         order = torch.from_numpy(rng.permutation(len(chunks))).to(device)
         total, count = 0.0, 0
         for b in range(n_batches):
-            rows = order[b * config.batch_size : (b + 1) * config.batch_size]
+            rows = order[b * global_batch : (b + 1) * global_batch][rank * config.batch_size :][: config.batch_size]
+            weight = 1.0
+            if rows.numel() == 0:  # the last global batch left this process nothing: a step that adds nothing
+                rows, weight = order[:1], 0.0
             batch, mask = chunks_t[rows], mask_t[rows]  # (B, W + 1), (B, W)
             width = int(mask.any(0).nonzero().max()) + 1  # drop all-padding columns at the right
             inputs, targets, mask = batch[:, :width], batch[:, 1 : width + 1], mask[:, :width]
-            items = model.item_vectors()  # (N+1, D)
-            states = model.hidden_states(inputs, items)  # (B, w, H)
-            logits = model.logits(states[mask], items)  # (M, N) at the counted positions
-            loss = torch.nn.functional.cross_entropy(logits, targets[mask] - 1)
+            loss = step_module(inputs, targets, mask)
             optimiser.zero_grad(set_to_none=True)
-            loss.backward()
+            accelerator.backward(loss if weight == 1.0 else loss * weight)
             optimiser.step()
-            total += float(loss.detach()) * int(mask.sum())
-            count += int(mask.sum())
-            if on_batch:
+            total += float(loss.detach()) * int(mask.sum()) * weight
+            count += int(mask.sum()) * int(weight)
+            if on_batch and accelerator.is_main_process:
                 on_batch(b + 1, n_batches)
         record: dict[str, Any] = {"epoch": epoch, "train_loss": total / max(count, 1)}
         if epoch % config.eval_every == 0 or epoch == config.max_epochs:
-            model.eval()
+            model.eval()  # every process validates the same synchronised weights: same decisions everywhere
             ndcg, hr = validation_ndcg(LstmRecommender(model, catalog), split)
             record.update(valid_ndcg10=ndcg, valid_hr10=hr)
             if ndcg > best_ndcg:
@@ -202,7 +248,7 @@ def train_lstm(
                 waited += 1
         record["seconds"] = time.perf_counter() - start
         log.append(record)
-        if on_epoch:
+        if on_epoch and accelerator.is_main_process:
             on_epoch(record)
         if waited >= config.patience:
             break
@@ -212,6 +258,7 @@ def train_lstm(
     model.config.training.update(
         best_epoch=best_epoch, best_valid_ndcg10=best_ndcg, epochs_run=len(log), stopped_by_time_limit=timed_out
     )
+    model.config.training.update(processes=world, mixed_precision=accelerator.mixed_precision)
     model.eval()
     return model, log
 
@@ -281,7 +328,8 @@ def command(args: argparse.Namespace) -> int:
     from dualrec_tui.core.movielens import load_dataset
     from dualrec_tui.core.sequences import build_sequences, leave_one_out
 
-    console = Console(stderr=True)
+    # under `accelerate launch` only the first process (RANK 0) prints and shows the progress bar
+    console = Console(stderr=True, quiet=os.environ.get("RANK", "0") != "0")
     if args.threads:
         torch.set_num_threads(args.threads)
     config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
@@ -341,9 +389,14 @@ def command(args: argparse.Namespace) -> int:
             on_epoch=on_epoch,
             on_batch=on_batch,
             time_limit=args.time_limit * 60 if args.time_limit else None,
+            device=None if args.device == "auto" else args.device,
         )
         progress.update(task, completed=config.max_epochs)
     seconds = time.perf_counter() - started
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:
+        return 0  # `accelerate launch`: one process writes the files
     model.config.training.update(data=dataset.name, data_fingerprint=dataset.fingerprint, train_seconds=seconds)
     save_model(model, out, float16=args.float16)
     write_curves(log, out / "training_curves.png")
@@ -398,6 +451,12 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
         "--time-limit", type=float, default=None, help="minutes; start no new epoch after this (keeps the best epoch)"
     )
     parser.add_argument("--float16", action="store_true", help="store the weights as float16 (half the size)")
+    parser.add_argument(
+        "--device",
+        choices=("auto", "cpu"),
+        default="auto",
+        help="auto: the GPU(s) when there are (bf16 autocast; several with `accelerate launch -m training lstm`)",
+    )
     parser.add_argument("--catalog-out", default=None, help="also write the catalog (with popularity) as JSON here")
     for f in fields(TrainConfig):
         if f.name == "max_epochs":

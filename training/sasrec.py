@@ -39,6 +39,7 @@ import numpy as np
 from dualrec_tui.core.errors import DualrecError, ModelUnavailableError
 
 from . import metrics
+from .scale import full_softmax_loss, make_accelerator
 
 SEED = 0
 
@@ -58,6 +59,9 @@ class SasrecConfig:
     epochs: int = 40
     patience: int = 6  # epochs without a better validation NDCG@10 before stopping
     min_epochs: int = 0
+    # most logits (positions x movies) at once, then checkpointed chunks (training/scale.py); above the
+    # ml-latest-small preset's 200 x 64 x 9.7k, so its results stay bit-for-bit the same
+    logits_budget: int = 160_000_000
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SasrecConfig:
@@ -190,6 +194,25 @@ def scores_for(module: Any, histories: list[list[int]], max_len: int, device: st
         return module.logits(hidden).float().cpu().numpy()  # (B, n_items)
 
 
+def _train_step(module: Any, budget: int) -> Any:
+    """One batch's loss as a module's forward, so `accelerate` (DDP) synchronises it; memory-bounded softmax."""
+    import torch
+
+    class TrainStep(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.module = module
+
+        def forward(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, int]:
+            hidden = self.module(inputs)  # (B, L, d)
+            live = inputs > 0  # (B, L): positions with an input item (their target is never padding)
+            n_items = self.module.item_emb.weight.shape[0] - 1
+            loss = full_softmax_loss(self.module.logits, hidden[live], targets[live] - 1, n_items, budget)
+            return loss, int(live.sum())
+
+    return TrainStep()
+
+
 def train(
     split: Any,
     n_items: int,
@@ -201,36 +224,42 @@ def train(
 ) -> tuple[Any, dict[str, Any]]:
     """Fit on the training sequences; keep the epoch with the best validation NDCG@10."""
     import torch
-    from torch.nn import functional as F
 
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
+    accelerator = make_accelerator(device)
+    device = str(accelerator.device)
     module = build_module(n_items, config).to(device)
     optimizer = torch.optim.Adam(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    step, optimizer = accelerator.prepare(_train_step(module, config.logits_budget), optimizer)
+    world, rank = accelerator.num_processes, accelerator.process_index
     windows = torch.from_numpy(_windows(split.training_sequences(), config.max_len))
     valid_histories = [split.valid_input(u) for u in range(len(split.user_ids))]
     valid_targets = list(split.valid_target)
     best = (-1.0, 0)
     best_state: dict[str, Any] | None = None
     history: list[dict[str, float]] = []
-    task = progress.add_task("SASRec", total=config.epochs) if progress is not None else None
+    main = accelerator.is_main_process
+    task = progress.add_task("SASRec", total=config.epochs) if progress is not None and main else None
     start = time.perf_counter()
+    global_batch = config.batch_size * world
     for epoch in range(1, config.epochs + 1):
         module.train()
         order = torch.from_numpy(rng.permutation(len(windows)))
         total, count = 0.0, 0
-        for lo in range(0, len(order), config.batch_size):
-            batch = windows[order[lo : lo + config.batch_size]].to(device)  # (B, L + 1)
+        for lo in range(0, len(order), global_batch):
+            rows = order[lo : lo + global_batch][rank * config.batch_size :][: config.batch_size]
+            weight = 1.0
+            if rows.numel() == 0:  # the last global batch left this process nothing: a step that adds nothing
+                rows, weight = order[:1], 0.0
+            batch = windows[rows].to(device)  # (B, L + 1)
             inputs, targets = batch[:, :-1], batch[:, 1:]  # (B, L) each
-            hidden = module(inputs)  # (B, L, d)
-            live = inputs > 0  # (B, L): positions with an input item (their target is never padding)
-            logits = module.logits(hidden[live])  # (P, n_items)
-            loss = F.cross_entropy(logits, targets[live] - 1)
+            loss, live = step(inputs, targets)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            accelerator.backward(loss if weight == 1.0 else loss * weight)
             optimizer.step()
-            total += loss.item() * int(live.sum())
-            count += int(live.sum())
+            total += loss.item() * live * weight
+            count += live * int(weight)
         ndcg = metrics.validation_ndcg(
             lambda h: scores_for(module, h, config.max_len, device), valid_histories, valid_targets, n_items
         )
@@ -238,14 +267,14 @@ def train(
         if ndcg > best[0]:
             best = (ndcg, epoch)
             best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
-        if task is not None:
+        if task is not None:  # the description says how far; the bar's columns say the time left
             progress.update(
                 task,
                 advance=1,
                 description=f"SASRec epoch {epoch} loss {total / max(count, 1):.3f} "
                 f"val NDCG@10 {ndcg:.4f} (best {best[0]:.4f} @ {best[1]})",
             )
-        if log is not None:
+        if log is not None and main:
             log(epoch, total / max(count, 1), ndcg)
         if epoch - best[1] >= config.patience and epoch >= config.min_epochs:
             break
@@ -257,6 +286,8 @@ def train(
         "epochs_run": len(history),
         "train_seconds": time.perf_counter() - start,
         "history": history,
+        "processes": world,
+        "mixed_precision": accelerator.mixed_precision,
     }
     return module, info
 
@@ -377,6 +408,10 @@ def command(args: argparse.Namespace) -> int:
     console.print(f"SASRec on {dataset.name}: {len(split.user_ids)} users, {split.n_items} items, {config}")
     with Progress(console=console) as progress:
         module, info = train(split, split.n_items, config, seed=args.seed, device=args.device, progress=progress)
+    from accelerate import PartialState
+
+    if not PartialState().is_main_process:
+        return 0  # `accelerate launch`: one process writes the files
     save(module.cpu(), config, info, dataset.catalog, args.out)
     console.print(
         f"best epoch {info['best_epoch']} of {info['epochs_run']}, validation NDCG@10 {info['valid_NDCG@10']:.4f}, "
@@ -426,7 +461,9 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--threads", type=int, default=default_threads(), help="torch CPU threads (default %(default)s)"
     )
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--device", default="cpu", help="cpu or cuda (several GPUs: accelerate launch -m training sasrec --device cuda)"
+    )
     _config_args(parser)
     parser.set_defaults(func=command)
 
