@@ -8,6 +8,7 @@ import contextlib
 import csv
 import functools
 import hashlib
+import json
 import os
 import shutil
 import sqlite3
@@ -69,7 +70,8 @@ def test_truncated_adapter_is_refused_by_its_manifest_size(tmp_path: Path) -> No
     shutil.copy(ADAPTER.parent / "manifest.json", folder / "manifest.json")
     with pytest.raises(ModelUnavailableError) as info:
         check_gguf(folder / "adapter.gguf", REBUILD)
-    assert "damaged or incomplete: 200,000 bytes, its manifest says 15,205,856" in str(info.value)
+    size = json.loads((ROOT / "models" / "llm" / "manifest.json").read_text())["verify"]["adapter.gguf"]["bytes"]
+    assert f"damaged or incomplete: 200,000 bytes, its manifest says {size:,}" in str(info.value)
     assert REBUILD in str(info.value)
 
 
@@ -80,7 +82,8 @@ def test_damaged_adapter_is_refused_by_its_manifest_hash(tmp_path: Path) -> None
     data[len(data) // 2] ^= 0xFF  # one flipped byte in the tensor data: the structure is still fine
     (folder / "adapter.gguf").write_bytes(bytes(data))
     shutil.copy(ADAPTER.parent / "manifest.json", folder / "manifest.json")
-    with pytest.raises(ModelUnavailableError, match=r"its SHA-256 is [0-9a-f]{12}…, its manifest says 7b07a23cdf39…"):
+    sha = json.loads((ROOT / "models" / "llm" / "manifest.json").read_text())["verify"]["adapter.gguf"]["sha256"]
+    with pytest.raises(ModelUnavailableError, match=rf"its SHA-256 is [0-9a-f]{{12}}…, its manifest says {sha[:12]}…"):
         check_gguf(folder / "adapter.gguf", REBUILD)
 
 
@@ -588,14 +591,17 @@ def test_broken_lstm_keeps_the_llm_with_popularity_standing_in(tmp_path: Path, m
     from dualrec_tui.core import pipeline as pipeline_module
     from dualrec_tui.core.catalog import Catalog
     from dualrec_tui.services import ModelHub
-    from tests.tui_support import FakeGenerator
+    from tests.tui_support import FakeGenerator, FakeRanker
 
     catalog = Catalog.from_json(ROOT / "models" / "catalog.json")
     shutil.copytree(ROOT / "models" / "lstm", tmp_path / "lstm")
     weights = tmp_path / "lstm" / "model.safetensors"
     weights.write_bytes(weights.read_bytes()[:100_000])  # a damaged model file
+    pipeline_module.write_fusion(tmp_path / "llm", {"mode": "candidates", "llm_rank_weight": 1.0})
     monkeypatch.setattr(
-        pipeline_module, "load_optional_stages", lambda *a, **k: pipeline_module.OptionalStages(FakeGenerator())
+        pipeline_module,
+        "load_optional_stages",
+        lambda *a, **k: pipeline_module.OptionalStages(FakeGenerator(), ranker=FakeRanker()),
     )
     hub = ModelHub(tmp_path, catalog=catalog, llm_enabled=True)
     assert hub.load_lstm() is None and hub.components["lstm"].state == "error"
@@ -604,7 +610,7 @@ def test_broken_lstm_keeps_the_llm_with_popularity_standing_in(tmp_path: Path, m
     history = [catalog.resolve("Matrix, The (1999)").movie.index, catalog.resolve("Heat (1995)").movie.index]
     hub.recommend(history, set(history), stages.append, lambda: False)
     final = stages[-1]
-    assert final.stage == "final" and any(r.source == "llm" for r in final.items)
+    assert final.stage == "final" and any("llm" in r.signals for r in final.items)
     assert {r.source for r in final.items} <= {"popular", "popular+LLM", "llm"}  # never claims "LSTM"
     assert all("LSTM:" not in r.why for r in final.items)
 
