@@ -231,10 +231,9 @@ class DualrecApp(App[None]):
                 self.recommend()
             elif component.state not in ("waiting", "loading"):
                 problem = "no trained LSTM found" if component.state == "missing" else component.problem
-                rebuild = f"\nRebuild it with: {component.rebuild}" if component.rebuild else ""
                 logging = "Logging works." if self.watchlog is not None else "The watch log is unavailable too."
                 self.main.show_recommendations(
-                    [], "", f"No recommendations: {problem}.{rebuild}\nF4 shows the details. {logging}"
+                    [], "", f"No recommendations: {problem}.\nF4 shows how to rebuild it. {logging}"
                 )
         elif message.step == "llm" and self.hub.pipeline is not None and self._history_size() > 0:
             self.recommend()

@@ -343,10 +343,13 @@ class ModelHub:
             pairs = scorer.top_k(history, self.n_recommendations, exclude=set(exclude))
         fallback = getattr(scorer, "last_fallback", None)
         why = "popular pick (log a movie to personalise)" if fallback else "LSTM: likely next after your history"
-        source = "lstm"
+        source = "popular" if fallback else "lstm"  # an empty history gets popular picks: never tag them LSTM
         if self.lstm is None:
             why, source = "popular pick (the LSTM is unavailable: F4)", "popular"
-        items = tuple(self._from_index(index, source, why, score) for index, score in pairs)
+        items = tuple(
+            self._from_index(index, source, why, score, (source,) if source == "popular" else ("lstm",))
+            for index, score in pairs
+        )
         return RecStage("lstm", items)
 
     def recommend(
@@ -422,10 +425,12 @@ class ModelHub:
         return Recommendation(movie.label, movie.index, movie.genres, rec.source, rec.why, rec.score, signals)
 
     # ----------------------------------------------------------------- helpers
-    def _from_index(self, index: int, source: str, why: str, score: float | None = None) -> Recommendation:
+    def _from_index(
+        self, index: int, source: str, why: str, score: float | None = None, signals: tuple[str, ...] = ("lstm",)
+    ) -> Recommendation:
         assert self.catalog is not None
         movie = self.catalog[index]
-        return Recommendation(movie.label, index, movie.genres, source, why, score)
+        return Recommendation(movie.label, index, movie.genres, source, why, score, signals)
 
 
 class _Cancelled(BaseException):
