@@ -460,3 +460,17 @@ def test_candidate_settings_from_fusion_json(tmp_path) -> None:
     assert pipeline.mode == "candidates" and pipeline.n_candidates == 6 and reranker.alpha == 1.0
     assert (pipeline.weights.llm, pipeline.weights.sim, pipeline.weights.depth) == (0.5, 2.0, 4)
     assert not pipeline.notes
+
+
+def test_with_llm_weight_zero_the_fused_list_does_not_wait_for_the_llm() -> None:
+    events: list = []
+
+    class Watching(ScriptedRanker):
+        def run(self, prompt, lines, **kwargs):
+            self.fused_before = any(isinstance(e, FusedReady) for e in events)
+            return super().run(prompt, lines, **kwargs)
+
+    ranker = Watching([8])
+    pipeline = DualRec(CATALOG, FakeLstm(PREFERENCE), ranker=ranker, reranker=SimReranker(3), sim_weight=10.0)
+    pipeline.recommend(HISTORY, k=3, on_event=events.append)
+    assert ranker.fused_before and [type(e) for e in events].count(FusedReady) == 1

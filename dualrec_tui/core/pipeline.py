@@ -397,6 +397,9 @@ class DualRec:
                 history, result.ranking[:k], candidates, fused, scores, recent
             )
 
+        if self.ranker is not None and self.weights.llm == 0:
+            publish(None)  # the LLM's scores cannot move the order: show the fused list now, not after the LLM
+            emit(FusedReady(result.recommendations))
         if self.ranker is not None:
             shown_order = self.candidate_order(history, n)  # prompt position j shows candidate shown_order[j]
             shown = candidates[shown_order]
@@ -409,8 +412,9 @@ class DualRec:
                 result.llm_scores = llm
                 stages["llm"] = "scored"
                 result.seconds["llm_score"] = time.perf_counter() - start
-                publish(llm)
-                emit(FusedReady(result.recommendations))
+                if self.weights.llm > 0:
+                    publish(llm)
+                    emit(FusedReady(result.recommendations))
 
             def on_line(position: int) -> None:
                 movie = self.catalog[int(shown[position])]
@@ -435,7 +439,7 @@ class DualRec:
                 result.notes.append(message)
                 emit(Notice(message))
             result.seconds["llm"] = time.perf_counter() - start
-        if result.llm_scores is None:
+        if self.ranker is None or (result.llm_scores is None and self.weights.llm > 0):
             publish(None)
             emit(FusedReady(result.recommendations))
 
