@@ -615,12 +615,12 @@ class DualrecApp(App[None]):
             self.notify(stage.note, title="Recommendations", severity="warning")
         elif stage.stage == "final":
             self.recs = list(stage.items)
-            if llm_on:
-                state = stage.summary or "LSTM order"
-                if self.hub.lstm is None:  # popularity stood in for the LSTM: say so, never "LSTM"
-                    state = state.replace("LSTM order", "Popularity order")
-            else:
-                state = first + (f" · {stage.note}" if stage.note else "")
+            # what actually produced the order (the pipeline's own words); a missing LLM adds its note
+            state = stage.summary or first
+            if self.hub.lstm is None:  # popularity stood in for the LSTM: say so, never "LSTM"
+                state = state.replace("LSTM order", "Popularity order")
+            if stage.note and not llm_on:
+                state += f" · {stage.note}"
             self.main.show_recommendations(self.recs, state, "Nothing to recommend yet")
             self.main.query_one("#recs-state").tooltip = stage.note or None
 

@@ -31,9 +31,10 @@ def rebuild_commands(models_dir: Path) -> dict[str, str]:
     return {
         "catalog": f"python -m training catalog --data {DATA_HINT} --out {folder}/catalog.json",
         "lstm": f"python -m training lstm --data {DATA_HINT} --out {folder}/lstm",
-        # `training llm` trains the LoRA adapter; `training export` writes the adapter.gguf the app loads.
+        # `training llm` trains the LoRA adapter on the LSTM's candidates; `training export` writes the
+        # adapter.gguf the app loads (then `training evaluate ... dualrec` chooses fusion.json).
         "llm": (
-            f"python -m training llm --data {DATA_HINT} --out runs/llm && "
+            f"python -m training llm --data {DATA_HINT} --lstm {folder}/lstm --out runs/llm && "
             f"python -m training export --adapter runs/llm --out {folder}/llm --adapter-only"
         ),
     }
