@@ -16,8 +16,9 @@ logger = logging.getLogger("dualrec")
 DESCRIPTION = """\
 dualrec: log the movies you watch and get recommendations, all on this computer.
 
-Type a title in the search box and press Enter to log it; LSTM picks appear at once, then a
-fine-tuned LLM's suggestions stream in and the final list is re-ranked by Sentence-BERT.
+Type a title in the search box and press Enter to log it; LSTM picks appear at once, then the
+list ordered by the signals that helped on validation (LLM, Sentence-BERT similarity), with the
+fine-tuned LLM's own picks named in the status line.
 F1 lists the keys, Ctrl+P opens the command palette.
 """
 

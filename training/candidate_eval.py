@@ -86,6 +86,7 @@ class SignalCache:
 
         self.reranker = SentenceReranker(self.ctx.catalog)
         _ = self.reranker.embeddings  # encode (or load) the catalog once, before timing users
+        self._cache.clear()  # signals computed before the re-ranker lacked similarity
 
     def signals(self, histories: list[list[int]], *, llm: bool = True) -> list[CandidateSignals]:
         todo = [h for h in histories if tuple(h) not in self._cache]
@@ -219,7 +220,6 @@ class CandidateDualRecModel:
         self.cache = _shared_cache(self.ctx)
         if self.cache.reranker is None:
             self.cache.attach_reranker()
-            self.cache._cache.clear()  # signals computed before the re-ranker lacked similarity
 
     def fit(self, split: Any, catalog: Any, seed: int) -> None:
         self._setup()

@@ -242,6 +242,24 @@ class LlamaGenerator:
             self._grammars[text] = cached
         return cached
 
+    def evaluate_prompt(self, prompt: str) -> list[int]:
+        """Tokenise and evaluate `prompt` (caller holds `lock`); its last logits are then current.
+
+        Reuses the KV cache for the longest common prefix with the previous call (like Llama.generate)."""
+        llm = self._llm
+        tokens = llm.tokenize(prompt.encode("utf-8"), special=True)
+        if len(tokens) >= llm.n_ctx():
+            raise ValueError(f"prompt of {len(tokens)} tokens does not fit the context of {llm.n_ctx()} tokens")
+        prefix = 0
+        if not (getattr(llm, "_is_recurrent", False) or getattr(llm, "_is_hybrid", False)):
+            for cached, new in zip(llm.input_ids[: llm.n_tokens].tolist(), tokens, strict=False):
+                if cached != new:
+                    break
+                prefix += 1
+        llm.n_tokens = min(prefix, len(tokens) - 1)  # evaluate at least one token for fresh logits
+        llm.eval(tokens[llm.n_tokens :])
+        return tokens
+
     def count_tokens(self, text: str) -> int:
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
 
@@ -333,19 +351,8 @@ class LlamaGenerator:
 
         llm = self._llm
         start = time.perf_counter()
-        tokens = llm.tokenize(prompt.encode("utf-8"), special=True)
-        if len(tokens) >= llm.n_ctx():
-            raise ValueError(f"prompt of {len(tokens)} tokens does not fit the context of {llm.n_ctx()} tokens")
+        tokens = self.evaluate_prompt(prompt)
         max_tokens = min(max_tokens, llm.n_ctx() - len(tokens))
-        # Reuse the KV cache for the longest common prefix with the previous call (like Llama.generate).
-        prefix = 0
-        if not (getattr(llm, "_is_recurrent", False) or getattr(llm, "_is_hybrid", False)):
-            for cached, new in zip(llm.input_ids[: llm.n_tokens].tolist(), tokens, strict=False):
-                if cached != new:
-                    break
-                prefix += 1
-        llm.n_tokens = min(prefix, len(tokens) - 1)  # evaluate at least one token for fresh logits
-        llm.eval(tokens[llm.n_tokens :])
 
         vocab = llama_cpp.llama_model_get_vocab(llm.model)
         sampler = llama_cpp.llama_sampler_init_grammar(vocab, grammar.encode("utf-8"), b"root")

@@ -102,16 +102,7 @@ class LlamaCandidateRanker:
         with self.generator.lock:
             llm = self.generator.llama
             start = time.perf_counter()
-            tokens = llm.tokenize(prompt.encode("utf-8"), special=True)
-            if len(tokens) >= llm.n_ctx():
-                raise ValueError(f"prompt of {len(tokens)} tokens does not fit the context of {llm.n_ctx()} tokens")
-            prefix = 0  # reuse the KV cache for the longest common prefix with the previous call
-            for cached, new in zip(llm.input_ids[: llm.n_tokens].tolist(), tokens, strict=False):
-                if cached != new:
-                    break
-                prefix += 1
-            llm.n_tokens = min(prefix, len(tokens) - 1)  # evaluate at least one token for fresh logits
-            llm.eval(tokens[llm.n_tokens :])
+            tokens = self.generator.evaluate_prompt(prompt)  # shares the KV-cache prefix reuse of generate()
             n_vocab = llm.n_vocab()
 
             def letter_logits() -> np.ndarray:
