@@ -23,6 +23,20 @@ from typing import Any
 GENRE_ALIASES = {"children's": "Children", "childrens": "Children"}
 NO_GENRE = {"", "unknown", "(no genres listed)"}
 
+# The years a movie (or a watch's film) may carry: one range for the catalog, the store and imports.
+YEAR_MIN, YEAR_MAX = 1870, 2100
+
+
+def plausible_year(year: int | None) -> bool:
+    """Whether `year` can be a film's release year (None, unknown, is plausible)."""
+    return year is None or YEAR_MIN <= int(year) <= YEAR_MAX
+
+
+def title_label(title: str, year: int | None) -> str:
+    """'The Matrix (1999)', or the bare title when the year is unknown: how every screen shows a film."""
+    return f"{title} ({year})" if year else title
+
+
 # Articles that MovieLens moves to the end of a title ("Matrix, The"), in several languages.
 ARTICLES = (
     "the",
@@ -119,7 +133,7 @@ def parse_title(raw: str) -> ParsedTitle:
         text = text[: bracket.start()]
     if year is None:
         bare = _BARE_YEAR_SUFFIX.search(text)
-        if bare and 1870 <= int(bare.group(1)) <= 2100 and bare.start() > 0:
+        if bare and plausible_year(int(bare.group(1))) and bare.start() > 0:
             year = int(bare.group(1))
             text = text[: bare.start()]
     title = move_article_front(text.strip().rstrip(","))
@@ -152,7 +166,7 @@ class Movie:
     @property
     def label(self) -> str:
         """'The Matrix (1999)': how the app and the LLM prompt show a movie."""
-        return f"{self.title} ({self.year})" if self.year else self.title
+        return title_label(self.title, self.year)
 
     @property
     def genre_text(self) -> str:
