@@ -28,13 +28,12 @@ from .config import Config
 from .core.errors import DualrecError
 from .core.pipeline import Recommendation
 from .log_actions import LogActions
+from .recommending import RecommendationRuns, Recommended
 from .screens.main import MainScreen
 from .services import ModelHub, State
-from .widgets.rec_events import RecsView, RefreshRounds, failed_result
 
 HISTORY_LIMIT = 500
 LOCK_WAIT_SECONDS = 3.0  # single writes run on the UI thread: wait this long for another process's lock, then say so
-MODEL_INPUT_LIMIT = 200  # newest catalog movies read for the models (the LSTM looks at 30, the prompt at 5)
 
 
 class DualrecApp(App[None]):
@@ -58,13 +57,6 @@ class DualrecApp(App[None]):
             super().__init__()
             self.query, self.movies = query, movies
 
-    class Recommended(Message):
-        """One `core.pipeline` event of recommendation run `run`."""
-
-        def __init__(self, event: Any, run: int) -> None:
-            super().__init__()
-            self.event, self.run = event, run
-
     def __init__(
         self,
         config: Config | None = None,
@@ -77,27 +69,17 @@ class DualrecApp(App[None]):
         super().__init__()
         self.config = config or Config()
         self.config_file = config_file
-        self.hub = hub or ModelHub(
-            self.config.resolved_models_dir,
-            n_recommendations=self.config.n_recommendations,
-            llm_enabled=self.config.llm_enabled,
-            gpu_layers=self.config.gpu_layers,
-            threads=self.config.threads,
-        )
+        self.hub = hub or ModelHub.from_config(self.config)
         self.today = today
         self.log_actions = LogActions(
             self, lambda: self.main, lambda: self.hub.catalog, self.refresh_history, self.recommend, today
         )
         self.log_actions.watchlog = watchlog
-        self.recs: list[Recommendation] = []
-        self.rec_stage = ""  # the last stage on screen: "running", "lstm", "fused", "llm", "final" (tests wait on it)
         self.models_loaded = threading.Event()  # set when the loader thread is done (tests wait on it)
         self._stop_loading = threading.Event()
-        self._rec_run = 0
-        self._view: RecsView | None = None
         self._query = ""
         self.shown_query = ""  # the query whose results are on screen (benchmarks wait on it)
-        self._variety = RefreshRounds()  # Ctrl+R: "something different"
+        self.runs = RecommendationRuns(self, self.hub, lambda: self.main, lambda: self.watchlog)
         self.theme = self.config.theme if self.config.theme in self.available_themes else "textual-dark"
 
     @property
@@ -141,19 +123,8 @@ class DualrecApp(App[None]):
             self.refresh(layout=True)  # the status line may shrink: repaint the row it gave back (tmux)
 
     def open_watchlog(self) -> None:
-        if self.log_actions.watchlog is not None:
-            return
-        from .store import WatchLog
-
-        try:
-            self.log_actions.watchlog = WatchLog.open(self.config.resolved_db_path, timeout=LOCK_WAIT_SECONDS)
-        except DualrecError as exc:
-            self.log_actions.problem = str(exc)
-            self.notify(f"{exc}", title="Watch log unavailable", severity="error", timeout=30)
-            return
-        if read_only := getattr(self.watchlog, "read_only", ""):
-            text = f"{self.watchlog.path}: {read_only}. The history shows, but nothing can be logged or changed."
-            self.notify(text, title="Watch log is read-only", severity="warning", timeout=30)
+        if self.watchlog is None:
+            self.log_actions.open(self.config.resolved_db_path, timeout=LOCK_WAIT_SECONDS)
 
     def on_dualrec_app_models_changed(self, message: ModelsChanged) -> None:
         self.main.show_status(self.hub.components)
@@ -232,82 +203,31 @@ class DualrecApp(App[None]):
             self.main.select_history_entry(select_id)
 
     # ----------------------------------------------------------- recommendations
-    def recommend(self, set_aside: frozenset[int] = frozenset()) -> None:
-        """Start a new run (cancelling an older one); `set_aside`: shown by earlier Ctrl+R rounds."""
-        catalog = self.hub.catalog
-        if catalog is None or self.hub.pipeline is None or self.watchlog is None:
-            return
-        if not set_aside:
-            self._variety.reset()  # any other reason to recommend starts from the top again
-        self._rec_run += 1
-        self.rec_stage = "running"
-        llm = self.hub.components["llm"]
-        status = {State.OFF: "LLM off", State.LOADING: "LLM loading…", State.WAITING: "LLM loading…"}.get(llm.state, "")
-        if not self.hub.llm_on and not status:
-            status = "LLM unavailable (F4 says why)"
-        self._view = RecsView(self.hub.lstm is None, self.hub.llm_on, status, self.hub.pipeline.describe)
-        self.main.show_recs_state("LSTM thinking…")
-        self._recommend_worker(self._rec_run, catalog, set_aside)
+    @property
+    def recs(self) -> list[Recommendation]:
+        return self.runs.recs
 
-    @work(thread=True, exclusive=True, group="recommend", exit_on_error=False)
-    def _recommend_worker(self, run: int, catalog: Any, set_aside: frozenset[int]) -> None:
-        """Reads the model input here, not on the UI thread (a 100,000-entry log took seconds)."""
-        from .core.pipeline import FinalReady, Notice
+    @property
+    def rec_stage(self) -> str:
+        return self.runs.stage
 
-        worker = get_current_worker()
-        try:
-            history = self.watchlog.model_input(catalog, last=MODEL_INPUT_LIMIT)
-            exclude = self.watchlog.watched_indices(catalog) | self.watchlog.not_interested_indices(catalog)
-            emit = lambda event: self.post_message(self.Recommended(event, run))  # noqa: E731
-            self.hub.recommend(history, exclude | set_aside, emit, lambda: worker.is_cancelled or run != self._rec_run)
-        except Exception as exc:  # the panel says what broke; the app keeps running
-            self.post_message(self.Recommended(Notice(f"Recommendations failed: {exc}"), run))
-            self.post_message(self.Recommended(FinalReady(failed_result(self.recs, str(exc))), run))
+    def recommend(self) -> None:
+        self.runs.start()
 
-    def on_dualrec_app_recommended(self, message: Recommended) -> None:
-        if message.run != self._rec_run or self._view is None:
-            return  # a newer run is under way
-        update = self._view.apply(message.event)
-        if update.notice:
-            self.notify(update.notice, title="Recommendations", severity="warning")
-        if update.recs is not None:
-            self.recs = update.recs
-            self.main.show_recommendations(self.recs, update.state or "", "Nothing to recommend yet")
-        if update.state is not None:
-            self.main.show_recs_state(update.state, update.tooltip)
-        self.rec_stage = update.stage or self.rec_stage
-
-    def _selected_recommendation(self) -> Recommendation | None:
-        position = self.main.selected_recommendation
-        if position is None or position >= len(self.recs):
-            self.notify("Select a recommendation first.", severity="warning")
-            return None
-        return self.recs[position]
+    def on_recommended(self, message: Recommended) -> None:
+        self.runs.show(message)
 
     @on(MainScreen.LogRecommendation)
     def action_log_recommendation(self) -> None:
-        if (rec := self._selected_recommendation()) is not None:
+        if (rec := self.runs.selected()) is not None:
             self.log_actions.log_catalog_movie(rec.index)
 
     def action_not_interested(self) -> None:
-        rec = self._selected_recommendation()
-        if rec is None or not self.log_actions.hide(rec.movie):
-            return
-        self.recs = [r for r in self.recs if r.index != rec.index]
-        self.main.show_recommendations(self.recs, f"Hidden {rec.label} · Ctrl+Z undoes · palette: hidden movies")
+        if (rec := self.runs.selected()) is not None and self.log_actions.hide(rec.movie):
+            self.runs.drop(rec)
 
     def action_refresh(self) -> None:
-        if self.hub.pipeline is None:
-            component = self.hub.components["lstm"]
-            self.notify(f"LSTM {component.state}: {component.problem or 'not loaded yet'}", severity="warning")
-            return
-        set_aside = self._variety.next({r.index for r in self.recs})
-        self.recommend(set_aside or frozenset())
-        if set_aside is None:
-            self.notify("Back to your top recommendations.", title="Refresh")
-        else:
-            text = f"Something different: the {len(set_aside)} movies shown before are set aside "
-            self.notify(text + "(Ctrl+R again for more; logging a movie starts over).", title="Refresh")
+        self.runs.refresh()
 
     # ----------------------------------------------------------- other screens
     def action_focus_search(self) -> None:
@@ -327,12 +247,8 @@ class DualrecApp(App[None]):
         from .logs import current_log_file
         from .screens.status import ModelStatusScreen
 
-        read_only = getattr(self.watchlog, "read_only", "")
-        log = f"The watch log is read-only: {read_only}. Nothing can be logged." if read_only else ""
-        log = log if self.watchlog is not None else f"The watch log is unavailable: {self.log_actions.problem}"
-        self.push_screen(
-            ModelStatusScreen(self.hub.components, self.hub.models_dir, current_log_file(), log_problem=log)
-        )
+        log = self.log_actions.trouble()
+        self.push_screen(ModelStatusScreen(self.hub.components, self.hub.models_dir, current_log_file(), log))
 
     def action_settings(self) -> None:
         from .config import config_path

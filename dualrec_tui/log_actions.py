@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .core.catalog import Catalog, Movie, parse_title
@@ -45,6 +46,27 @@ class LogActions:
         self.undo_stack: list[tuple[str, Any]] = []  # ("delete", None) or ("hide", (movie_id, dataset, label))
 
     # ------------------------------------------------------------------ checks
+    def open(self, path: Path, timeout: float) -> None:
+        """Open the watch log at `path`; a log that cannot be opened, or only read, is said at once."""
+        from .store import WatchLog
+
+        try:
+            self.watchlog = WatchLog.open(path, timeout=timeout)
+        except DualrecError as exc:
+            self.problem = str(exc)
+            self.app.notify(f"{exc}", title="Watch log unavailable", severity="error", timeout=30)
+            return
+        if read_only := getattr(self.watchlog, "read_only", ""):
+            text = f"{self.watchlog.path}: {read_only}. The history shows, but nothing can be logged or changed."
+            self.app.notify(text, title="Watch log is read-only", severity="warning", timeout=30)
+
+    def trouble(self) -> str:
+        """What is wrong with the watch log, for the model-status screen ("" when nothing is)."""
+        if self.watchlog is None:
+            return f"The watch log is unavailable: {self.problem}"
+        read_only = getattr(self.watchlog, "read_only", "")
+        return f"The watch log is read-only: {read_only}. Nothing can be logged." if read_only else ""
+
     def usable(self, write: bool = True) -> bool:
         """Whether the log can be read (and, with `write`, changed); says why not."""
         if self.watchlog is None:

@@ -160,6 +160,17 @@ class ModelHub:
     stages_loaded: bool = False  # load_llm has run (or a full pipeline was injected)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
+    @classmethod
+    def from_config(cls, config: Any) -> ModelHub:
+        """The hub for `config` (dualrec_tui.config.Config): its models folder and LLM settings."""
+        return cls(
+            config.resolved_models_dir,
+            n_recommendations=config.n_recommendations,
+            llm_enabled=config.llm_enabled,
+            gpu_layers=config.gpu_layers,
+            threads=config.threads,
+        )
+
     def __post_init__(self) -> None:
         for name in PARTS:
             self.components.setdefault(name, Component(name))

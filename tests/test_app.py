@@ -273,13 +273,13 @@ async def test_help_palette_and_settings(tmp_path: Path) -> None:
         keys = {str(table.get_row_at(i)[1]) for i in range(table.row_count)}
         assert {"f1", "ctrl+r", "ctrl+z", "e", "d, delete", "n", "w", "ctrl+n"} <= keys
         await pilot.press("escape")
-        runs = app._rec_run
+        runs = app.runs.run
         await pilot.press("ctrl+p")  # the command palette runs actions by name
         await type_text(pilot, "refresh recommendations")
         await pilot.pause(0.3)
         await pilot.press("enter")
         await settle(app, pilot)
-        assert app._rec_run == runs + 1 and app.rec_stage == "final"
+        assert app.runs.run == runs + 1 and app.rec_stage == "final"
         await pilot.press("f2")
         await settle(app, pilot)
         app.screen.query_one("#n_recommendations").value = "3"

@@ -48,12 +48,12 @@ from .prompt import (
     DEFAULT_CANDIDATES,
     DEFAULT_SUGGESTIONS,
     END_OF_ANSWER,
-    RECENT_MOVIES,
     Suggestion,
     build_candidate_prompt,
     build_prompt,
     candidate_lines,
     parse_answer,
+    recent_movies,
 )
 
 RRF_C = 10.0
@@ -165,6 +165,21 @@ class DualRecResult:
 
 
 @dataclass(frozen=True)
+class _Run:
+    """One `DualRec.recommend` call, as both modes see it: the user, stage 1's scores and order, the
+    result being filled in and where events go."""
+
+    history: list[int]
+    recent: list[Movie]
+    scores: np.ndarray  # (n_items,) stage 1's scores
+    order: np.ndarray  # catalog indices by stage 1's score, watched movies removed
+    watched: set[int]
+    k: int
+    result: DualRecResult
+    emit: Callable[[Event], None]
+
+
+@dataclass(frozen=True)
 class FinalReady:
     """Last event: the fused recommendations."""
 
@@ -246,7 +261,8 @@ class DualRec:
         seed: int = 0,
         notes: Sequence[str] = (),
     ) -> None:
-        """`ranker` (core.llm_rank.CandidateLlm) is stage 2 in candidates mode, `generator` in titles mode.
+        """`ranker` (core.llm_rank.LlamaCandidateRanker, or anything with its `run`) is stage 2 in candidates
+        mode, `generator` in titles mode.
 
         `alpha` (the re-ranker's weight on the LSTM pick vs the recent history) is set on `reranker`, and
         `llm_rank_weight` / `sim_weight` / `depth` build `weights`, so every key of fusion.json can be
@@ -309,7 +325,7 @@ class DualRec:
         LSTM's own top k)."""
         history = [int(i) for i in history]
         watched = set(history) | {int(i) for i in exclude}
-        recent = [self.catalog[i] for i in history[-RECENT_MOVIES:]]
+        recent = recent_movies(self.catalog, history)
         popular = self.popularity_why(history)
         if popular:  # every pick stage 1 placed is credited to popularity, in every event
             sink = on_event or (lambda event: None)
@@ -337,9 +353,9 @@ class DualRec:
             result.stages.update(llm="no history", sim="no history")
             result.ranking = order.tolist()
         elif self.mode == "candidates":
-            self._recommend_candidates(history, recent, scores, order, watched, k, result, emit)
+            self._recommend_candidates(_Run(history, recent, scores, order, watched, k, result, emit))
         else:
-            self._recommend_titles(history, recent, scores, order, watched, k, result, emit)
+            self._recommend_titles(_Run(history, recent, scores, order, watched, k, result, emit))
         result.stages["reordered"] = [r.index for r in result.recommendations] != [r.index for r in lstm_recs]
         if popular:
             result.stages["stage1"] = "popular"
@@ -397,21 +413,13 @@ class DualRec:
         return np.random.default_rng(key & 0xFFFFFFFF).permutation(n)
 
     def candidate_prompt(self, history: Sequence[int], top1: int | None, shown: Sequence[int]) -> str:
-        recent = [self.catalog[i] for i in list(history)[-RECENT_MOVIES:]]
+        recent = recent_movies(self.catalog, history)
         predicted = self.catalog[top1] if top1 is not None else None
         return build_candidate_prompt(recent, predicted, [self.catalog[i] for i in shown])
 
-    def _recommend_candidates(
-        self,
-        history: list[int],
-        recent: list[Movie],
-        scores: np.ndarray,
-        order: np.ndarray,
-        watched: set[int],
-        k: int,
-        result: DualRecResult,
-        emit: Callable[[Event], None],
-    ) -> None:
+    def _recommend_candidates(self, run: _Run) -> None:
+        history, recent, scores, order, watched = run.history, run.recent, run.scores, run.order, run.watched
+        k, result, emit = run.k, run.result, run.emit
         candidates = order[: self.n_candidates]
         result.candidates = candidates.tolist()
         n = candidates.shape[0]
@@ -526,17 +534,9 @@ class DualRec:
             return {}
 
     # ---------------------------------------------------------------------------- titles mode
-    def _recommend_titles(
-        self,
-        history: list[int],
-        recent: list[Movie],
-        scores: np.ndarray,
-        order: np.ndarray,
-        watched: set[int],
-        k: int,
-        result: DualRecResult,
-        emit: Callable[[Event], None],
-    ) -> None:
+    def _recommend_titles(self, run: _Run) -> None:
+        history, recent, scores, order, watched = run.history, run.recent, run.scores, run.order, run.watched
+        k, result, emit = run.k, run.result, run.emit
         top1 = int(order[0]) if order.shape[0] else None
         stages = result.stages
         stages["llm"] = "off" if self.generator is None else "failed"
@@ -577,7 +577,7 @@ class DualRec:
         result.ranking = ranking
 
     def prompt_for(self, history: Sequence[int], top1: int | None) -> str:
-        recent = [self.catalog[i] for i in list(history)[-RECENT_MOVIES:]]
+        recent = recent_movies(self.catalog, history)
         return build_prompt(recent, self.catalog[top1] if top1 is not None else None, self.n_suggestions)
 
     def grammar(self) -> str:

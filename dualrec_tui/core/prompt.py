@@ -30,13 +30,23 @@ def _movie_line(movie: Movie) -> str:
     return f"{movie.label} | {', '.join(movie.genres) if movie.genres else 'Unknown'}"
 
 
-def build_prompt(recent: Sequence[Movie], predicted: Movie | None, n: int = DEFAULT_SUGGESTIONS) -> str:
-    """The natural-language prompt of the method. `recent` is oldest first; only the last 5 are used."""
-    recent = list(recent)[-RECENT_MOVIES:]
+def recent_movies(catalog: Sequence[Movie], history: Sequence[int]) -> list[Movie]:
+    """The movies the prompt shows: the last RECENT_MOVIES of `history` (catalog indices, oldest first)."""
+    return [catalog[i] for i in list(history)[-RECENT_MOVIES:]]
+
+
+def _context_lines(recent: Sequence[Movie], predicted: Movie | None) -> list[str]:
+    """DUALRec's context, shared by both prompts: the recent movies and the sequential model's pick."""
     lines = ["A movie fan recently watched, oldest first:"]
-    lines += [f"- {_movie_line(m)}" for m in recent] or ["- (nothing yet)"]
+    lines += [f"- {_movie_line(m)}" for m in list(recent)[-RECENT_MOVIES:]] or ["- (nothing yet)"]
     if predicted is not None:
         lines.append(f"A sequential model predicts they will watch next: {_movie_line(predicted)}")
+    return lines
+
+
+def build_prompt(recent: Sequence[Movie], predicted: Movie | None, n: int = DEFAULT_SUGGESTIONS) -> str:
+    """The natural-language prompt of the method. `recent` is oldest first; only the last 5 are used."""
+    lines = _context_lines(recent, predicted)
     lines.append(f"Recommend {n} other movies they would enjoy next, one per line, as Title (Year) | Genres.")
     lines.append("Recommendations:")
     return "\n".join(lines) + "\n"
@@ -64,11 +74,7 @@ def build_candidate_prompt(recent: Sequence[Movie], predicted: Movie | None, can
     The caller shuffles `candidates` (a seeded, history-dependent order), so a letter's position never
     tells the model the LSTM's rank."""
     lettered = candidate_lines(candidates)
-    recent = list(recent)[-RECENT_MOVIES:]
-    lines = ["A movie fan recently watched, oldest first:"]
-    lines += [f"- {_movie_line(m)}" for m in recent] or ["- (nothing yet)"]
-    if predicted is not None:
-        lines.append(f"A sequential model predicts they will watch next: {_movie_line(predicted)}")
+    lines = _context_lines(recent, predicted)
     lines.append("Candidates:")
     lines += lettered
     lines.append("Which candidates will they watch next? Answer with candidate lines, best first.")
