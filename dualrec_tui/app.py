@@ -408,6 +408,7 @@ class DualrecApp(App[None]):
 
         def save(result: Any, link: Any = None) -> None:
             fields: dict[str, Any] = {"watched_on": result.watched_on, "rating": result.rating, "note": result.note}
+            fields.update(rewatch=result.rewatch, tags=result.tags)
             catalog = self.hub.catalog
             if link is not None and catalog is not None:
                 fields.update(movie=link, dataset=catalog.name)
@@ -460,6 +461,8 @@ class DualrecApp(App[None]):
                 entry.note,
                 title_editable=not entry.in_catalog,
                 today=self.today(),
+                rewatch=entry.rewatch,
+                tags=entry.tags,
             ),
             callback=done,
         )

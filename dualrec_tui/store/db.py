@@ -18,7 +18,7 @@ import sqlite3
 import threading
 import unicodedata
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
 
 MAX_TITLE = 500
 MAX_NOTE = 10_000
+MAX_TAG = 100
+MAX_TAGS = 50
 EARLIEST_DATE = date(1870, 1, 1)
 
 
@@ -117,6 +119,30 @@ def clean_note(note: str | None) -> str | None:
     return _valid_text(text, "note") or None
 
 
+def clean_tags(tags: str | Iterable[str] | None) -> tuple[str, ...]:
+    """Tags in the order given, each trimmed with whitespace collapsed; empty and repeated ones dropped.
+
+    A string is split on commas (Letterboxd's `Tags` column, the edit dialog), so a tag never holds a
+    comma and "a, b" reads back as the same tags."""
+    if tags is None:
+        return ()
+    if isinstance(tags, str):
+        tags = tags.split(",")
+    cleaned: list[str] = []
+    for tag in tags:
+        if not isinstance(tag, str):
+            raise ValueError("a tag is not text")
+        text = " ".join("".join(ch for ch in tag if ch.isspace() or unicodedata.category(ch) != "Cc").split())
+        text = " ".join(text.replace(",", " ").split())
+        if len(text) > MAX_TAG:
+            raise ValueError(f"the tag {text[:20]!r}… is longer than {MAX_TAG} characters")
+        if text and text not in cleaned:
+            cleaned.append(_valid_text(text, "tag"))
+    if len(cleaned) > MAX_TAGS:
+        raise ValueError(f"more than {MAX_TAGS} tags")
+    return tuple(cleaned)
+
+
 # --------------------------------------------------------------------------- records
 @dataclass(frozen=True)
 class Entry:
@@ -134,6 +160,8 @@ class Entry:
     imdb_id: str | None = None
     source: str = "manual"
     created_at: str = ""
+    rewatch: bool = False  # the user marked this watch a rewatch (Letterboxd's diary "Rewatch")
+    tags: tuple[str, ...] = ()
 
     @property
     def in_catalog(self) -> bool:
@@ -189,11 +217,14 @@ class LogCounts:
     deleted_undoable: int = 0
 
 
-_ENTRY_COLUMNS = "id, dataset, movie_id, imdb_id, title, year, genres, watched_on, rating, note, source, created_at"
+_ENTRY_COLUMNS = (
+    "id, dataset, movie_id, imdb_id, title, year, genres, watched_on, rating, note, source, created_at, rewatch, tags"
+)
 
 
 def _entry(row: sqlite3.Row | tuple) -> Entry:
-    (entry_id, dataset, movie_id, imdb_id, title, year, genres, watched_on, rating, note, source, created) = row
+    (entry_id, dataset, movie_id, imdb_id, title, year, genres, watched_on, rating, note, source, created) = row[:12]
+    rewatch, tags = row[12:]
     return Entry(
         id=entry_id,
         title=title,
@@ -207,6 +238,8 @@ def _entry(row: sqlite3.Row | tuple) -> Entry:
         imdb_id=imdb_id,
         source=source,
         created_at=created,
+        rewatch=bool(rewatch),
+        tags=tuple(json.loads(tags or "[]")),
     )
 
 
@@ -417,6 +450,8 @@ class WatchLog:
         note: str | None = None,
         year: int | None = None,
         source: str = "manual",
+        rewatch: bool = False,
+        tags: str | Iterable[str] | None = None,
     ) -> Entry:
         """Log a watch of a catalog `movie` (pass `dataset=catalog.name`) or of free text (a title).
 
@@ -429,6 +464,8 @@ class WatchLog:
             note=clean_note(note),
             source=source,
             created_at=utc_now(),
+            rewatch=int(bool(rewatch)),
+            tags=json.dumps(clean_tags(tags), ensure_ascii=False),
         )
         with self.transaction():
             entry_id = self._insert(record)
@@ -451,8 +488,10 @@ class WatchLog:
         watched_on: date | str = UNSET,
         rating: float | str | None = UNSET,
         note: str | None = UNSET,
+        rewatch: bool = UNSET,
+        tags: str | Iterable[str] | None = UNSET,
     ) -> Entry:
-        """Edit an entry; fields left UNSET keep their value (rating=None / note=None clear them)."""
+        """Edit an entry; fields left UNSET keep their value (rating=None / note=None / tags=None clear them)."""
         changes: dict[str, Any] = {}
         if movie is not UNSET:
             changes.update(self._movie_fields(movie, dataset, None if year is UNSET else year))
@@ -469,6 +508,10 @@ class WatchLog:
             changes["rating"] = parse_rating(rating)
         if note is not UNSET:
             changes["note"] = clean_note(note)
+        if rewatch is not UNSET:
+            changes["rewatch"] = int(bool(rewatch))
+        if tags is not UNSET:
+            changes["tags"] = json.dumps(clean_tags(tags), ensure_ascii=False)
         with self.transaction():
             if self.get(entry_id) is None:
                 raise WatchLogError(f"no watch log entry {entry_id}")

@@ -37,6 +37,8 @@ CSV_COLUMNS = (
     "imdb_id",
     "source",
     "created_at",
+    "rewatch",
+    "tags",
 )
 
 
@@ -54,6 +56,8 @@ def _record(entry: Entry) -> dict[str, Any]:
         "imdb_id": entry.imdb_id,
         "source": entry.source,
         "created_at": entry.created_at,
+        "rewatch": entry.rewatch,
+        "tags": list(entry.tags),
     }
 
 
@@ -94,6 +98,8 @@ def export_csv(log: WatchLog, path: Path) -> int:
         record = _record(entry)
         record["genres"] = "|".join(entry.genres)
         record["in_catalog"] = "true" if entry.in_catalog else "false"
+        record["rewatch"] = "true" if entry.rewatch else "false"
+        record["tags"] = ", ".join(entry.tags)  # a tag never holds a comma (store.db.clean_tags)
         writer.writerow({key: "" if value is None else _cell(value) for key, value in record.items()})
     _write_atomic(path, buffer.getvalue())
     return len(entries)

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 from dualrec_tui.core.catalog import Catalog, Movie, normalize_title
 from dualrec_tui.core.errors import DataFormatError, DualrecError
 
-from .db import clean_note, clean_title, parse_rating, parse_watched_on
+from .db import clean_note, clean_tags, clean_title, parse_rating, parse_watched_on
 from .migrations import utc_now
 from .safety import unescape_cell
 
@@ -135,6 +135,8 @@ class ImportRow:
     created_at: str | None = None
     undated: bool = False  # Letterboxd watched.csv / ratings.csv: seen, date unknown
     replaces: int | None = None  # the undated log entry this dated row takes the place of
+    rewatch: bool = False  # Letterboxd diary "Rewatch" = Yes, or our export's rewatch column
+    tags: tuple[str, ...] = ()  # Letterboxd diary "Tags", or our export's tags
 
     @property
     def label(self) -> str:
@@ -189,6 +191,16 @@ class ImportPreview:
     def to_replace(self) -> int:
         """Dated rows that will take the place of an undated entry already in the log."""
         return sum(1 for row in self.rows if row.status != "duplicate" and row.replaces is not None)
+
+    @property
+    def rewatches(self) -> int:
+        """New rows marked as rewatches (kept on the entry, not in its note)."""
+        return sum(1 for row in self.rows if row.status != "duplicate" and row.rewatch)
+
+    @property
+    def tagged(self) -> int:
+        """New rows that carry tags (kept on the entry, not in its note)."""
+        return sum(1 for row in self.rows if row.status != "duplicate" and row.tags)
 
 
 @dataclass(frozen=True)
@@ -395,6 +407,25 @@ class _Fields:
         except ValueError as exc:
             raise self.fail(str(exc)) from None
 
+    def tags(self, value: Any) -> tuple[str, ...]:
+        if value is not None and not isinstance(value, (str, list)):
+            raise self.fail("tags is not a list of names")
+        try:
+            return clean_tags(value or None)
+        except ValueError as exc:
+            raise self.fail(f"bad tags: {exc}") from None
+
+    def flag(self, value: Any, what: str) -> bool:
+        """Yes / true / 1 (Letterboxd writes "Yes" or nothing); empty = no."""
+        if value is None or isinstance(value, bool):
+            return bool(value)
+        text = str(value).strip().lower() if isinstance(value, str) else None
+        if text in {"", "no", "false", "0"}:
+            return False
+        if text in {"yes", "true", "1"}:
+            return True
+        raise self.fail(f"{what} {value!r} is not yes/no")
+
     def imdb_id(self, value: Any) -> str | None:
         if value is None or value == "":
             return None
@@ -433,6 +464,8 @@ _LB_ALIASES = {
     "rating": ("rating",),
     "watched": ("watched date",),
     "review": ("review",),
+    "rewatch": ("rewatch",),
+    "tags": ("tags",),
 }
 
 
@@ -467,7 +500,10 @@ def _letterboxd_rows(files: dict[str, tuple[str, str]]) -> list[ImportRow]:
             key = (normalize_title(title), year)
             seen.add(key)
             note = reviews.get((key[0], year, when))
-            rows.append(ImportRow(parse.display, parse.line, title, year, when, rating, note))
+            rewatch, tags = parse.flag(rec.get("rewatch"), "rewatch"), parse.tags(rec.get("tags"))
+            rows.append(
+                ImportRow(parse.display, parse.line, title, year, when, rating, note, rewatch=rewatch, tags=tags)
+            )
     ratings: dict[tuple[str, int | None], tuple[_Fields, dict[str, str]]] = {}
     for parse, rec in records("ratings.csv", ("name", "date", "rating")):
         with problems.row():
@@ -597,6 +633,8 @@ _CSV_ALIASES = {
     "movie_id": ("movie_id",),
     "source": ("source",),
     "created_at": ("created_at",),
+    "rewatch": ("rewatch",),
+    "tags": ("tags",),
 }
 
 
@@ -665,6 +703,8 @@ def _ours(parse: _Fields, rec: dict[str, Any]) -> ImportRow:
         free_text=in_catalog is False,
         entry_source=source,
         created_at=created,
+        rewatch=parse.flag(rec.get("rewatch"), "rewatch"),
+        tags=parse.tags(rec.get("tags")),
     )
 
 
@@ -949,8 +989,16 @@ def apply_import(log: WatchLog, preview: ImportPreview, accept_ambiguous: bool =
                 # The diary knows when: date it, keep a rating / note the undated entry had and the row lacks.
                 conn.execute(
                     "UPDATE entries SET watched_on = ?, rating = coalesce(?, rating), note = coalesce(?, note), "
-                    "source = ? WHERE id = ?",
-                    (row.watched_on.isoformat(), row.rating, row.note, row.entry_source or source, row.replaces),
+                    "source = ?, rewatch = ?, tags = coalesce(?, tags) WHERE id = ?",
+                    (
+                        row.watched_on.isoformat(),
+                        row.rating,
+                        row.note,
+                        row.entry_source or source,
+                        int(row.rewatch),
+                        json.dumps(row.tags, ensure_ascii=False) if row.tags else None,
+                        row.replaces,
+                    ),
                 )
                 replaced += 1
                 continue
@@ -961,6 +1009,8 @@ def apply_import(log: WatchLog, preview: ImportPreview, accept_ambiguous: bool =
                 "note": row.note,
                 "source": UNDATED_SOURCE if row.undated else row.entry_source or source,
                 "created_at": row.created_at or utc_now(),
+                "rewatch": int(row.rewatch),
+                "tags": json.dumps(row.tags, ensure_ascii=False),
             }
             if movie is not None:
                 record.update(

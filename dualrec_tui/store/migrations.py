@@ -83,6 +83,14 @@ MIGRATIONS: tuple[Migration, ...] = (
         ALTER TABLE deleted_entries ADD COLUMN instance TEXT;  -- NULL = from a closed session, anyone may undo
         """,
     ),
+    Migration(
+        3,
+        "rewatch flag and tags on entries (kept from a Letterboxd diary, editable)",
+        """
+        ALTER TABLE entries ADD COLUMN rewatch INTEGER NOT NULL DEFAULT 0 CHECK (rewatch IN (0, 1));
+        ALTER TABLE entries ADD COLUMN tags TEXT NOT NULL DEFAULT '[]';  -- JSON list of tag names, in order
+        """,
+    ),
 )
 
 
