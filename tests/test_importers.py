@@ -250,7 +250,7 @@ def test_letterboxd_then_imdb_overlap_is_deduplicated(tmp_path: Path, log: Watch
 def test_apply_is_all_or_nothing(tmp_path: Path, log: WatchLog, monkeypatch) -> None:
     preview = plan_import(_letterboxd(tmp_path), CATALOG, log)
     calls = {"n": 0}
-    original = log._insert
+    original = log.insert_entry
 
     def failing_insert(record):
         calls["n"] += 1
@@ -258,7 +258,7 @@ def test_apply_is_all_or_nothing(tmp_path: Path, log: WatchLog, monkeypatch) -> 
             raise OSError("disk full")
         return original(record)
 
-    monkeypatch.setattr(log, "_insert", failing_insert)
+    monkeypatch.setattr(log, "insert_entry", failing_insert)
     with pytest.raises(OSError):
         log.apply_import(preview)
     assert log.counts().entries == 0
@@ -612,7 +612,7 @@ def test_letterboxd_export_folder_imports_like_the_zip(tmp_path: Path) -> None:
 
 def test_ambiguous_rows_can_be_decided_one_by_one(tmp_path: Path, log: WatchLog) -> None:
     """UX: the user picks among ambiguous matches row by row (or keeps a row as typed)."""
-    from dualrec_tui.store.importers import candidates, choose
+    from dualrec_tui.store.importing import candidates, choose
 
     path = tmp_path / "mine.csv"
     path.write_text("title,date\nHamlet,2021-02-01\nJumanjii,2021-02-02\n", encoding="utf-8")

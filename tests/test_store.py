@@ -14,8 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from store_catalog import small_catalog
 
-from dualrec_tui.store import UNSET, SchemaTooNewError, WatchLog, WatchLogError, default_path
-from dualrec_tui.store.migrations import MIGRATIONS, Migration
+from dualrec_tui.core.artifacts import watchlog_path
+from dualrec_tui.store import UNSET, SchemaTooNewError, WatchLog, WatchLogError
+from dualrec_tui.store.migrations import MIGRATIONS, Migration, run_sql
 
 CATALOG = small_catalog()
 TOY, JUMANJI, HEAT, MATRIX = CATALOG[0], CATALOG[1], CATALOG[2], CATALOG[3]
@@ -39,7 +40,7 @@ def test_path_comes_from_argument_then_env_then_user_data_dir(tmp_path: Path, mo
     with WatchLog.open(tmp_path / "arg.db") as opened:
         assert opened.path == tmp_path / "arg.db"
     monkeypatch.delenv("DUALREC_DB")
-    assert default_path().parts[-2:] == ("dualrec", "watchlog.db")
+    assert watchlog_path().parts[-2:] == ("dualrec", "watchlog.db")
 
 
 def test_new_database_uses_wal_full_sync_and_records_migrations(log: WatchLog) -> None:
@@ -55,7 +56,7 @@ def test_reopening_upgrades_with_new_migrations_only(tmp_path: Path) -> None:
     path = tmp_path / "log.db"
     with WatchLog.open(path) as first:
         first.add(TOY, dataset=CATALOG.name, watched_on="2020-01-01")
-    extra = Migration(MIGRATIONS[-1].id + 1, "add a column", "ALTER TABLE entries ADD COLUMN mood TEXT;")
+    extra = Migration(MIGRATIONS[-1].id + 1, "add a column", lambda db: db.table("entries").add_column("mood", str))
     with WatchLog.open(path, migrations=(*MIGRATIONS, extra)) as second:
         columns = [row[1] for row in second.conn.execute("PRAGMA table_info(entries)")]
         assert "mood" in columns
@@ -68,7 +69,11 @@ def test_failing_migration_leaves_the_previous_schema_intact(tmp_path: Path) -> 
     path = tmp_path / "log.db"
     with WatchLog.open(path) as first:
         first.add("Kept", watched_on="2020-01-01")
-    broken = Migration(MIGRATIONS[-1].id + 1, "broken", "ALTER TABLE entries ADD COLUMN mood TEXT;\nTHIS IS NOT SQL;")
+    broken = Migration(
+        MIGRATIONS[-1].id + 1,
+        "broken",
+        lambda db: run_sql(db, "ALTER TABLE entries ADD COLUMN mood TEXT;\nTHIS IS NOT SQL;"),
+    )
     with pytest.raises(WatchLogError):
         WatchLog.open(path, migrations=(*MIGRATIONS, broken))
     with WatchLog.open(path) as again:
@@ -79,7 +84,7 @@ def test_failing_migration_leaves_the_previous_schema_intact(tmp_path: Path) -> 
 
 def test_database_from_a_newer_version_is_refused_untouched(tmp_path: Path) -> None:
     path = tmp_path / "log.db"
-    future = Migration(MIGRATIONS[-1].id + 1, "from the future", "CREATE TABLE future (x);")
+    future = Migration(MIGRATIONS[-1].id + 1, "from the future", lambda db: db.execute("CREATE TABLE future (x)"))
     WatchLog.open(path, migrations=(*MIGRATIONS, future)).close()
     before = _digest(path)
     with pytest.raises(SchemaTooNewError, match="newer dualrec") as error:

@@ -119,7 +119,7 @@ class EntryDialog(ModalScreen[EntryEdit | None]):
 
     def save(self) -> None:
         """Check everything the watch log would refuse, so an error keeps the dialog and what was typed."""
-        from ..store.db import clean_note, clean_tags, clean_title, parse_watched_on
+        from ..store.values import clean_note, clean_tags, clean_title, parse_watched_on
 
         error = self.query_one("#error", Static)
         title = self.query_one("#title", Input).value.strip() if self.title_editable else self.initial.title
