@@ -54,7 +54,7 @@ def bench_big_log(entries: int) -> None:
         with log.transaction():
             for i in range(entries):
                 movie = catalog[i % len(catalog)]
-                log._insert(
+                log.insert_entry(
                     {
                         "dataset": catalog.name,
                         "movie_id": movie.movie_id,

@@ -39,13 +39,13 @@ missing models: `python -m training catalog|lstm|llm` rebuilds them (F4 in the a
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .config import config_path, default_db_path, default_models_dir
-    from .core.artifacts import log_dir
+    from .config import config_path, default_models_dir
+    from .core.artifacts import log_dir, watchlog_path
 
     parser = argparse.ArgumentParser(
         prog="dualrec-tui",
         description=DESCRIPTION,
-        epilog=EPILOG.format(config=config_path(), db=default_db_path(), models=default_models_dir(), logs=log_dir()),
+        epilog=EPILOG.format(config=config_path(), db=watchlog_path(), models=default_models_dir(), logs=log_dir()),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--db", type=Path, metavar="PATH", help="watch log database file (created if missing)")

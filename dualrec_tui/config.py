@@ -13,9 +13,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from .core.artifacts import APP_NAME, watchlog_path
 from .core.errors import DataFormatError
-
-APP_NAME = "dualrec"
 
 
 def config_path() -> Path:
@@ -26,16 +25,6 @@ def config_path() -> Path:
     from platformdirs import user_config_dir
 
     return Path(user_config_dir(APP_NAME, appauthor=False)) / "config.toml"
-
-
-def default_db_path() -> Path:
-    """The watch log (env DUALREC_DB overrides)."""
-    override = os.environ.get("DUALREC_DB")
-    if override:
-        return Path(override).expanduser()
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir(APP_NAME, appauthor=False)) / "watchlog.db"
 
 
 def default_models_dir() -> Path:
@@ -59,7 +48,7 @@ class Config:
     # ------------------------------------------------------------- resolution
     @property
     def resolved_db_path(self) -> Path:
-        return self.db_path if self.db_path is not None else default_db_path()
+        return self.db_path if self.db_path is not None else watchlog_path()
 
     @property
     def resolved_models_dir(self) -> Path:
@@ -98,7 +87,7 @@ class Config:
         if not apply_env:
             return config
         if os.environ.get("DUALREC_DB"):
-            config = replace(config, db_path=default_db_path())
+            config = replace(config, db_path=watchlog_path())
         if os.environ.get("DUALREC_MODELS_DIR"):
             config = replace(config, models_dir=Path(os.environ["DUALREC_MODELS_DIR"]).expanduser())
         return config

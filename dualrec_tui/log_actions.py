@@ -194,6 +194,7 @@ class LogActions:
 
         def save(result: Any, link: Movie | None = None) -> None:
             fields: dict[str, Any] = {"watched_on": result.watched_on, "rating": result.rating, "note": result.note}
+            fields.update(rewatch=result.rewatch, tags=result.tags)
             catalog = self.catalog()
             if link is not None and catalog is not None:
                 fields.update(movie=link, dataset=catalog.name)
@@ -233,6 +234,8 @@ class LogActions:
             entry.watched_on,
             entry.rating,
             entry.note,
+            rewatch=entry.rewatch,
+            tags=entry.tags,
             title_editable=not entry.in_catalog,
             today=self.today(),
         )

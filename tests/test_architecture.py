@@ -79,3 +79,53 @@ def test_the_app_sees_one_recommendation_type() -> None:
         if isinstance(node, ast.ClassDef) and node.name == "Recommendation"
     }
     assert defined == {"dualrec_tui/core/pipeline.py"}
+
+
+def _store_imports() -> dict[str, set[str]]:
+    """Each module of dualrec_tui/store and the store modules it imports, wherever the import statement is
+    (top level, inside a function, or under TYPE_CHECKING: a type-only cycle is still a knot to untie).
+
+    `from . import x` names the module x; `from . import y` where y is not a module names the package."""
+    import ast
+
+    package_root = ROOT / "dualrec_tui"
+    modules = {}
+    for path in (package_root / "store").rglob("*.py"):
+        parts = ("dualrec_tui", *path.relative_to(package_root).with_suffix("").parts)
+        modules[".".join(parts[:-1] if path.name == "__init__.py" else parts)] = path
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        edges: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                edges |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                base = package
+                for _ in range(node.level - 1):
+                    base = base.rpartition(".")[0]
+                base = (f"{base}.{node.module}" if node.module else base) if node.level else node.module or ""
+                for alias in node.names:
+                    edges.add(f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base)
+        graph[name] = {target for target in edges if target in modules and target != name}
+    return graph
+
+
+def test_store_modules_have_no_import_cycle() -> None:
+    """db <-> importers <-> exporters was a cycle (issue 14): the store's modules import one way only."""
+    graph = _store_imports()
+    assert {"dualrec_tui.store.db", "dualrec_tui.store.importing.apply", "dualrec_tui.store.exporters"} <= set(graph)
+    assert "dualrec_tui.store.importing.apply" in graph["dualrec_tui.store.db"]  # lazy imports are seen too
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> None:
+        for target in sorted(graph[name]):
+            if target in path:
+                loop = [*path[path.index(target) :], target]
+                raise AssertionError("import cycle in the store: " + " -> ".join(loop))
+            if target not in done:
+                visit(target, [*path, target])
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name, [name])

@@ -25,7 +25,8 @@ from dualrec_tui.core.errors import ModelUnavailableError
 from dualrec_tui.core.llm_files import check_gguf
 from dualrec_tui.core.model_files import verify_adapter, verify_gguf
 from dualrec_tui.store import SchemaTooNewError, WatchLog, WatchLogError, plan_import
-from dualrec_tui.store.importers import MAX_FILE_BYTES, MAX_LINE_BYTES, ImportCancelled
+from dualrec_tui.store.importing import ImportCancelled
+from dualrec_tui.store.importing.reading import MAX_FILE_BYTES, MAX_LINE_BYTES
 from dualrec_tui.store.migrations import MIGRATIONS, Migration
 from dualrec_tui.store.safety import DamagedDatabaseError, ForeignDatabaseError, escape_cell, unescape_cell
 
@@ -351,7 +352,7 @@ def test_another_programs_database_is_refused_byte_for_byte(tmp_path: Path) -> N
 @pytest.mark.parametrize("journal_mode", ["wal", "delete"])
 def test_newer_schema_is_refused_untouched_in_both_journal_modes(tmp_path: Path, journal_mode: str) -> None:
     path = tmp_path / "log.db"
-    future = Migration(MIGRATIONS[-1].id + 1, "from the future", "CREATE TABLE future (x);")
+    future = Migration(MIGRATIONS[-1].id + 1, "from the future", lambda db: db.execute("CREATE TABLE future (x)"))
     WatchLog.open(path, migrations=(*MIGRATIONS, future)).close()
     conn = sqlite3.connect(path)
     conn.execute(f"PRAGMA journal_mode = {journal_mode}")

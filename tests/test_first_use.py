@@ -400,3 +400,67 @@ async def test_import_choose_ambiguous_rows_row_by_row(tmp_path: Path) -> None:
             ("Jumanji (1995)", True),
             ("Twelve Monkys", False),
         ]
+
+
+@run_async
+async def test_letterboxd_rewatch_and_tags_import_show_and_edit(tmp_path: Path) -> None:
+    """UX: Letterboxd's Rewatch and Tags are kept on the entry (not in the note), shown in the history,
+    and editable in the edit dialog."""
+    from textual.widgets import Checkbox
+
+    from dualrec_tui.widgets.lists import entry_prompt
+
+    source = tmp_path / "diary.csv"
+    source.write_text(
+        "Date,Name,Year,Letterboxd URI,Rating,Rewatch,Tags,Watched Date\n"
+        "2024-03-02,Heat,1995,https://boxd.it/a,4.5,,cinema,2024-03-01\n"
+        '2024-03-03,Heat,1995,https://boxd.it/b,5,Yes,"cinema, with Sam",2024-03-02\n',
+        encoding="utf-8",
+    )
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("f3")
+        await settle(app, pilot)
+        importer = app.screen
+        importer.query_one("#import-path").value = str(source)
+        importer.start_preview()
+        await settle(app, pilot)
+        assert "kept on the entries: 1 rewatch ↻, 2 with tags" in str(importer.query_one("#preview-text").render())
+        await pilot.click("#commit")
+        await settle(app, pilot)
+        await pilot.press("escape")
+        await settle(app, pilot)
+        newest, first = app.watchlog.history()
+        assert (newest.rewatch, newest.tags, newest.note) == (True, ("cinema", "with Sam"), None)
+        assert (first.rewatch, first.tags) == (False, ("cinema",))
+        history = app.main.query_one(HistoryList)
+        shown = str(history.get_option_at_index(0).prompt)
+        assert "Heat (1995) ↻" in shown and "#cinema #with-Sam" in shown
+        assert "↻" not in str(entry_prompt(first))
+        history.focus()
+        history.highlighted = 0
+        await pilot.press("e")
+        await settle(app, pilot)
+        dialog = app.screen
+        assert isinstance(dialog, EntryDialog)
+        assert dialog.query_one("#tags").value == "cinema, with Sam"
+        assert dialog.query_one("#rewatch", Checkbox).value is True
+        dialog.query_one("#rewatch", Checkbox).value = False
+        dialog.query_one("#tags").value = "home,  festival , home"
+        dialog.query_one("#note").focus()
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert not isinstance(app.screen, EntryDialog)
+        edited = app.watchlog.get(newest.id)
+        assert (edited.rewatch, edited.tags, edited.rating) == (False, ("home", "festival"), 5.0)
+        assert "#home #festival" in str(history.get_option_at_index(history.highlighted).prompt)
+
+
+def test_history_tags_stay_compact() -> None:
+    from dualrec_tui.widgets.lists import TAGS_PREVIEW, tags_preview
+
+    assert tags_preview(["a", "b c"]) == "#a #b-c"
+    many = tags_preview([f"tag{i}" for i in range(20)])
+    assert many.endswith("+15") and len(many) <= TAGS_PREVIEW + 4
+    assert tags_preview(["x" * 80]).endswith("…") and len(tags_preview(["x" * 80])) == TAGS_PREVIEW

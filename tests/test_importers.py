@@ -44,8 +44,8 @@ IMDB = "\n".join(
 )
 DIARY = (
     "Date,Name,Year,Letterboxd URI,Rating,Rewatch,Tags,Watched Date\n"
-    "2021-01-02,Heat,1995,https://boxd.it/a,4.5,,,2021-01-01\n"
-    "2021-02-02,Heat,1995,https://boxd.it/b,5,Yes,,2021-02-01\n"
+    "2021-01-02,Heat,1995,https://boxd.it/a,4.5,,cinema,2021-01-01\n"
+    '2021-02-02,Heat,1995,https://boxd.it/b,5,Yes,"cinema, with Sam",2021-02-01\n'
     "2021-02-03,Hamlet,,https://boxd.it/c,3,,,2021-02-01\n"
 )
 WATCHED = (
@@ -95,12 +95,51 @@ def _letterboxd(tmp_path: Path) -> Path:
 
 def _summary(log: WatchLog) -> list[tuple]:
     return [
-        (e.title, e.year, e.genres, e.watched_on, e.rating, e.note, e.dataset, e.movie_id, e.imdb_id, e.source)
+        (
+            e.title,
+            e.year,
+            e.genres,
+            e.watched_on,
+            e.rating,
+            e.note,
+            e.rewatch,
+            e.tags,
+            e.dataset,
+            e.movie_id,
+            e.imdb_id,
+            e.source,
+        )
         for e in log.chronological()
     ]
 
 
 # ---------------------------------------------------------------- formats
+def test_letterboxd_rewatch_and_tags_are_kept_on_the_entry_not_in_the_note(tmp_path: Path, log: WatchLog) -> None:
+    preview = plan_import(_letterboxd(tmp_path), CATALOG, log)
+    assert (preview.rewatches, preview.tagged) == (1, 2)
+    log.apply_import(preview)
+    heat = [(e.watched_on.isoformat(), e.rewatch, e.tags, e.note) for e in log.chronological() if e.title == "Heat"]
+    assert heat == [
+        ("2021-01-01", False, ("cinema",), None),
+        ("2021-02-01", True, ("cinema", "with Sam"), "Great, again\nand again"),  # the review, tags not added
+    ]
+    assert all(not e.rewatch and not e.tags for e in log.chronological() if e.title != "Heat")
+    reimport = plan_import(_letterboxd(tmp_path), CATALOG, log)
+    assert (reimport.to_add, reimport.rewatches, reimport.tagged) == (0, 0, 0)
+
+
+def test_bad_rewatch_or_tags_name_the_line(tmp_path: Path, log: WatchLog) -> None:
+    path = tmp_path / "diary.csv"
+    header = "Date,Name,Year,Letterboxd URI,Rating,Rewatch,Tags,Watched Date\n"
+    path.write_text(header + "2021-01-02,Heat,1995,u,4,Maybe,,2021-01-01\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match="rewatch 'Maybe' is not yes/no") as caught:
+        plan_import(path, CATALOG, log)
+    assert caught.value.line == 2
+    path.write_text(header + f"2021-01-02,Heat,1995,u,4,,{'x' * 101},2021-01-01\n", encoding="utf-8")
+    with pytest.raises(DataFormatError, match="longer than 100"):
+        plan_import(path, CATALOG, log)
+
+
 def test_letterboxd_zip_merges_diary_watched_ratings_and_reviews(tmp_path: Path, log: WatchLog) -> None:
     preview = plan_import(_letterboxd(tmp_path), CATALOG, log)
     assert preview.format == "letterboxd"
@@ -211,7 +250,7 @@ def test_letterboxd_then_imdb_overlap_is_deduplicated(tmp_path: Path, log: Watch
 def test_apply_is_all_or_nothing(tmp_path: Path, log: WatchLog, monkeypatch) -> None:
     preview = plan_import(_letterboxd(tmp_path), CATALOG, log)
     calls = {"n": 0}
-    original = log._insert
+    original = log.insert_entry
 
     def failing_insert(record):
         calls["n"] += 1
@@ -219,7 +258,7 @@ def test_apply_is_all_or_nothing(tmp_path: Path, log: WatchLog, monkeypatch) -> 
             raise OSError("disk full")
         return original(record)
 
-    monkeypatch.setattr(log, "_insert", failing_insert)
+    monkeypatch.setattr(log, "insert_entry", failing_insert)
     with pytest.raises(OSError):
         log.apply_import(preview)
     assert log.counts().entries == 0
@@ -239,9 +278,9 @@ def _filled_log(path: Path) -> WatchLog:
     log = WatchLog.open(path)
     log.add(MATRIX, dataset=CATALOG.name, watched_on="2020-01-01", rating=4.5, note='quotes " and, commas\r\nlines')
     log.add(HEAT, dataset=CATALOG.name, watched_on="2020-01-01")
-    log.add(MATRIX, dataset=CATALOG.name, watched_on="2021-06-01", rating=5)  # rewatch
+    log.add(MATRIX, dataset=CATALOG.name, watched_on="2021-06-01", rating=5, rewatch=True, tags="home, =formula")
     log.add("Toy Story", year=1995, watched_on="2020-02-01", note="typed as free text: stays free text")
-    log.add("Ünïcödé — 映画 🎬", watched_on="2020-03-01", rating=0.5)
+    log.add("Ünïcödé — 映画 🎬", watched_on="2020-03-01", rating=0.5, tags=["festival", "映画 night"])
     log.add(CATALOG[5], dataset=CATALOG.name, watched_on="2019-12-31", note="Amélie")
     log.add_not_interested(JUMANJI, CATALOG.name)
     return log
@@ -273,6 +312,8 @@ _text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
             st.dates(date(1990, 1, 1), date(2024, 12, 31)),
             st.one_of(st.none(), st.sampled_from([x / 2 for x in range(1, 11)])),
             st.one_of(st.none(), _text),
+            st.booleans(),
+            st.lists(_text, max_size=4),
         ),
         max_size=8,
     ),
@@ -281,12 +322,13 @@ _text = st.text(st.characters(blacklist_categories=("Cs",)), max_size=40)
 def test_round_trip_property(tmp_path_factory, entries, kind) -> None:
     folder = tmp_path_factory.mktemp("rt")
     with WatchLog.open(folder / "a.db") as original, WatchLog.open(folder / "b.db") as copy:
-        for movie, when, rating, note in entries:
+        for movie, when, rating, note, rewatch, tags in entries:
+            extra = {"rating": rating, "note": note, "rewatch": rewatch, "tags": tags}
             try:
                 if isinstance(movie, int):
-                    original.add(CATALOG[movie], dataset=CATALOG.name, watched_on=when, rating=rating, note=note)
+                    original.add(CATALOG[movie], dataset=CATALOG.name, watched_on=when, **extra)
                 else:
-                    original.add(movie, watched_on=when, rating=rating, note=note)
+                    original.add(movie, watched_on=when, **extra)
             except ValueError:
                 continue  # e.g. a title of control characters only: refused by add, not our concern here
         out = folder / f"export.{kind}"
@@ -483,7 +525,7 @@ def test_real_catalog_imdb_and_title_matching(tmp_path: Path, log: WatchLog) -> 
 
 # ------------------------------------------------- Letterboxd CSVs one at a time
 def _entries(log: WatchLog) -> list[tuple]:
-    return [(e.title, e.watched_on.isoformat(), e.rating, e.note) for e in log.chronological()]
+    return [(e.title, e.watched_on.isoformat(), e.rating, e.note, e.rewatch, e.tags) for e in log.chronological()]
 
 
 @pytest.mark.parametrize("order", [("watched", "ratings", "diary"), ("diary", "watched", "ratings")])
@@ -517,6 +559,7 @@ def test_diary_after_watched_says_what_it_replaces(tmp_path: Path, log: WatchLog
     assert (result.added, result.replaced) == (2, 1)
     dated = log.get(heat[0].id)  # the same entry, now with the diary's date and rating
     assert (dated.watched_on, dated.rating, dated.source) == (date(2021, 1, 1), 4.5, "letterboxd")
+    assert (dated.rewatch, dated.tags) == (False, ("cinema",))  # the diary's tags come along
     assert sum(1 for e in log.chronological() if e.title == "Heat") == 2
 
 
@@ -569,7 +612,7 @@ def test_letterboxd_export_folder_imports_like_the_zip(tmp_path: Path) -> None:
 
 def test_ambiguous_rows_can_be_decided_one_by_one(tmp_path: Path, log: WatchLog) -> None:
     """UX: the user picks among ambiguous matches row by row (or keeps a row as typed)."""
-    from dualrec_tui.store.importers import candidates, choose
+    from dualrec_tui.store.importing import candidates, choose
 
     path = tmp_path / "mine.csv"
     path.write_text("title,date\nHamlet,2021-02-01\nJumanjii,2021-02-02\n", encoding="utf-8")

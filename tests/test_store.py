@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 import threading
 from datetime import date, timedelta
@@ -13,8 +14,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from store_catalog import small_catalog
 
-from dualrec_tui.store import UNSET, SchemaTooNewError, WatchLog, WatchLogError, default_path
-from dualrec_tui.store.migrations import MIGRATIONS, Migration
+from dualrec_tui.core.artifacts import watchlog_path
+from dualrec_tui.store import UNSET, SchemaTooNewError, WatchLog, WatchLogError
+from dualrec_tui.store.migrations import MIGRATIONS, Migration, run_sql
 
 CATALOG = small_catalog()
 TOY, JUMANJI, HEAT, MATRIX = CATALOG[0], CATALOG[1], CATALOG[2], CATALOG[3]
@@ -38,7 +40,7 @@ def test_path_comes_from_argument_then_env_then_user_data_dir(tmp_path: Path, mo
     with WatchLog.open(tmp_path / "arg.db") as opened:
         assert opened.path == tmp_path / "arg.db"
     monkeypatch.delenv("DUALREC_DB")
-    assert default_path().parts[-2:] == ("dualrec", "watchlog.db")
+    assert watchlog_path().parts[-2:] == ("dualrec", "watchlog.db")
 
 
 def test_new_database_uses_wal_full_sync_and_records_migrations(log: WatchLog) -> None:
@@ -54,7 +56,7 @@ def test_reopening_upgrades_with_new_migrations_only(tmp_path: Path) -> None:
     path = tmp_path / "log.db"
     with WatchLog.open(path) as first:
         first.add(TOY, dataset=CATALOG.name, watched_on="2020-01-01")
-    extra = Migration(MIGRATIONS[-1].id + 1, "add a column", "ALTER TABLE entries ADD COLUMN mood TEXT;")
+    extra = Migration(MIGRATIONS[-1].id + 1, "add a column", lambda db: db.table("entries").add_column("mood", str))
     with WatchLog.open(path, migrations=(*MIGRATIONS, extra)) as second:
         columns = [row[1] for row in second.conn.execute("PRAGMA table_info(entries)")]
         assert "mood" in columns
@@ -67,7 +69,11 @@ def test_failing_migration_leaves_the_previous_schema_intact(tmp_path: Path) -> 
     path = tmp_path / "log.db"
     with WatchLog.open(path) as first:
         first.add("Kept", watched_on="2020-01-01")
-    broken = Migration(MIGRATIONS[-1].id + 1, "broken", "ALTER TABLE entries ADD COLUMN mood TEXT;\nTHIS IS NOT SQL;")
+    broken = Migration(
+        MIGRATIONS[-1].id + 1,
+        "broken",
+        lambda db: run_sql(db, "ALTER TABLE entries ADD COLUMN mood TEXT;\nTHIS IS NOT SQL;"),
+    )
     with pytest.raises(WatchLogError):
         WatchLog.open(path, migrations=(*MIGRATIONS, broken))
     with WatchLog.open(path) as again:
@@ -78,7 +84,7 @@ def test_failing_migration_leaves_the_previous_schema_intact(tmp_path: Path) -> 
 
 def test_database_from_a_newer_version_is_refused_untouched(tmp_path: Path) -> None:
     path = tmp_path / "log.db"
-    future = Migration(MIGRATIONS[-1].id + 1, "from the future", "CREATE TABLE future (x);")
+    future = Migration(MIGRATIONS[-1].id + 1, "from the future", lambda db: db.execute("CREATE TABLE future (x)"))
     WatchLog.open(path, migrations=(*MIGRATIONS, future)).close()
     before = _digest(path)
     with pytest.raises(SchemaTooNewError, match="newer dualrec") as error:
@@ -187,6 +193,48 @@ def test_update_changes_only_given_fields(log: WatchLog) -> None:
         log.update(entry.id, rating=7)
     with pytest.raises(WatchLogError, match="no watch log entry"):
         log.update(entry.id + 100, rating=3)
+
+
+def test_rewatch_and_tags_are_kept_edited_and_restored_by_undo(log: WatchLog) -> None:
+    entry = log.add(TOY, dataset=CATALOG.name, rewatch=True, tags=" cinema ,with  Sam,, cinema")
+    assert (entry.rewatch, entry.tags) == (True, ("cinema", "with Sam"))
+    assert log.update(entry.id, note="ok").tags == ("cinema", "with Sam")  # UNSET keeps them
+    changed = log.update(entry.id, rewatch=False, tags=["home"])
+    assert (changed.rewatch, changed.tags, changed.note) == (False, ("home",), "ok")
+    assert log.update(entry.id, tags=None).tags == ()
+    log.update(entry.id, tags="a, b", rewatch=True)
+    gone = log.delete(entry.id)
+    assert log.undo_delete() == gone and (gone.rewatch, gone.tags) == (True, ("a", "b"))
+    with pytest.raises(ValueError, match="longer than 100"):
+        log.update(entry.id, tags="x" * 101)
+    with pytest.raises(ValueError, match="more than 50 tags"):
+        log.add(TOY, dataset=CATALOG.name, tags=[f"t{i}" for i in range(51)])
+    with pytest.raises(sqlite3.IntegrityError):
+        log.conn.execute("UPDATE entries SET rewatch = 2 WHERE id = ?", (entry.id,))
+
+
+def test_a_log_from_before_rewatch_and_tags_upgrades_without_loss(tmp_path: Path) -> None:
+    """Migration 3 adds the columns; entries (and an undo record) written by the previous version survive."""
+    path = tmp_path / "log.db"
+    old = tuple(m for m in MIGRATIONS if m.id < 3)
+    with WatchLog.open(path, migrations=old) as before:
+        before.conn.execute(
+            "INSERT INTO entries (dataset, movie_id, imdb_id, title, year, genres, watched_on, rating, note, "
+            "source, created_at) VALUES (?, 1, NULL, 'Toy Story', 1995, '[\"Animation\"]', '2020-01-01', 4.5, "
+            "'old note', 'manual', '2020-01-01T00:00:00+00:00')",
+            (CATALOG.name,),
+        )
+        gone = {"id": 2, "title": "Gone", "watched_on": "2020-01-02", "source": "manual", "created_at": "x"}
+        before.conn.execute(  # what the previous version's delete left in the trash
+            "INSERT INTO deleted_entries (entry_id, row_json, deleted_at) VALUES (2, ?, 'x')", (json.dumps(gone),)
+        )
+    with WatchLog.open(path) as after:
+        assert after.conn.execute("PRAGMA user_version").fetchone()[0] == MIGRATIONS[-1].id
+        (kept,) = after.history()
+        assert (kept.title, kept.rating, kept.note, kept.genres) == ("Toy Story", 4.5, "old note", ("Animation",))
+        assert (kept.rewatch, kept.tags) == (False, ())
+        restored = after.undo_delete()
+        assert (restored.id, restored.title, restored.rewatch, restored.tags) == (2, "Gone", False, ())
 
 
 def test_year_of_a_catalog_entry_cannot_be_edited_alone(log: WatchLog) -> None:

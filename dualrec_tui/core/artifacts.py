@@ -111,6 +111,15 @@ def log_dir() -> Path:
     return Path(user_log_dir(APP_NAME, appauthor=False))
 
 
+def watchlog_path() -> Path:
+    """The watch log's default file (env DUALREC_DB, else <user data dir>/watchlog.db); the one place that
+    says so (`--db` and the settings file's db_path override it in dualrec_tui.config)."""
+    override = os.environ.get("DUALREC_DB")
+    if override:
+        return Path(override).expanduser()
+    return user_data_dir() / "watchlog.db"
+
+
 def default_data_dir() -> Path:
     """MovieLens releases for training and evaluation (see the module docstring for the search order)."""
     override = os.environ.get("DUALREC_DATA_DIR")

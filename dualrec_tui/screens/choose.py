@@ -44,7 +44,7 @@ class ChooseMatchScreen(ModalScreen[int]):
         if self.step >= len(self.positions):
             self.dismiss(self.decided)
             return
-        from ..store.importers import candidates
+        from ..store.importing import candidates
 
         row = self.preview.rows[self.positions[self.step]]
         rating = f", rated {row.rating:g}" if row.rating is not None else ""
@@ -65,7 +65,7 @@ class ChooseMatchScreen(ModalScreen[int]):
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
-        from ..store.importers import choose
+        from ..store.importing import choose
 
         movie = None if event.option.id == KEEP else self.options[int(event.option.id or 0)]
         choose(self.preview, self.positions[self.step], movie, self.watchlog)

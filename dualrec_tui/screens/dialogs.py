@@ -1,4 +1,5 @@
-"""Small modal dialogs: log or edit one watch-log entry (date, rating, note), and ask before acting."""
+"""Small modal dialogs: log or edit one watch-log entry (date, rating, note, tags, rewatch), and ask before
+acting."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Button, Checkbox, Input, Label, Static
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,8 @@ class EntryEdit:
     watched_on: date
     rating: float | None
     note: str | None
+    rewatch: bool = False
+    tags: tuple[str, ...] = ()
 
 
 def parse_rating(text: str) -> float | None:
@@ -45,7 +48,9 @@ def parse_day(text: str) -> date:
 
 
 class EntryDialog(ModalScreen[EntryEdit | None]):
-    """Log or edit an entry. Enter in any field saves, Escape cancels."""
+    """Log or edit an entry. Enter in any field saves, Escape cancels.
+
+    `tags` given (editing an entry): the tags and the rewatch flag are shown and editable too."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "cancel", "Cancel", id="dialog.cancel")]
 
@@ -58,15 +63,19 @@ class EntryDialog(ModalScreen[EntryEdit | None]):
         note: str | None = None,
         title_editable: bool = False,
         today: date | None = None,
+        *,
+        rewatch: bool = False,
+        tags: tuple[str, ...] | None = None,
     ) -> None:
         super().__init__()
         self.heading = heading
-        self.initial = EntryEdit(title, watched_on, rating, note)
+        self.initial = EntryEdit(title, watched_on, rating, note, rewatch, tags or ())
+        self.with_tags = tags is not None
         self.title_editable = title_editable
         self.today = today  # dates after the day after `today` are refused here, not after closing
 
     def compose(self) -> ComposeResult:
-        with VerticalScroll(id="dialog", classes="dialog"):
+        with VerticalScroll(id="dialog", classes="dialog entry-dialog"):
             yield Label(self.heading, classes="dialog-title")
             if self.title_editable:
                 yield Label("Title (with year, e.g. “Heat (1995)”)")
@@ -82,6 +91,10 @@ class EntryDialog(ModalScreen[EntryEdit | None]):
             yield Input(
                 self.initial.note or "", id="note", placeholder="where, with whom, what you thought", compact=True
             )
+            if self.with_tags:
+                yield Label("Tags (comma-separated, optional)")
+                yield Input(", ".join(self.initial.tags), id="tags", placeholder="e.g. cinema, with Sam", compact=True)
+                yield Checkbox("Rewatch ↻", self.initial.rewatch, id="rewatch", compact=True)
             yield Static("", id="error", classes="dialog-error")
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Save", id="save", variant="primary")
@@ -106,7 +119,7 @@ class EntryDialog(ModalScreen[EntryEdit | None]):
 
     def save(self) -> None:
         """Check everything the watch log would refuse, so an error keeps the dialog and what was typed."""
-        from ..store.db import clean_note, clean_title, parse_watched_on
+        from ..store.values import clean_note, clean_tags, clean_title, parse_watched_on
 
         error = self.query_one("#error", Static)
         title = self.query_one("#title", Input).value.strip() if self.title_editable else self.initial.title
@@ -116,10 +129,12 @@ class EntryDialog(ModalScreen[EntryEdit | None]):
             day = parse_watched_on(parse_day(self.query_one("#date", Input).value), self.today)
             rating = parse_rating(self.query_one("#rating", Input).value)
             note = clean_note(self.query_one("#note", Input).value)
+            tags = clean_tags(self.query_one("#tags", Input).value) if self.with_tags else ()
         except ValueError as exc:
             error.update(str(exc))
             return
-        self.dismiss(EntryEdit(title, day, rating, note))
+        rewatch = self.query_one("#rewatch", Checkbox).value if self.with_tags else False
+        self.dismiss(EntryEdit(title, day, rating, note, rewatch, tags))
 
 
 class ConfirmDialog(ModalScreen[str | None]):

@@ -44,10 +44,7 @@ class HiddenMoviesScreen(ModalScreen[int]):
         self.items = self.watchlog.not_interested()
         options = self.query_one(OptionList)
         keep = options.highlighted
-        options.set_options(
-            Option(f"{item.title} ({item.year})" if item.year else item.title, id=str(i))
-            for i, item in enumerate(self.items)
-        )
+        options.set_options(Option(item.label, id=str(i)) for i, item in enumerate(self.items))
         if self.items:
             options.highlighted = min(keep or 0, len(self.items) - 1)
         else:
@@ -61,7 +58,7 @@ class HiddenMoviesScreen(ModalScreen[int]):
         item = self.items[highlighted]
         self.watchlog.remove_not_interested(item.movie_id, item.dataset)
         self.lifted += 1
-        label = f"{item.title} ({item.year})" if item.year else item.title
+        label = item.label
         self.reload()
         self.query_one("#hidden-text", Static).update(f"{label} can be recommended again.")
 

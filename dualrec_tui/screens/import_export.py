@@ -35,6 +35,14 @@ def describe_preview(preview: Any) -> str:
             lines.append(f"  {status}: {row.label}{guess} ({what})")
     for file, line, why in preview.skipped[:EXAMPLES]:
         lines.append(f"  skipped {file}:{line}: {why}")
+    rewatches = f"{preview.rewatches} rewatch{'es' if preview.rewatches > 1 else ''} ↻"
+    kept = [
+        text
+        for count, text in ((preview.rewatches, rewatches), (preview.tagged, f"{preview.tagged} with tags"))
+        if count
+    ]
+    if kept:
+        lines.append(f"  kept on the entries: {', '.join(kept)}")
     replacing = getattr(preview, "to_replace", 0)
     if replacing:
         lines.append(f"  {replacing} rows add a date or rating to films logged before without a date (watched.csv)")

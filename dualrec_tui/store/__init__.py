@@ -4,8 +4,9 @@ API (everything the app needs; `dualrec_tui.store` imports fast, sqlite-utils lo
 
     from dualrec_tui.store import WatchLog, plan_import
 
-    log = WatchLog.open()                  # path arg, else env DUALREC_DB, else <user data dir>/dualrec/watchlog.db
-    e = log.add(movie, dataset=catalog.name, watched_on="2024-05-01", rating=4.5, note="cinema")
+    log = WatchLog.open()                  # path arg, else core.artifacts.watchlog_path() (DUALREC_DB, data dir)
+    e = log.add(movie, dataset=catalog.name, watched_on="2024-05-01", rating=4.5, note="cinema",
+                rewatch=True, tags="cinema, with Sam")   # tags: comma-separated text or a list
     e = log.add("Some Film Not In The Catalog", year=2023)     # free text: kept, never model input
     log.update(e.id, rating=None, note="rewatch soon")          # UNSET fields keep their value
     log.delete(e.id); log.undo_delete()    # undo restores the same row (same id)
@@ -39,11 +40,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .db import UNSET, Entry, LogCounts, NotInterested, WatchLog, default_path, parse_rating, parse_watched_on
+from .db import WatchLog
 from .migrations import SchemaTooNewError, WatchLogError
+from .records import Entry, LogCounts, NotInterested
+from .values import UNSET, parse_rating, parse_watched_on
 
 if TYPE_CHECKING:
-    from .importers import ImportPreview, ImportResult, ImportRow, plan_import
+    from .importing import ImportPreview, ImportResult, ImportRow, plan_import
 
 __all__ = [
     "UNSET",
@@ -56,7 +59,6 @@ __all__ = [
     "SchemaTooNewError",
     "WatchLog",
     "WatchLogError",
-    "default_path",
     "parse_rating",
     "parse_watched_on",
     "plan_import",
@@ -66,7 +68,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     """Import the importers (csv/zip parsing) only when used."""
     if name in {"ImportPreview", "ImportResult", "ImportRow", "plan_import"}:
-        from . import importers
+        from . import importing
 
-        return getattr(importers, name)
+        return getattr(importing, name)
     raise AttributeError(name)

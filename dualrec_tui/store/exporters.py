@@ -17,12 +17,14 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .importers import EXPORT_FORMAT, EXPORT_VERSION
 from .migrations import utc_now
 from .safety import escape_cell
 
 if TYPE_CHECKING:
-    from .db import Entry, WatchLog
+    from .records import Entry, LogView
+
+EXPORT_FORMAT = "dualrec-watchlog"
+EXPORT_VERSION = 1  # rewatch and tags were added without a bump: older readers ignore them
 
 CSV_COLUMNS = (
     "title",
@@ -37,6 +39,8 @@ CSV_COLUMNS = (
     "imdb_id",
     "source",
     "created_at",
+    "rewatch",
+    "tags",
 )
 
 
@@ -54,6 +58,8 @@ def _record(entry: Entry) -> dict[str, Any]:
         "imdb_id": entry.imdb_id,
         "source": entry.source,
         "created_at": entry.created_at,
+        "rewatch": entry.rewatch,
+        "tags": list(entry.tags),
     }
 
 
@@ -83,7 +89,7 @@ def _cell(value: Any) -> Any:
     return escape_cell(value) if isinstance(value, str) else value
 
 
-def export_csv(log: WatchLog, path: Path) -> int:
+def export_csv(log: LogView, path: Path) -> int:
     """Write every entry (oldest first) as CSV; returns the number of entries."""
     entries = log.chronological()
     buffer = io.StringIO()
@@ -94,12 +100,14 @@ def export_csv(log: WatchLog, path: Path) -> int:
         record = _record(entry)
         record["genres"] = "|".join(entry.genres)
         record["in_catalog"] = "true" if entry.in_catalog else "false"
+        record["rewatch"] = "true" if entry.rewatch else "false"
+        record["tags"] = ", ".join(entry.tags)  # a tag never holds a comma (store.values.clean_tags)
         writer.writerow({key: "" if value is None else _cell(value) for key, value in record.items()})
     _write_atomic(path, buffer.getvalue())
     return len(entries)
 
 
-def export_json(log: WatchLog, path: Path) -> int:
+def export_json(log: LogView, path: Path) -> int:
     """Write entries and not-interested movies as JSON; returns the number of entries."""
     entries = log.chronological()
     payload = {

@@ -1,22 +1,28 @@
-"""Numbered schema migrations for the watch log.
+"""Numbered schema migrations for the watch log, each a function registered with `@migration`.
 
 Each migration runs once, inside the same transaction that records it in `schema_migrations`
 (id, name, applied_at) and bumps `PRAGMA user_version`, so a crash mid-upgrade leaves the old
 schema intact. A database that records a migration this version does not know was written by a
 newer dualrec: we refuse to touch it rather than guess (see `SchemaTooNewError`).
 
-Never edit a released migration; append a new one.
+Never edit a released migration; append a new one (forward only: an existing log upgrades in place,
+nothing is dropped). Steps get the sqlite-utils `Database`; they use its table API where it can say
+the change (`add_column`) and SQL where it cannot (CHECK constraints, AUTOINCREMENT).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dualrec_tui.core.errors import DualrecError
+
+if TYPE_CHECKING:
+    from sqlite_utils import Database
 
 
 class WatchLogError(DualrecError):
@@ -26,18 +32,44 @@ class WatchLogError(DualrecError):
 class SchemaTooNewError(WatchLogError):
     """The database was written by a newer dualrec: upgrading us is the fix, not touching the file."""
 
+    @classmethod
+    def for_file(cls, path: Path | str, newest: int, known: int) -> SchemaTooNewError:
+        return cls(
+            f"{path}: this watch log was written by a newer dualrec (schema version {newest}, this version knows "
+            f"up to {known}). Upgrade dualrec, or set DUALREC_DB to another file; the database was not modified."
+        )
+
 
 @dataclass(frozen=True)
 class Migration:
     id: int
     name: str
-    sql: str
+    apply: Callable[[Database], None]
 
 
-MIGRATIONS: tuple[Migration, ...] = (
-    Migration(
-        1,
-        "entries, trash for undo, not-interested movies",
+MIGRATIONS: list[Migration] = []
+
+
+def migration(name: str) -> Callable[[Callable[[Database], None]], Callable[[Database], None]]:
+    """Register the decorated function as the next migration (ids count up in the order of this file)."""
+
+    def register(step: Callable[[Database], None]) -> Callable[[Database], None]:
+        MIGRATIONS.append(Migration(len(MIGRATIONS) + 1, name, step))
+        return step
+
+    return register
+
+
+def run_sql(db: Database, script: str) -> None:
+    """Run a script statement by statement (executescript would COMMIT the migration's transaction)."""
+    for statement in _statements(script):
+        db.execute(statement)
+
+
+@migration("entries, trash for undo, not-interested movies")
+def m001_entries_trash_not_interested(db: Database) -> None:
+    run_sql(
+        db,
         """
         CREATE TABLE entries (
             id INTEGER PRIMARY KEY AUTOINCREMENT,  -- AUTOINCREMENT: ids are never reused, so undo can restore one
@@ -75,15 +107,18 @@ MIGRATIONS: tuple[Migration, ...] = (
             PRIMARY KEY (dataset, movie_id)
         );
         """,
-    ),
-    Migration(
-        2,
-        "undo per window: deleted entries remember which open window deleted them",
-        """
-        ALTER TABLE deleted_entries ADD COLUMN instance TEXT;  -- NULL = from a closed session, anyone may undo
-        """,
-    ),
-)
+    )
+
+
+@migration("undo per window: deleted entries remember which open window deleted them")
+def m002_undo_per_window(db: Database) -> None:
+    db.table("deleted_entries").add_column("instance", str)  # NULL = from a closed session, anyone may undo
+
+
+@migration("rewatch flag and tags on entries (kept from a Letterboxd diary, editable)")
+def m003_rewatch_and_tags(db: Database) -> None:
+    db.execute("ALTER TABLE entries ADD COLUMN rewatch INTEGER NOT NULL DEFAULT 0 CHECK (rewatch IN (0, 1))")
+    db.table("entries").add_column("tags", str, not_null_default="[]")  # JSON list of tag names, in order
 
 
 def utc_now() -> str:
@@ -97,49 +132,44 @@ def _applied(conn: sqlite3.Connection) -> list[int]:
     return [row[0] for row in conn.execute("SELECT id FROM schema_migrations ORDER BY id")]
 
 
-def migrate(conn: sqlite3.Connection, path: Path | str, migrations: Sequence[Migration] = MIGRATIONS) -> list[int]:
+def migrate(db: Database, path: Path | str, migrations: Sequence[Migration] = MIGRATIONS) -> list[int]:
     """Apply the pending migrations in order; return the ids applied now.
 
-    `conn` must be in autocommit mode (isolation_level=None): each migration gets its own
+    The connection must be in autocommit mode (isolation_level=None): each migration gets its own
     BEGIN IMMEDIATE ... COMMIT, so a second process opening the log waits instead of racing.
     """
+    conn = db.conn
     known = {m.id for m in migrations}
+    newest_known = max(known, default=0)
     done_now: list[int] = []
     # Up to date (the usual case): no write lock needed, so opening never waits on another writer.
     applied_before = _applied(conn)
     version_before = conn.execute("PRAGMA user_version").fetchone()[0]
-    if set(applied_before) == known and version_before == max(known, default=0):
+    if set(applied_before) == known and version_before == newest_known:
         return done_now
-    for migration in sorted(migrations, key=lambda m: m.id):
+    for step in sorted(migrations, key=lambda m: m.id):
         conn.execute("BEGIN IMMEDIATE")
         try:
             applied = _applied(conn)
             unknown = sorted(set(applied) - known)
             version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if unknown or version > max(known, default=0):
-                newest = max([*unknown, version])
-                raise SchemaTooNewError(
-                    f"{path}: this watch log was written by a newer dualrec (schema version {newest}, this "
-                    f"version knows up to {max(known, default=0)}). Upgrade dualrec, or set DUALREC_DB to "
-                    "another file; the database was not modified."
-                )
-            if migration.id in applied:
+            if unknown or version > newest_known:
+                raise SchemaTooNewError.for_file(path, max([*unknown, version]), newest_known)
+            if step.id in applied:
                 conn.execute("COMMIT")
                 continue
             conn.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations "
                 "(id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
             )
-            # executescript would COMMIT our transaction first; run statement by statement instead.
-            for statement in _statements(migration.sql):
-                conn.execute(statement)
+            step.apply(db)
             conn.execute(
                 "INSERT INTO schema_migrations (id, name, applied_at) VALUES (?, ?, ?)",
-                (migration.id, migration.name, utc_now()),
+                (step.id, step.name, utc_now()),
             )
-            conn.execute(f"PRAGMA user_version = {int(migration.id)}")
+            conn.execute(f"PRAGMA user_version = {int(step.id)}")
             conn.execute("COMMIT")
-            done_now.append(migration.id)
+            done_now.append(step.id)
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")

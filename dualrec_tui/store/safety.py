@@ -153,11 +153,7 @@ def identify(path: Path, migrations: Sequence[Migration], timeout: float = 10.0)
     known = {m.id for m in migrations}
     newest = max([version, *applied, 0])
     if newest > max(known, default=0) or set(applied) - known:
-        raise SchemaTooNewError(
-            f"{path}: this watch log was written by a newer dualrec (schema version {newest}, this version knows "
-            f"up to {max(known, default=0)}). Upgrade dualrec, or set DUALREC_DB to another file; the database "
-            "was not modified."
-        )
+        raise SchemaTooNewError.for_file(path, newest, max(known, default=0))
     if check != "ok":
         raise DamagedDatabaseError(f"{path}: the watch log is damaged ({check}). {recover_hint(path)}.")
 

@@ -57,11 +57,33 @@ def note_preview(note: str) -> str:
     return (first[: NOTE_PREVIEW - 1].rstrip() + "…") if cut else first
 
 
+TAGS_PREVIEW = 30  # characters of tags shown in the history (e shows them all)
+REWATCH_MARK = "↻"
+
+
+def tags_preview(tags: Sequence[str]) -> str:
+    """'#cinema #with-sam +2': as many tags as fit in TAGS_PREVIEW characters, then how many more."""
+    shown: list[str] = []
+    for position, tag in enumerate(tags):
+        word = "#" + tag.replace(" ", "-")
+        more = len(tags) - position
+        if shown and len(" ".join([*shown, word])) > TAGS_PREVIEW:
+            return " ".join([*shown, f"+{more}"])
+        shown.append(word if len(word) <= TAGS_PREVIEW else word[: TAGS_PREVIEW - 1] + "…")
+    return " ".join(shown)
+
+
 def entry_prompt(entry: Any) -> Content:
-    """A history row: date, title, rating, then genres / 'not in catalog' and the note's first line, muted."""
+    """A history row: date, title, ↻ for a rewatch, rating, then genres / 'not in catalog', the tags and the
+    note's first line, muted."""
     title = title_label(entry.title, getattr(entry, "year", None))
+    if getattr(entry, "rewatch", False):
+        title = f"{title} {REWATCH_MARK}"
     genres = ", ".join(entry.genres) if entry.genres else ""
     extra = genres if entry.movie_id is not None else "not in catalog"
+    tags = getattr(entry, "tags", ())
+    if tags:
+        extra = f"{extra} · {tags_preview(tags)}" if extra else tags_preview(tags)
     if entry.note:
         note = note_preview(entry.note)
         extra = f"{extra} — {note}" if extra else note
