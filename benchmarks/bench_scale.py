@@ -92,7 +92,7 @@ def run_shape(shape: str, work: Path, batches: int) -> list[dict[str, Any]]:
     import numpy as np
     import torch
 
-    from dualrec_tui.core import llm
+    from dualrec_tui.core import title_grammar as grammar_module
     from dualrec_tui.core.catalog import Catalog
     from dualrec_tui.core.lstm import LstmConfig, LstmRecommender, build_model, build_title_vocabulary
     from dualrec_tui.core.movielens import load_dataset
@@ -125,26 +125,26 @@ def run_shape(shape: str, work: Path, batches: int) -> list[dict[str, Any]]:
         times.sort()
         row["seconds"] = statistics.median(times)
         row["note"] = f"median of {len(times)}; p95 {times[int(0.95 * (len(times) - 1))] * 1000:.1f} ms"
-    saved = os.environ.get("DUALREC_CACHE_DIR"), llm.GRAMMAR_DISK_CACHE_MIN
+    saved = os.environ.get("DUALREC_CACHE_DIR"), grammar_module.GRAMMAR_DISK_CACHE_MIN
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["DUALREC_CACHE_DIR"] = tmp  # a fresh cache: "cold" is really cold
-        llm.GRAMMAR_DISK_CACHE_MIN = 0  # cache every shape's grammar, to time the warm path too
+        grammar_module.GRAMMAR_DISK_CACHE_MIN = 0  # cache every shape's grammar, to time the warm path too
         try:
             with step(rows, sampler, "catalog grammar, cold") as row:
-                grammar = llm.catalog_answer_grammar(catalog, 10)
+                grammar = grammar_module.catalog_answer_grammar(catalog, 10)
                 row["note"] = f"{len(grammar) / 1e6:.1f} MB"
-            llm._GRAMMARS.clear()
-            llm._LABELS.clear()
+            grammar_module._GRAMMARS.clear()
+            grammar_module._LABELS.clear()
             with step(rows, sampler, "catalog grammar, from disk cache"):
-                llm.catalog_answer_grammar(catalog, 10)
+                grammar_module.catalog_answer_grammar(catalog, 10)
             with step(rows, sampler, "title guard tables"):
-                llm._label_bytes(catalog)
+                grammar_module._label_bytes(catalog)
         finally:
             if saved[0] is None:
                 os.environ.pop("DUALREC_CACHE_DIR", None)
             else:
                 os.environ["DUALREC_CACHE_DIR"] = saved[0]
-            llm.GRAMMAR_DISK_CACHE_MIN = saved[1]
+            grammar_module.GRAMMAR_DISK_CACHE_MIN = saved[1]
 
     # the split's millions of Python ints come after the catalog steps: they would slow every GC pass there
     with step(rows, sampler, "split (sequences + leave-one-out)") as row:

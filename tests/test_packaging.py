@@ -142,6 +142,7 @@ def test_installed_wheel_starts_and_logs_a_movie_from_any_directory(wheel: Path,
             "--no-deps",
             "--no-index",
             "--no-compile",
+            "--ignore-installed",  # else pip uninstalls the test environment's own (editable) dualrec first
             "-q",
             "--prefix",
             venv,

@@ -168,56 +168,56 @@ def test_bad_row_deep_in_a_big_file_names_its_line(tmp_path: Path, line: str, pr
 def test_catalog_grammar_is_cached_on_disk_for_big_catalogs(
     tiny_release: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dualrec_tui.core import llm
+    from dualrec_tui.core import title_grammar as grammar_module
 
     catalog = load_dataset(tiny_release).catalog
     monkeypatch.setenv("DUALREC_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.setattr(llm, "GRAMMAR_DISK_CACHE_MIN", 10)  # the tiny catalog counts as big here
-    monkeypatch.setattr(llm, "_GRAMMARS", {})
-    built = llm.catalog_answer_grammar(catalog, 3)
+    monkeypatch.setattr(grammar_module, "GRAMMAR_DISK_CACHE_MIN", 10)  # the tiny catalog counts as big here
+    monkeypatch.setattr(grammar_module, "_GRAMMARS", {})
+    built = grammar_module.catalog_answer_grammar(catalog, 3)
     files = list((tmp_path / "cache" / "grammars").glob("*.gbnf"))
     assert len(files) == 1 and files[0].read_text(encoding="utf-8") == built
 
     def never(*_args: object) -> str:
         raise AssertionError("rebuilt a cached grammar")
 
-    monkeypatch.setattr(llm, "_GRAMMARS", {})  # a new process: only the disk cache is left
+    monkeypatch.setattr(grammar_module, "_GRAMMARS", {})  # a new process: only the disk cache is left
     with monkeypatch.context() as patch:
-        patch.setattr(llm, "_catalog_grammar", never)
-        patch.setattr(llm, "_grammar_cache_path", lambda c, n: files[0])  # `never` has other code
-        assert llm.catalog_answer_grammar(catalog, 3) == built
+        patch.setattr(grammar_module, "_catalog_grammar", never)
+        patch.setattr(grammar_module, "_grammar_cache_path", lambda c, n: files[0])  # `never` has other code
+        assert grammar_module.catalog_answer_grammar(catalog, 3) == built
     # another n, or a damaged file, is built anew (and the damaged file replaced)
-    assert llm.catalog_answer_grammar(catalog, 4) != built
+    assert grammar_module.catalog_answer_grammar(catalog, 4) != built
     files[0].write_text("garbage", encoding="utf-8")
-    monkeypatch.setattr(llm, "_GRAMMARS", {})
-    assert llm.catalog_answer_grammar(catalog, 3) == built
+    monkeypatch.setattr(grammar_module, "_GRAMMARS", {})
+    assert grammar_module.catalog_answer_grammar(catalog, 3) == built
     assert files[0].read_text(encoding="utf-8") == built
 
 
 def test_grammar_cache_key_follows_the_code(tiny_release: Path, tmp_path: Path, monkeypatch) -> None:
-    from dualrec_tui.core import llm
+    from dualrec_tui.core import title_grammar as grammar_module
 
     catalog = load_dataset(tiny_release).catalog
     monkeypatch.setenv("DUALREC_CACHE_DIR", str(tmp_path))
-    first = llm._grammar_cache_path(catalog, 3)
-    assert first == llm._grammar_cache_path(catalog, 3)  # stable: no refcount-dependent serialisation
-    assert first != llm._grammar_cache_path(catalog, 4)
-    monkeypatch.setattr(llm, "_gbnf_literal", lambda text: f"'{text}'")
-    assert first != llm._grammar_cache_path(catalog, 3)
+    first = grammar_module._grammar_cache_path(catalog, 3)
+    assert first == grammar_module._grammar_cache_path(catalog, 3)  # stable: no refcount-dependent serialisation
+    assert first != grammar_module._grammar_cache_path(catalog, 4)
+    monkeypatch.setattr(grammar_module, "_gbnf_literal", lambda text: f"'{text}'")
+    assert first != grammar_module._grammar_cache_path(catalog, 3)
 
 
 def test_unwritable_grammar_cache_still_gives_the_grammar(
     tiny_release: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from dualrec_tui.core import llm
+    from dualrec_tui.core import title_grammar as grammar_module
 
     catalog = load_dataset(tiny_release).catalog
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     monkeypatch.setenv("DUALREC_CACHE_DIR", str(blocker))  # cache_dir() cannot create it
-    monkeypatch.setattr(llm, "GRAMMAR_DISK_CACHE_MIN", 10)
-    monkeypatch.setattr(llm, "_GRAMMARS", {})
-    assert llm.catalog_answer_grammar(catalog, 3).startswith("root ::= ")
+    monkeypatch.setattr(grammar_module, "GRAMMAR_DISK_CACHE_MIN", 10)
+    monkeypatch.setattr(grammar_module, "_GRAMMARS", {})
+    assert grammar_module.catalog_answer_grammar(catalog, 3).startswith("root ::= ")
 
 
 def test_paused_gc_restores_the_collector() -> None:
