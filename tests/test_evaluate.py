@@ -192,8 +192,12 @@ def test_unknown_and_missing_models_are_clear(tmp_path: Path, monkeypatch) -> No
     with pytest.raises(registry.UnknownModelError, match="unknown model 'nope'"):
         registry.model_class("nope")
     monkeypatch.setitem(registry.MODELS, "ghost", "training.does_not_exist:Ghost")
-    with pytest.raises(registry.UnknownModelError, match="does not exist yet"):
+    missing = r"registers model 'ghost'.*no module training\.does_not_exist"
+    with pytest.raises(registry.UnknownModelError, match=missing):
         registry.model_class("ghost")
+    monkeypatch.setitem(registry.MODELS, "phantom", "training.baselines:Phantom")
+    with pytest.raises(registry.UnknownModelError, match=r"training\.baselines has no class Phantom"):
+        registry.model_class("phantom")
 
 
 def test_cli_user_error_is_one_red_line(tmp_path: Path, capsys) -> None:
