@@ -47,12 +47,12 @@ from .prompt import (
     DEFAULT_CANDIDATES,
     DEFAULT_SUGGESTIONS,
     END_OF_ANSWER,
-    RECENT_MOVIES,
     Suggestion,
     build_candidate_prompt,
     build_prompt,
     candidate_lines,
     parse_answer,
+    recent_movies,
 )
 
 RRF_C = 10.0
@@ -298,7 +298,7 @@ class DualRec:
         emit = on_event or (lambda event: None)
         history = [int(i) for i in history]
         watched = set(history) | {int(i) for i in exclude}
-        recent = [self.catalog[i] for i in history[-RECENT_MOVIES:]]
+        recent = recent_movies(self.catalog, history)
 
         start = time.perf_counter()
         scores = np.asarray(self.lstm.score([history]), dtype=np.float64)[0]
@@ -352,7 +352,7 @@ class DualRec:
         return np.random.default_rng(key & 0xFFFFFFFF).permutation(n)
 
     def candidate_prompt(self, history: Sequence[int], top1: int | None, shown: Sequence[int]) -> str:
-        recent = [self.catalog[i] for i in list(history)[-RECENT_MOVIES:]]
+        recent = recent_movies(self.catalog, history)
         predicted = self.catalog[top1] if top1 is not None else None
         return build_candidate_prompt(recent, predicted, [self.catalog[i] for i in shown])
 
@@ -532,7 +532,7 @@ class DualRec:
         result.ranking = ranking
 
     def prompt_for(self, history: Sequence[int], top1: int | None) -> str:
-        recent = [self.catalog[i] for i in list(history)[-RECENT_MOVIES:]]
+        recent = recent_movies(self.catalog, history)
         return build_prompt(recent, self.catalog[top1] if top1 is not None else None, self.n_suggestions)
 
     def grammar(self) -> str:

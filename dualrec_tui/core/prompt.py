@@ -1,6 +1,7 @@
 """The prompt templates and answer formats, used identically by fine-tuning, evaluation and the app.
 
-Two prompts, both with DUALRec's content (the user's 5 most recent movies plus the LSTM's top prediction):
+Two prompts, both with DUALRec's content (the user's RECENT_MOVIES = 5 most recent movies plus the LSTM's top
+prediction):
 
 - the *title* prompt (`build_prompt`) asks for `n` more movies from the whole catalog. Answer: one movie
   per line, `Title (Year) | Genre, Genre`, enforced by a GBNF grammar at decoding time and read back by
@@ -17,7 +18,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .catalog import Movie
+from .catalog import Catalog, Movie
 
 RECENT_MOVIES = 5
 DEFAULT_SUGGESTIONS = 3
@@ -30,13 +31,23 @@ def _movie_line(movie: Movie) -> str:
     return f"{movie.label} | {', '.join(movie.genres) if movie.genres else 'Unknown'}"
 
 
-def build_prompt(recent: Sequence[Movie], predicted: Movie | None, n: int = DEFAULT_SUGGESTIONS) -> str:
-    """The natural-language prompt of the method. `recent` is oldest first; only the last 5 are used."""
-    recent = list(recent)[-RECENT_MOVIES:]
+def recent_movies(catalog: Catalog, history: Sequence[int]) -> list[Movie]:
+    """The movies a prompt shows for a history of catalog indices (oldest first): its last RECENT_MOVIES."""
+    return [catalog[i] for i in list(history)[-RECENT_MOVIES:]]
+
+
+def _context_lines(recent: Sequence[Movie], predicted: Movie | None) -> list[str]:
+    """DUALRec's content, shared by both prompts: the last RECENT_MOVIES movies and the LSTM's top pick."""
     lines = ["A movie fan recently watched, oldest first:"]
-    lines += [f"- {_movie_line(m)}" for m in recent] or ["- (nothing yet)"]
+    lines += [f"- {_movie_line(m)}" for m in list(recent)[-RECENT_MOVIES:]] or ["- (nothing yet)"]
     if predicted is not None:
         lines.append(f"A sequential model predicts they will watch next: {_movie_line(predicted)}")
+    return lines
+
+
+def build_prompt(recent: Sequence[Movie], predicted: Movie | None, n: int = DEFAULT_SUGGESTIONS) -> str:
+    """The natural-language prompt of the method. `recent` is oldest first; only the last RECENT_MOVIES are used."""
+    lines = _context_lines(recent, predicted)
     lines.append(f"Recommend {n} other movies they would enjoy next, one per line, as Title (Year) | Genres.")
     lines.append("Recommendations:")
     return "\n".join(lines) + "\n"
@@ -64,11 +75,7 @@ def build_candidate_prompt(recent: Sequence[Movie], predicted: Movie | None, can
     The caller shuffles `candidates` (a seeded, history-dependent order), so a letter's position never
     tells the model the LSTM's rank."""
     lettered = candidate_lines(candidates)
-    recent = list(recent)[-RECENT_MOVIES:]
-    lines = ["A movie fan recently watched, oldest first:"]
-    lines += [f"- {_movie_line(m)}" for m in recent] or ["- (nothing yet)"]
-    if predicted is not None:
-        lines.append(f"A sequential model predicts they will watch next: {_movie_line(predicted)}")
+    lines = _context_lines(recent, predicted)
     lines.append("Candidates:")
     lines += lettered
     lines.append("Which candidates will they watch next? Answer with candidate lines, best first.")
