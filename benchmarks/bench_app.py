@@ -128,10 +128,10 @@ async def bench_in_app(catalog, lstm, repeat: int) -> tuple[list[float], list[fl
                     while not (results.option_count and _shown(app, target)):
                         await asyncio.sleep(0.0005)
                     keystroke.append(time.perf_counter() - start)
-                run = app._rec_run
+                run = app.runs.run
                 start = time.perf_counter()
                 await search.action_submit()  # type: ignore[attr-defined]  # = pressing Enter
-                while app._rec_run == run or app.rec_stage not in ("lstm", "final"):
+                while app.runs.run == run or app.rec_stage not in ("lstm", "final"):
                     await asyncio.sleep(0.0005)
                 logging.append(time.perf_counter() - start)
                 await app.workers.wait_for_complete()

@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 
 from dualrec_tui.core.artifacts import default_data_dir, models_dir
-from dualrec_tui.core.llm import LlamaGenerator, base_gguf_path
+from dualrec_tui.core.llm import LlamaGenerator
+from dualrec_tui.core.llm_files import base_gguf_path
 from dualrec_tui.core.movielens import load_dataset
 from dualrec_tui.core.prompt import answer_grammar
 from dualrec_tui.core.sequences import build_sequences, leave_one_out

@@ -71,7 +71,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     from dualrec_tui.core.artifacts import models_dir
     from dualrec_tui.core.catalog import Catalog
-    from dualrec_tui.core.llm import LlamaGenerator, locate_llm
+    from dualrec_tui.core.llm import LlamaGenerator
+    from dualrec_tui.core.llm_files import locate_llm
     from dualrec_tui.core.llm_rank import LlamaCandidateRanker
     from dualrec_tui.core.pipeline import DualRec, FusedReady, LlmToken, LstmReady, read_fusion
     from dualrec_tui.core.rerank import SentenceReranker

@@ -21,7 +21,8 @@ import argparse
 import statistics
 import time
 
-from dualrec_tui.core.llm import LlamaGenerator, default_gguf_path
+from dualrec_tui.core.llm import LlamaGenerator
+from dualrec_tui.core.llm_files import default_gguf_path
 from dualrec_tui.core.prompt import answer_grammar, build_prompt
 
 

@@ -117,6 +117,17 @@ class Config:
         return path
 
 
+def remember_theme(path: Path, theme: str) -> None:
+    """Keep a theme picked in the palette for the next start; a read-only or broken config file must not
+    stop the app from quitting, so failures are ignored (the theme is then simply not kept)."""
+    import contextlib
+
+    from .core.errors import DualrecError
+
+    with contextlib.suppress(DualrecError, OSError):
+        replace(Config.load(path, apply_env=False), theme=theme).save(path)
+
+
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         import tomllib

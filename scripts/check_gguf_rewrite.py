@@ -15,7 +15,7 @@ from gguf import GGUFReader
 from llama_cpp import Llama
 
 from dualrec_tui.core.catalog import Catalog
-from dualrec_tui.core.llm import locate_llm
+from dualrec_tui.core.llm_files import locate_llm
 from dualrec_tui.core.prompt import build_prompt
 
 

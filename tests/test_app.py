@@ -57,12 +57,12 @@ async def test_search_log_recommend_streams_lstm_then_llm(tmp_path: Path) -> Non
         entries = app.watchlog.history()
         assert [(e.title, e.year, e.watched_on) for e in entries] == [("The Matrix", 1999, TODAY)]
         assert app.rec_stage == "final"
-        titles = [r.title for r in app.recs]
+        titles = [r.label for r in app.recs]
         assert "The Matrix (1999)" not in titles  # never recommend what was watched
         assert len(app.recs) == app.hub.n_recommendations
         # the fake LLM prefers short titles: with its fusion weight they climb, and their tags say so
         result = app.hub.pipeline.recommend(app.watchlog.model_input(app.hub.catalog), app.hub.n_recommendations)
-        assert [r.title for r in app.recs] == [r.movie.label for r in result.recommendations]  # fused order
+        assert [r.label for r in app.recs] == [r.movie.label for r in result.recommendations]  # fused order
         assert result.stages["reordered"] and any("llm" in r.signals for r in app.recs)
         for rec in app.recs:
             assert rec.signals and set(rec.signals) <= {"lstm", "llm", "sim"}
@@ -73,25 +73,28 @@ async def test_search_log_recommend_streams_lstm_then_llm(tmp_path: Path) -> Non
 
 
 def test_hub_emits_lstm_then_the_fused_list_then_the_llm_picks(tmp_path: Path) -> None:
+    from dualrec_tui.core.pipeline import FinalReady, FusedReady, LlmSuggestion, LstmReady
+
     hub = make_hub(tmp_path)
-    stages = []
+    events = []
     matrix = hub.catalog.resolve("The Matrix (1999)").movie.index
-    hub.recommend([matrix], {matrix}, stages.append, lambda: False)
-    kinds = [s.stage for s in stages]
-    assert kinds[0] == "lstm" and kinds[1] == "fused" and kinds[-1] == "final"
-    assert kinds.index("fused") < kinds.index("llm") < kinds.index("final")  # list on screen before it writes
-    streamed = [s for s in stages if s.stage == "llm"]
-    assert [len(s.items) for s in streamed] == [1, 2, 3]  # the written picks, one at a time
-    fused, final = stages[1], stages[-1]
-    assert [r.index for r in final.items] == [r.index for r in fused.items]
-    assert "LLM's picks:" in final.summary
+    hub.recommend([matrix], {matrix}, events.append, lambda: False)
+    kinds = [type(e).__name__ for e in events]
+    assert isinstance(events[0], LstmReady) and isinstance(events[1], FusedReady) and isinstance(events[-1], FinalReady)
+    first_pick = kinds.index("LlmSuggestion")
+    assert kinds.index("FusedReady") < first_pick < kinds.index("FinalReady")  # list on screen before it writes
+    picks = [e for e in events if isinstance(e, LlmSuggestion)]
+    assert len(picks) == 3 and all(p.status == "kept" for p in picks)  # the written picks, one at a time
+    fused, final = events[1], events[-1]
+    assert [r.index for r in final.result.recommendations] == [r.index for r in fused.recommendations]
+    assert "LLM's picks:" in hub.pipeline.describe(final.result)
 
 
 def test_hub_stops_a_cancelled_run(tmp_path: Path) -> None:
     hub = make_hub(tmp_path)
-    stages = []
-    hub.recommend([0], set(), stages.append, lambda: bool(stages))
-    assert [s.stage for s in stages] == ["lstm"]
+    events = []
+    hub.recommend([0], set(), events.append, lambda: bool(events))
+    assert [type(e).__name__ for e in events] == ["LstmReady"]
     assert not hub._lock.locked()
 
 
@@ -270,13 +273,13 @@ async def test_help_palette_and_settings(tmp_path: Path) -> None:
         keys = {str(table.get_row_at(i)[1]) for i in range(table.row_count)}
         assert {"f1", "ctrl+r", "ctrl+z", "e", "d, delete", "n", "w", "ctrl+n"} <= keys
         await pilot.press("escape")
-        runs = app._rec_run
+        runs = app.runs.run
         await pilot.press("ctrl+p")  # the command palette runs actions by name
         await type_text(pilot, "refresh recommendations")
         await pilot.pause(0.3)
         await pilot.press("enter")
         await settle(app, pilot)
-        assert app._rec_run == runs + 1 and app.rec_stage == "final"
+        assert app.runs.run == runs + 1 and app.rec_stage == "final"
         await pilot.press("f2")
         await settle(app, pilot)
         app.screen.query_one("#n_recommendations").value = "3"
@@ -303,7 +306,7 @@ async def test_real_lstm_recommends_after_logging(tmp_path: Path) -> None:
         await settle(app, pilot)
         assert app.rec_stage == "final" and len(app.recs) == 5
         assert all(r.source == "lstm" and r.index is not None for r in app.recs)
-        assert "Toy Story (1995)" not in [r.title for r in app.recs]
+        assert "Toy Story (1995)" not in [r.label for r in app.recs]
 
 
 # ------------------------------------------------------------------ config and command line

@@ -38,3 +38,44 @@ def test_core_imports_no_heavy_library_at_import_time() -> None:
 def test_training_cli_help_is_fast_to_import() -> None:
     loaded = _modules_after("import training.__main__")
     assert {"torch", "llama_cpp", "sentence_transformers", "transformers", "textual"} & loaded == set()
+
+
+def _imported_modules(path: Path) -> set[str]:
+    """Absolute names of every module `path` imports, at any depth of the file (lazy imports too)."""
+    import ast
+
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package.split(".")
+            prefix = ".".join(base[: len(base) - node.level + 1]) if node.level else ""
+            module = ".".join(filter(None, [prefix, node.module or ""]))
+            names.add(module)
+            names.update(f"{module}.{alias.name}" for alias in node.names)
+    return names
+
+
+def test_screens_and_widgets_never_import_the_app() -> None:
+    """Screens and widgets post messages; the app wires them (an import of the app would be a cycle)."""
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(m for m in _imported_modules(path) if m == "dualrec_tui.app")
+        for folder in ("screens", "widgets")
+        for path in (ROOT / "dualrec_tui" / folder).glob("*.py")
+    }
+    assert {name: found for name, found in offenders.items() if found} == {}
+
+
+def test_the_app_sees_one_recommendation_type() -> None:
+    """The pipeline's events reach the app as they are: no second Recommendation class above the core."""
+    import ast
+
+    defined = {
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "dualrec_tui").rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ClassDef) and node.name == "Recommendation"
+    }
+    assert defined == {"dualrec_tui/core/pipeline.py"}

@@ -22,7 +22,7 @@ import pytest
 from store_catalog import small_catalog
 
 from dualrec_tui.core.errors import ModelUnavailableError
-from dualrec_tui.core.llm import check_gguf
+from dualrec_tui.core.llm_files import check_gguf
 from dualrec_tui.core.model_files import verify_adapter, verify_gguf
 from dualrec_tui.store import SchemaTooNewError, WatchLog, WatchLogError, plan_import
 from dualrec_tui.store.importers import MAX_FILE_BYTES, MAX_LINE_BYTES, ImportCancelled
@@ -138,7 +138,7 @@ def test_a_passed_check_is_cached_by_size_and_mtime(tmp_path: Path, monkeypatch)
 
 def test_damaged_adapter_never_reaches_llama_cpp_and_the_lstm_list_stays(tmp_path: Path, monkeypatch) -> None:
     """The app's path (ModelHub.load_llm): the LLM is marked broken with the reason, no '✓', LSTM picks work."""
-    from dualrec_tui.core import llm as llm_module
+    from dualrec_tui.core import llm_files as llm_module
     from dualrec_tui.services import ModelHub
     from dualrec_tui.widgets.status import describe
     from tests.tui_support import FakeLstm
@@ -149,7 +149,7 @@ def test_damaged_adapter_never_reaches_llama_cpp_and_the_lstm_list_stays(tmp_pat
     (models / "llm" / "adapter.gguf").write_bytes(ADAPTER.read_bytes()[:200_000])
     shutil.copy(ADAPTER.parent / "manifest.json", models / "llm" / "manifest.json")
     base = tiny_gguf(tmp_path / "base.gguf")
-    monkeypatch.setattr(llm_module, "base_gguf_path", lambda: base)
+    monkeypatch.setattr(llm_module, "base_gguf_path", lambda progress=None: base)
     monkeypatch.setitem(sys.modules, "llama_cpp", None)  # importing llama.cpp would now fail the test loudly
     catalog = tui_catalog()
     hub = ModelHub(models, catalog=catalog, lstm=FakeLstm(catalog), llm_enabled=True)
@@ -159,8 +159,10 @@ def test_damaged_adapter_never_reaches_llama_cpp_and_the_lstm_list_stays(tmp_pat
     assert llm.state == "error" and "damaged or incomplete" in llm.problem and "manifest says" in llm.problem
     assert "✓" not in str(describe(llm))
     assert pipeline is not None and pipeline.generator is None
-    quick = hub.quick([0], [0]).items
-    assert quick and {r.source for r in quick} == {"lstm"}
+    events = []
+    hub.recommend([0], [0], events.append, lambda: False)
+    final = events[-1].result.recommendations
+    assert final and {r.source for r in final} == {"lstm"}  # the LSTM list stays, credited to the LSTM
 
 
 @pytest.mark.skipif(not ADAPTER.is_file(), reason="no shipped adapter")
@@ -606,13 +608,14 @@ def test_broken_lstm_keeps_the_llm_with_popularity_standing_in(tmp_path: Path, m
     hub = ModelHub(tmp_path, catalog=catalog, llm_enabled=True)
     assert hub.load_lstm() is None and hub.components["lstm"].state == "error"
     assert hub.load_llm() is not None and hub.components["llm"].state == "ready"
-    stages = []
+    events = []
     history = [catalog.resolve("Matrix, The (1999)").movie.index, catalog.resolve("Heat (1995)").movie.index]
-    hub.recommend(history, set(history), stages.append, lambda: False)
-    final = stages[-1]
-    assert final.stage == "final" and any("llm" in r.signals for r in final.items)
-    assert {r.source for r in final.items} <= {"popular", "popular+LLM", "llm"}  # never claims "LSTM"
-    assert all("LSTM:" not in r.why for r in final.items)
+    hub.recommend(history, set(history), events.append, lambda: False)
+    final = events[-1].result.recommendations
+    assert type(events[-1]).__name__ == "FinalReady" and any("llm" in r.signals for r in final)
+    assert {r.source for r in final} <= {"popular", "popular+LLM", "llm"}  # never claims "LSTM"
+    assert all("lstm" not in r.signals for event in events[:-1] for r in getattr(event, "recommendations", []))
+    assert "LSTM" not in hub.pipeline.describe(events[-1].result)
 
 
 @run_async

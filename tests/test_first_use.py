@@ -176,7 +176,7 @@ async def test_free_text_entry_can_be_linked_to_the_catalog(tmp_path: Path) -> N
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         app.watchlog.add("heat", year=1995, watched_on=TODAY)
-        app.refresh_history(select_first=True)
+        app.refresh_history()
         app.main.query_one(HistoryList).focus()
         await pilot.press("e")
         await settle(app, pilot)

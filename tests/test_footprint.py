@@ -28,7 +28,7 @@ hub.recommend(history, set(), stages.append, lambda: False)
 reranker = getattr(hub.pipeline, "reranker", None)
 print(json.dumps({
     "states": {name: c.state for name, c in hub.components.items()},
-    "final": [len(s.items) for s in stages if s.stage == "final"],
+    "final": [len(s.result.recommendations) for s in stages if type(s).__name__ == "FinalReady"],
     "rerank_from": str(getattr(reranker, "shipped_path", None)),
     "rerank_computed": getattr(reranker, "computed", None),
     "loaded": sorted(m for m in TRAINING_ONLY if m in sys.modules),

@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 
 from dualrec_tui.core.errors import ModelUnavailableError
-from dualrec_tui.core.llm import LlamaGenerator, TitleGuard, catalog_answer_grammar, check_gguf
+from dualrec_tui.core.llm import LlamaGenerator
+from dualrec_tui.core.llm_files import check_gguf
 from dualrec_tui.core.prompt import answer_grammar, build_prompt, parse_answer
+from dualrec_tui.core.title_grammar import TitleGuard, catalog_answer_grammar
 from tests.tiny_llm import converter_or_skip, toy_catalog
 
 ROOT = Path(__file__).resolve().parents[1]

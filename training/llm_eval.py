@@ -152,7 +152,7 @@ class LlmBaseModel:
 
     # -- loading
     def _default_files(self) -> Any:
-        from dualrec_tui.core.llm import REBUILD_BASE, LlmFiles, base_gguf_path
+        from dualrec_tui.core.llm_files import REBUILD_BASE, LlmFiles, base_gguf_path
 
         return LlmFiles(base_gguf_path(), None, "base", REBUILD_BASE)
 
@@ -161,7 +161,7 @@ class LlmBaseModel:
 
     def load(self, path: Path) -> None:
         """`--checkpoint llm=PATH`: a folder (merged model, or adapter.gguf on the base), or a .gguf file."""
-        from dualrec_tui.core.llm import locate_llm
+        from dualrec_tui.core.llm_files import locate_llm
 
         self._setup(locate_llm(Path(path)))
 
@@ -216,7 +216,7 @@ class LlmModel(LlmBaseModel):
     name = "llm"
 
     def _default_files(self) -> Any:
-        from dualrec_tui.core.llm import locate_llm
+        from dualrec_tui.core.llm_files import locate_llm
 
         files = locate_llm()
         if files.kind == "base":

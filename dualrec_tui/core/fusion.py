@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 SIGNALS = ("lstm", "llm", "sim")
-SIGNAL_WORDS = {"lstm": "LSTM", "llm": "LLM", "sim": "similar"}
+SIGNAL_WORDS = {"lstm": "LSTM", "llm": "LLM", "sim": "similar", "popular": "popular"}  # tags shown in the app
 
 
 def log_softmax(values: np.ndarray) -> np.ndarray:

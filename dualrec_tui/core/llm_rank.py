@@ -20,25 +20,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from .prompt import CANDIDATE_LETTERS
-
-
-class CandidateLlm(Protocol):
-    """What the pipeline needs from a candidate-grounded stage 2."""
-
-    def run(
-        self,
-        prompt: str,
-        lines: Sequence[str],
-        *,
-        n_write: int,
-        on_scores: Callable[[np.ndarray], None] | None = None,
-        on_line: Callable[[int], None] | None = None,
-    ) -> tuple[np.ndarray, list[int]]: ...
 
 
 @dataclass

@@ -34,8 +34,9 @@ from typing import Any
 
 import numpy as np
 
+from .artifacts import rebuild_command
 from .catalog import Catalog, normalize_title
-from .errors import ModelUnavailableError
+from .errors import ModelMissingError, ModelUnavailableError
 
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
@@ -43,7 +44,7 @@ FORMAT_VERSION = 1
 PAD = 0
 MAX_TITLE_TOKENS = 12
 SINGLE_THREAD_MAX_BATCH = 8
-REBUILD_COMMAND = "python -m training lstm --data <ml-latest-small folder> --out models/lstm"
+REBUILD_COMMAND = rebuild_command("lstm")
 
 
 # ----------------------------------------------------------------------------- features
@@ -220,7 +221,7 @@ def read_config(directory: Path, catalog: Catalog, rebuild: str = REBUILD_COMMAN
     config_path, weights_path = directory / CONFIG_FILE, directory / WEIGHTS_FILE
     for path in (config_path, weights_path):
         if not path.is_file():
-            raise ModelUnavailableError(what, f"{path.name} is missing", rebuild)
+            raise ModelMissingError(what, f"{path.name} is missing", rebuild)
     try:
         payload = json.loads(config_path.read_text(encoding="utf-8"))
         config = LstmConfig.from_json(payload)

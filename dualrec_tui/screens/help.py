@@ -22,11 +22,11 @@ INTRO = (
 
 def binding_rows() -> list[tuple[str, str, str]]:
     """(where, keys, what) for every binding the user can press."""
-    from ..app import DualrecApp
+    from ..bindings import APP_BINDINGS
     from ..widgets.lists import HistoryList, RecommendationList, ResultList, SearchInput
 
     sources: list[tuple[str, list]] = [
-        ("anywhere", DualrecApp.BINDINGS),
+        ("anywhere", APP_BINDINGS),
         ("search box", SearchInput.BINDINGS),
         ("search results", ResultList.BINDINGS),
         ("history", HistoryList.BINDINGS),

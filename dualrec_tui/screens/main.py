@@ -1,26 +1,25 @@
 """The main screen: search + history on the left, recommendations on the right, model status below.
 
-It is a view: it forwards what the user does to the app (which owns the watch log and the models)
-and exposes small `show_*` methods the app calls with new data.
+It is a view: what the user does goes up to the app as typed messages (the app owns the watch log and
+the models), and the app calls small `show_*` methods with new data. It never imports the app.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
+from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Label, OptionList, Static
 
 from ..core.catalog import Movie
-from ..services import Component, Recommendation
+from ..core.pipeline import Recommendation
+from ..services import Component, State
 from ..widgets.lists import HistoryList, RecommendationList, ResultList, SearchInput
 from ..widgets.status import ModelStatus
-
-if TYPE_CHECKING:
-    from ..app import DualrecApp
 
 
 class MainScreen(Screen[None]):
@@ -28,9 +27,28 @@ class MainScreen(Screen[None]):
 
     AUTO_FOCUS = "#search"
 
-    @property
-    def dualrec(self) -> DualrecApp:
-        return self.app  # type: ignore[return-value]
+    class SearchChanged(Message):
+        """The search box text changed."""
+
+        def __init__(self, query: str) -> None:
+            super().__init__()
+            self.query = query
+
+    class LogMovie(Message):
+        """Log this catalog movie as watched today."""
+
+        def __init__(self, index: int) -> None:
+            super().__init__()
+            self.index = index
+
+    class LogFreeText(Message):
+        """Log the search text as a movie the catalog lacks (after a dialog)."""
+
+    class EditEntry(Message):
+        """Edit the history entry under the cursor."""
+
+    class LogRecommendation(Message):
+        """Log the recommendation under the cursor."""
 
     def compose(self) -> ComposeResult:
         yield Header(icon="▶")
@@ -54,7 +72,7 @@ class MainScreen(Screen[None]):
     # ------------------------------------------------------------------ events
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id == "search":
-            self.dualrec.search(event.value)
+            self.post_message(self.SearchChanged(event.value))
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         if event.input.id != "search":
@@ -64,27 +82,31 @@ class MainScreen(Screen[None]):
         if results.display and results.option_count and results.highlighted is not None:
             option = results.get_option_at_index(results.highlighted)
             if option.id is not None:
-                self.dualrec.log_catalog_movie(int(option.id))
+                self.post_message(self.LogMovie(int(option.id)))
                 return
         if event.value.strip():
-            self.dualrec.action_log_free_text()
+            self.post_message(self.LogFreeText())
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
         if event.option_list.id == "results" and event.option.id is not None:
-            self.dualrec.log_catalog_movie(int(event.option.id))
+            self.post_message(self.LogMovie(int(event.option.id)))
         elif event.option_list.id == "history":
-            self.dualrec.action_edit_entry()
+            self.post_message(self.EditEntry())
         elif event.option_list.id == "recs":
-            self.dualrec.action_log_recommendation()
+            self.post_message(self.LogRecommendation())
 
     # ------------------------------------------------------------ app -> view
-    def show_results(self, query: str, movies: Sequence[Movie] | None) -> None:
+    @property
+    def search_text(self) -> str:
+        return self.query_one(SearchInput).value.strip()
+
+    def show_results(self, query: str, movies: Sequence[Movie] | None, catalog: State = State.READY) -> None:
+        """`movies` None: no catalog to search; `catalog` says whether one is still coming."""
         results = self.query_one(ResultList)
         results.display = bool(query.strip())
         if movies is None:
-            state = self.dualrec.hub.components["catalog"].state
-            if state in ("waiting", "loading"):
+            if catalog in (State.WAITING, State.LOADING):
                 results.show_message("Catalog not loaded yet: Ctrl+N logs the text as typed")
             else:
                 results.show_message("No catalog (F4 says how to rebuild it): Ctrl+N logs the text as typed")
@@ -115,8 +137,26 @@ class MainScreen(Screen[None]):
         self.query_one(RecommendationList).show_recommendations(recs, empty)
         self.query_one("#recs-state", Static).update(state)
 
-    def show_recs_state(self, state: str) -> None:
-        self.query_one("#recs-state", Static).update(state)
+    def show_recs_state(self, state: str, tooltip: str | None = None) -> None:
+        recs_state = self.query_one("#recs-state", Static)
+        recs_state.update(state)
+        recs_state.tooltip = tooltip
+
+    def select_history_entry(self, entry_id: int) -> None:
+        """Keep an entry under the cursor after the history was redrawn (it may have moved)."""
+        history = self.query_one(HistoryList)
+        position = history.position_of(entry_id)
+        if position is not None:
+            history.highlighted = position
+
+    @property
+    def selected_entry_id(self) -> int | None:
+        return self.query_one(HistoryList).selected_entry_id
+
+    @property
+    def selected_recommendation(self) -> int | None:
+        """The position of the highlighted recommendation."""
+        return self.query_one(RecommendationList).selected_position
 
     def show_status(self, components: dict[str, Component], progress: str | None = None) -> None:
         self.query_one(ModelStatus).show(components, progress)

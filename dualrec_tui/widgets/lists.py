@@ -14,15 +14,15 @@ from textual.content import Content
 from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option
 
-from ..core.catalog import Movie
-from ..services import Recommendation
+from ..core.catalog import Movie, title_label
+from ..core.fusion import SIGNAL_WORDS
+from ..core.pipeline import Recommendation
 
 SOURCE_TAGS = {
     "lstm": ("LSTM", "$primary"),
     "llm": ("LLM", "$secondary"),
     "both": ("LSTM+LLM", "$success"),
 }
-SIGNAL_WORDS = {"lstm": "LSTM", "llm": "LLM", "sim": "similar", "popular": "popular"}  # + core.fusion.SIGNAL_WORDS
 
 
 def recommendation_tag(rec: Recommendation) -> tuple[str, str]:
@@ -59,7 +59,7 @@ def note_preview(note: str) -> str:
 
 def entry_prompt(entry: Any) -> Content:
     """A history row: date, title, rating, then genres / 'not in catalog' and the note's first line, muted."""
-    title = f"{entry.title} ({entry.year})" if getattr(entry, "year", None) else entry.title
+    title = title_label(entry.title, getattr(entry, "year", None))
     genres = ", ".join(entry.genres) if entry.genres else ""
     extra = genres if entry.movie_id is not None else "not in catalog"
     if entry.note:
@@ -77,13 +77,11 @@ def entry_prompt(entry: Any) -> Content:
 def recommendation_prompt(position: int, rec: Recommendation) -> Content:
     """'1. Title (Year) [LSTM+LLM]' then, muted, why it is there (or its genres)."""
     tag, colour = recommendation_tag(rec)
-    missing = "" if rec.index is not None else " (not in catalog)"
-    detail = rec.why or ", ".join(rec.genres)
+    detail = rec.why or rec.movie.genre_text
     return Content.from_markup(
-        f"[$text-muted]$n.[/] $title[$text-muted]$missing[/] [{colour}]\\[$tag][/]\n    [$text-muted]$detail[/]",
+        f"[$text-muted]$n.[/] $title [{colour}]\\[$tag][/]\n    [$text-muted]$detail[/]",
         n=f"{position + 1:>2}",
-        title=rec.title,
-        missing=missing,
+        title=rec.label,
         tag=tag,
         detail=detail,
     )
@@ -137,6 +135,10 @@ class HistoryList(OptionList):
         self.set_options(options)
         if options:
             self.highlighted = min(keep or 0, len(options) - 1)
+
+    def position_of(self, entry_id: int) -> int | None:
+        """Where the entry `entry_id` is in the list (None when it is not shown)."""
+        return next((i for i in range(self.option_count) if self.get_option_at_index(i).id == str(entry_id)), None)
 
     @property
     def selected_entry_id(self) -> int | None:

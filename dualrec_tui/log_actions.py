@@ -1,0 +1,305 @@
+"""What the user does to the watch log from the main screen: log, edit, delete, undo, hide.
+
+Each action is a small dialog flow around one `WatchLog` call. Errors become messages in a toast or in
+the dialog; the log is never left half-changed (the store writes each change in one transaction).
+The app binds the keys and tells this object what happened; this object tells the app back through
+two callbacks: `changed(select_id)` (redraw the history, keeping that entry under the cursor) and
+`recommend()` (the model input changed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .core.catalog import Catalog, Movie, parse_title
+from .core.errors import DualrecError
+
+if TYPE_CHECKING:
+    from textual.app import App
+
+    from .screens.main import MainScreen
+
+
+class LogActions:
+    """The watch log's dialog flows, with this session's undo stack (deletes and 'not interested')."""
+
+    def __init__(
+        self,
+        app: App[Any],
+        main: Callable[[], MainScreen],
+        catalog: Callable[[], Catalog | None],
+        changed: Callable[[int | None], None],
+        recommend: Callable[[], None],
+        today: Callable[[], date],
+    ) -> None:
+        self.app = app
+        self.main = main
+        self.catalog = catalog
+        self.changed = changed
+        self.recommend = recommend
+        self.today = today
+        self.watchlog: Any = None
+        self.problem = ""  # why the watch log cannot be used ("" = it can)
+        self.undo_stack: list[tuple[str, Any]] = []  # ("delete", None) or ("hide", (movie_id, dataset, label))
+
+    # ------------------------------------------------------------------ checks
+    def open(self, path: Path, timeout: float) -> None:
+        """Open the watch log at `path`; a log that cannot be opened, or only read, is said at once."""
+        from .store import WatchLog
+
+        try:
+            self.watchlog = WatchLog.open(path, timeout=timeout)
+        except DualrecError as exc:
+            self.problem = str(exc)
+            self.app.notify(f"{exc}", title="Watch log unavailable", severity="error", timeout=30)
+            return
+        if read_only := getattr(self.watchlog, "read_only", ""):
+            text = f"{self.watchlog.path}: {read_only}. The history shows, but nothing can be logged or changed."
+            self.app.notify(text, title="Watch log is read-only", severity="warning", timeout=30)
+
+    def trouble(self) -> str:
+        """What is wrong with the watch log, for the model-status screen ("" when nothing is)."""
+        if self.watchlog is None:
+            return f"The watch log is unavailable: {self.problem}"
+        read_only = getattr(self.watchlog, "read_only", "")
+        return f"The watch log is read-only: {read_only}. Nothing can be logged." if read_only else ""
+
+    def usable(self, write: bool = True) -> bool:
+        """Whether the log can be read (and, with `write`, changed); says why not."""
+        if self.watchlog is None:
+            problem = self.problem or "it could not be opened"
+            self.app.notify(f"The watch log is unavailable: {problem}", title="Watch log", severity="error", timeout=20)
+            return False
+        read_only = getattr(self.watchlog, "read_only", "")
+        if write and read_only:
+            self.app.notify(f"The watch log is read-only: {read_only}.", title="Not saved", severity="error")
+            return False
+        return True
+
+    def _failed(self, exc: Exception, title: str) -> None:
+        self.app.notify(str(exc), title=title, severity="error", timeout=20)
+
+    def _confirm(self, heading: str, text: str, choices: list[tuple[str, str]], then: Callable[[str], None]) -> None:
+        from .screens.dialogs import ConfirmDialog
+
+        self.app.push_screen(ConfirmDialog(heading, text, choices), callback=lambda choice: choice and then(choice))
+
+    # ------------------------------------------------------------------ logging
+    def log_catalog_movie(
+        self,
+        index: int,
+        rating: float | None = None,
+        note: str | None = None,
+        watched_on: date | None = None,
+        *,
+        confirmed: bool = False,
+    ) -> None:
+        """Log a catalog movie; a second viewing on the same day is asked about first (import skips those)."""
+        catalog = self.catalog()
+        if catalog is None or not self.usable():
+            return
+        movie = catalog[index]
+        day = watched_on or self.today()
+        if not confirmed and self._logged_on(catalog, index, day):
+            self._confirm(
+                "Already logged that day",
+                f"{movie.label} is already in your log on {day.isoformat()}. Log another viewing?",
+                [("again", "Log again"), ("cancel", "Cancel")],
+                lambda choice: choice == "again" and self.log_catalog_movie(index, rating, note, day, confirmed=True),
+            )
+            return
+        try:
+            entry = self.watchlog.add(movie, dataset=catalog.name, watched_on=day, rating=rating, note=note)
+        except (ValueError, DualrecError) as exc:
+            self.app.notify(str(exc), title="Not logged", severity="error")
+            return
+        self.main().clear_search()
+        self.changed(entry.id)
+        self.app.notify(f"Logged {movie.label}. In the history, e adds a rating or note.", title="Watched")
+        self.recommend()
+
+    def _logged_on(self, catalog: Catalog, index: int, day: date) -> bool:
+        return any(e.watched_on == day and e.catalog_index(catalog) == index for e in self.watchlog.chronological())
+
+    def log_free_text(self) -> None:
+        """Log a title the catalog lacks: kept in the log, marked 'not in catalog', never model input."""
+        if not self.usable():
+            return
+        from .screens.dialogs import EntryDialog
+
+        def done(result: Any) -> None:
+            if result is None:
+                return
+            match = self._catalog_match(result.title)
+            if match is None:
+                self._log_as_typed(result)
+                return
+            self._confirm(
+                "This movie is in the catalog",
+                f"“{result.title}” is {match.label} ({match.genre_text}) in the catalog. Logged as the catalog "
+                "movie it counts for recommendations; logged as typed it does not.",
+                [("catalog", f"Log {match.label}"), ("free", "Log as typed"), ("cancel", "Cancel")],
+                lambda choice: (
+                    self.log_catalog_movie(match.index, result.rating, result.note, result.watched_on)
+                    if choice == "catalog"
+                    else choice == "free" and self._log_as_typed(result)
+                ),
+            )
+
+        today = self.today()
+        text = self.main().search_text
+        dialog = EntryDialog("Log a movie not in the catalog", text, today, title_editable=True, today=today)
+        self.app.push_screen(dialog, callback=done)
+
+    def _catalog_match(self, title: str) -> Movie | None:
+        """The catalog movie a typed title names exactly (title + year, or a title only one movie has)."""
+        catalog = self.catalog()
+        if catalog is None or not title.strip():
+            return None
+        resolution = catalog.resolve(title, threshold=101.0)  # no fuzzy guesses: exact or same title only
+        return resolution.movie if resolution.method in ("exact", "title") else None
+
+    def _log_as_typed(self, result: Any) -> None:
+        parsed = parse_title(result.title)
+        try:
+            entry = self.watchlog.add(
+                parsed.title, year=parsed.year, watched_on=result.watched_on, rating=result.rating, note=result.note
+            )
+        except (ValueError, DualrecError) as exc:
+            self.app.notify(str(exc), title="Not logged", severity="error")
+            return
+        self.main().clear_search()
+        self.changed(entry.id)
+        self.app.notify(f"Logged {entry.label} (not in catalog).", title="Watched")
+
+    # ------------------------------------------------------------------ editing
+    def edit(self) -> None:
+        """Edit the selected entry; a free-text entry whose new title names a catalog movie can be linked."""
+        from .screens.dialogs import EntryDialog
+
+        if not self.usable():
+            return
+        entry_id = self.main().selected_entry_id
+        try:
+            entry = self.watchlog.get(entry_id) if entry_id is not None else None
+        except DualrecError as exc:
+            self._failed(exc, "Cannot edit")
+            return
+        if entry is None:
+            self.app.notify("Select an entry in the history first.", severity="warning")
+            return
+
+        def save(result: Any, link: Movie | None = None) -> None:
+            fields: dict[str, Any] = {"watched_on": result.watched_on, "rating": result.rating, "note": result.note}
+            catalog = self.catalog()
+            if link is not None and catalog is not None:
+                fields.update(movie=link, dataset=catalog.name)
+            elif not entry.in_catalog:
+                parsed = parse_title(result.title)
+                fields.update(movie=parsed.title, year=parsed.year)
+            try:
+                self.watchlog.update(entry.id, **fields)
+            except (ValueError, DualrecError) as exc:
+                self.app.notify(str(exc), title="Not saved", severity="error")
+                return
+            self.changed(entry.id)  # the edited entry stays selected wherever it moved
+            if link is not None:
+                self.app.notify(f"{entry.label} is now {link.label}: it counts for recommendations.", title="Linked")
+            if link is not None or result.watched_on != entry.watched_on:
+                self.recommend()  # the model input changed
+
+        def done(result: Any) -> None:
+            if result is None:
+                return
+            match = None if entry.in_catalog else self._catalog_match(result.title)
+            if match is None:
+                save(result)
+                return
+            self._confirm(
+                "Link to the catalog movie?",
+                f"“{result.title}” is {match.label} ({match.genre_text}) in the catalog. Linked, it counts for "
+                "recommendations.",
+                [("link", f"Link to {match.label}"), ("keep", "Keep as typed"), ("cancel", "Cancel")],
+                lambda choice: save(result, match) if choice == "link" else choice == "keep" and save(result),
+            )
+
+        heading = "Edit entry" if entry.in_catalog else "Edit entry (not in catalog: a catalog title links it)"
+        dialog = EntryDialog(
+            heading,
+            entry.label,
+            entry.watched_on,
+            entry.rating,
+            entry.note,
+            title_editable=not entry.in_catalog,
+            today=self.today(),
+        )
+        self.app.push_screen(dialog, callback=done)
+
+    def delete(self) -> None:
+        if not self.usable():
+            return
+        entry_id = self.main().selected_entry_id
+        if entry_id is None:
+            self.app.notify("Select an entry in the history first.", severity="warning")
+            return
+        try:
+            entry = self.watchlog.delete(entry_id)
+        except DualrecError as exc:
+            self._failed(exc, "Not deleted")
+            return
+        self.undo_stack.append(("delete", None))
+        self.changed(None)
+        self.app.notify(f"Deleted {entry.label}. Ctrl+Z brings it back.", title="Deleted")
+        self.recommend()
+
+    def undo(self) -> None:
+        """Undo this session's last delete or "not interested"; with neither, the last delete on record."""
+        if not self.usable():
+            return
+        kind, payload = self.undo_stack.pop() if self.undo_stack else ("delete", None)
+        if kind == "hide":
+            movie_id, dataset, label = payload
+            try:
+                self.watchlog.remove_not_interested(movie_id, dataset)
+            except DualrecError as exc:
+                self.undo_stack.append((kind, payload))
+                self._failed(exc, "Not undone")
+                return
+            self.app.notify(f"{label} can be recommended again.", title="Undone")
+            self.recommend()
+            return
+        try:
+            entry = self.watchlog.undo_delete()
+        except DualrecError as exc:
+            self._failed(exc, "Not undone")
+            return
+        if entry is None:
+            self.app.notify("Nothing to undo.", severity="warning")
+            return
+        self.changed(entry.id)
+        self.app.notify(f"Restored {entry.label}.", title="Undone")
+        self.recommend()
+
+    def hide(self, movie: Movie) -> bool:
+        """'Not interested': never recommend `movie` again (Ctrl+Z undoes). True when it was hidden."""
+        catalog = self.catalog()
+        if catalog is None or not self.usable():
+            return False
+        try:
+            self.watchlog.add_not_interested(movie, catalog.name)
+        except DualrecError as exc:
+            self._failed(exc, "Not hidden")
+            return False
+        self.undo_stack.append(("hide", (movie.movie_id, catalog.name, movie.label)))
+        return True
+
+    def hidden_movies(self) -> None:
+        """The not-interested list, where a movie can be shown again."""
+        if not self.usable():
+            return
+        from .screens.hidden import HiddenMoviesScreen
+
+        self.app.push_screen(HiddenMoviesScreen(self.watchlog), callback=lambda lifted: lifted and self.recommend())
