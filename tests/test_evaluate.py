@@ -13,7 +13,7 @@ import pytest
 from movielens_samples import synthetic_release
 
 from training import evaluate, registry
-from training.__main__ import main
+from training.__main__ import COMMANDS, main
 
 
 class SpyModel:
@@ -192,8 +192,12 @@ def test_unknown_and_missing_models_are_clear(tmp_path: Path, monkeypatch) -> No
     with pytest.raises(registry.UnknownModelError, match="unknown model 'nope'"):
         registry.model_class("nope")
     monkeypatch.setitem(registry.MODELS, "ghost", "training.does_not_exist:Ghost")
-    with pytest.raises(registry.UnknownModelError, match="does not exist yet"):
+    missing = r"registers model 'ghost'.*no module training\.does_not_exist"
+    with pytest.raises(registry.UnknownModelError, match=missing):
         registry.model_class("ghost")
+    monkeypatch.setitem(registry.MODELS, "phantom", "training.baselines:Phantom")
+    with pytest.raises(registry.UnknownModelError, match=r"training\.baselines has no class Phantom"):
+        registry.model_class("phantom")
 
 
 def test_cli_user_error_is_one_red_line(tmp_path: Path, capsys) -> None:
@@ -291,3 +295,57 @@ def test_lstm_plus_markov_tunes_its_weight_on_validation(tmp_path: Path, monkeyp
     }
     # popularity alone cannot follow the synthetic users' walk; the Markov signal can, so it gets a weight
     assert entry["markov_weight"] > 0 and entry["NDCG@10"] > report["models"]["lstm"]["NDCG@10"]
+
+
+class ExportedLlmStandIn:
+    """Stands in for the `llm-rank` row: records the checkpoint it is handed, ranks like popularity."""
+
+    name = "llm-rank"
+    loaded: ClassVar[list] = []
+
+    def __init__(self, ctx) -> None:
+        self.ctx = ctx
+
+    def load(self, path) -> None:
+        type(self).loaded.append(Path(path))
+        self.n = self.ctx.split.n_items
+
+    def score(self, histories):
+        return np.tile(np.arange(self.n, dtype=float)[::-1], (len(histories), 1))
+
+
+def test_export_reports_through_the_evaluation_harness(tmp_path: Path, monkeypatch) -> None:
+    """`export --evaluate-users N` is the harness's row for the adapter's task beside the LSTM, not a loop of
+    its own: the exported file is the row's checkpoint, and the harness's JSON lands beside it."""
+    from training.export import adapter_task, evaluate_export
+
+    monkeypatch.setitem(registry.MODELS, "lstm", "training.baselines:MostPopModel")  # a cheap stand-in
+    monkeypatch.setitem(registry.MODELS, "llm-rank", f"{__name__}:{ExportedLlmStandIn.__name__}")
+    data = synthetic_release(tmp_path / "data")
+    model = tmp_path / "export" / "model-F32.gguf"
+    model.parent.mkdir()
+    summary = evaluate_export(model, "candidates", data, 5)
+    assert ExportedLlmStandIn.loaded == [model]
+    report = json.loads((tmp_path / "export" / "evaluation.json").read_text())
+    assert set(report["models"]) == {"lstm", "llm-rank"} and report["n_users"] == summary["users"] == 5
+    assert summary["row"] == "llm-rank" and summary["NDCG@10"] == report["models"]["llm-rank"]["NDCG@10"]
+    paired = report["models"]["llm-rank"]["paired"]["lstm"]["NDCG@10"]  # the LSTM is the paired reference
+    assert summary["paired"]["lstm"]["NDCG@10"] == paired
+
+    train = tmp_path / "train"
+    (train / "checkpoint-20").mkdir(parents=True)
+    assert adapter_task(train / "checkpoint-20") == "candidates"  # no manifest: `training llm`'s default
+    (train / "manifest.json").write_text(json.dumps({"data": {"task": "titles"}}))
+    assert adapter_task(train / "checkpoint-20") == "titles"
+    (train / "manifest.json").write_text(json.dumps({"data": {}}))  # written before the candidates task
+    assert adapter_task(train / "checkpoint-20") == "titles"
+
+
+@pytest.mark.parametrize("command", sorted(COMMANDS))
+def test_every_command_has_its_own_help(command: str, capsys) -> None:
+    """Each command in the table resolves to a CLI entry point whose --help names the command and its flags."""
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: python -m training {command} ") and "--" in out

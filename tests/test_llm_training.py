@@ -17,7 +17,8 @@ from dualrec_tui.core.prompt import answer_grammar, build_prompt, format_answer,
 from dualrec_tui.core.sequences import Sequences, leave_one_out
 from tests.tiny_llm import build_tiny_hf_model, converter_or_skip, toy_catalog
 from training import llm_data
-from training.finetune import IGNORE_INDEX, LoraSettings, answer_loss, collate, encode_example, train_lora
+from training.lora_loop import LoraSettings, train_lora
+from training.lora_loss import IGNORE_INDEX, answer_loss, collate, encode_example
 
 FIXED_ANSWER_MOVIES = (0, 1)  # Toy Story, The Matrix: what the tiny model is taught to always answer
 
@@ -268,11 +269,11 @@ def test_resume_continues_from_the_last_checkpoint(llama_pipeline: dict[str, Pat
 @pytest.mark.llama
 @pytest.mark.slow
 def test_quantize_writes_a_loadable_smaller_gguf(llama_pipeline: dict[str, Path], tmp_path: Path) -> None:
-    from training.export import check_gguf, quantize
+    from training.export import quantize, smoke_test_gguf
 
     out = quantize(llama_pipeline["merged"], tmp_path / "q8.gguf", "Q8_0")
     assert out.stat().st_size < llama_pipeline["merged"].stat().st_size
-    assert check_gguf(out)["bytes"] == out.stat().st_size
+    assert smoke_test_gguf(out)["bytes"] == out.stat().st_size
 
 
 @pytest.mark.llama
@@ -290,7 +291,7 @@ def test_tiny_mistral_goes_through_the_same_path(tmp_path: Path) -> None:
 
 def test_unknown_base_is_a_clear_error(tmp_path: Path) -> None:
     from dualrec_tui.core.errors import DualrecError
-    from training.finetune import resolve_base
+    from training.llm_base import resolve_base
 
     with pytest.raises(DualrecError, match="known base"):
         resolve_base(tmp_path / "nothing-here")

@@ -206,6 +206,7 @@ class _Ctx:
         self.catalog = CATALOG
         self.models: dict = {}
         self.work_dir = work_dir
+        self.tune_users = None  # the row's own default
 
     def log(self, message: str) -> None:
         pass

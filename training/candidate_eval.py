@@ -31,11 +31,14 @@ import numpy as np
 from dualrec_tui.core.fusion import FusionWeights, fuse_candidates, fused_ranking, lstm_log_probs
 from dualrec_tui.core.prompt import CANDIDATE_LETTERS, DEFAULT_CANDIDATES, candidate_lines
 
+from . import metrics
+from .evaluate import select_users
+from .metrics import TUNE_K
+
 LLM_RANK_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
 SIM_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
 ALPHAS = (0.0, 0.5, 1.0)
 DEPTHS = (5, 10, 20)
-TUNE_K = 10
 
 
 @dataclass
@@ -162,12 +165,6 @@ def target_rank(ranking_head: np.ndarray, order: np.ndarray, target: int) -> flo
     return float(rest[0] + 1) if rest.size else np.inf
 
 
-def ndcg_at(rank: float, k: int = TUNE_K) -> float:
-    from .metrics import ndcg
-
-    return float(ndcg(np.array([rank]), k)[0])
-
-
 class LlmRankModel:
     """The LLM's own order of the LSTM's top-K candidates, then the rest in LSTM order."""
 
@@ -246,10 +243,7 @@ class CandidateDualRecModel:
         from dualrec_tui.core.pipeline import write_fusion
 
         assert self.cache is not None
-        tune = getattr(self.ctx, "tune_users", "all")
-        from .evaluate import select_users
-
-        users = select_users(len(split.user_ids), tune, self.ctx.seed + 1)
+        users = select_users(len(split.user_ids), self.ctx.tune_users or "all", self.ctx.seed + 1)
         histories = [split.valid_input(int(u)) for u in users]
         targets = [int(split.valid_target[int(u)]) for u in users]
         self.ctx.log(f"[bold]dualrec[/]: scoring {len(users)} validation users for tuning")
@@ -264,12 +258,12 @@ class CandidateDualRecModel:
             if w_sim == 0 and alpha != ALPHAS[0]:
                 continue  # alpha only matters when similarity is on
             weights = FusionWeights(llm=w_llm, sim=w_sim, depth=depth)
-            total = 0.0
-            for signal, target in zip(signals, targets, strict=True):
+            ranks = np.empty(len(targets), dtype=np.float64)
+            for row, (signal, target) in enumerate(zip(signals, targets, strict=True)):
                 fused = fuse_candidates(signal.lstm, weights, signal.llm, signal.sim(alpha))
                 head = signal.order[: fused.order.shape[0]][fused.order]
-                total += ndcg_at(target_rank(head, signal.order, target))
-            value = total / max(1, len(targets))
+                ranks[row] = target_rank(head, signal.order, target)
+            value = sum(metrics.ndcg(ranks, TUNE_K).tolist()) / max(1, len(targets))  # summed in user order
             grid[f"w_llm={w_llm},w_sim={w_sim},alpha={alpha},depth={depth}"] = round(value, 6)
             if w_llm == 0 and w_sim == 0:
                 lstm_only = value

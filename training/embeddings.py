@@ -30,20 +30,21 @@ def export_embeddings(models: Path, catalog: Catalog | None = None) -> Path:
     return write_shipped_vectors(vectors, catalog, models, reranker.template)
 
 
-def add_command(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "embeddings",
-        help="encode the catalog with Sentence-BERT for the app's re-ranker (catalog-embeddings-*.npy)",
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m training embeddings",
         description="Encode every catalog movie with all-MiniLM-L6-v2 and write the float16 vectors the app "
         "ships beside catalog.json, so the app needs no sentence-transformers.",
     )
     parser.add_argument("--models", type=Path, default=Path("models"), help="models folder holding catalog.json")
-    parser.set_defaults(func=_run)
+    return parser
 
 
-def _run(args: argparse.Namespace) -> int:
+def main(argv: list[str] | None = None) -> int:
+    """`python -m training embeddings`: encode, write, say where and how long it took."""
     from rich.console import Console
 
+    args = build_parser().parse_args(argv)
     start = time.perf_counter()
     path = export_embeddings(args.models)
     Console().print(f"[green]wrote[/] {path} in {time.perf_counter() - start:.1f} s")

@@ -83,7 +83,7 @@ class EvalContext:
     checkpoints: dict[str, str] = field(default_factory=dict)
     console: Console | None = None
     threads: int | None = None  # torch CPU threads for models that train (None = their own default)
-    tune_users: str | int = "all"  # validation users that models tuning on validation targets use
+    tune_users: str | int | None = None  # validation users tuning rows use (None: the row's own default)
     models: dict[str, Any] = field(default_factory=dict)
     train_seconds: dict[str, float] = field(default_factory=dict)
     _nested: list[float] = field(default_factory=list, repr=False)  # time of models required inside a fit
@@ -194,12 +194,12 @@ def evaluate_model(
         last = [[*h, t][-metrics.PAPER_LAST :] for h, t in zip(histories, targets, strict=True)]
         outcomes: list[tuple[float, list[int], list[int]] | None] = []
         try:
-            outcomes = _run(model, use_score, histories, targets, n_items, result)
+            outcomes = _outcomes(model, use_score, histories, targets, n_items, result)
         except Exception:  # isolate the user(s) that fail
             outcomes = []
             for h, t in zip(histories, targets, strict=True):
                 try:
-                    outcomes.extend(_run(model, use_score, [h], [t], n_items, result))
+                    outcomes.extend(_outcomes(model, use_score, [h], [t], n_items, result))
                 except Exception as exc:
                     result.errors += 1
                     result.first_error = result.first_error or f"{type(exc).__name__}: {exc}"
@@ -218,7 +218,8 @@ def evaluate_model(
     return result
 
 
-def _run(model, use_score, histories, targets, n_items, result) -> list[tuple[float, list[int], list[int]]]:
+def _outcomes(model, use_score, histories, targets, n_items, result) -> list[tuple[float, list[int], list[int]]]:
+    """(rank of the target, cleaned top-10 for genre similarity, raw top-20 for paper-HR) per user."""
     if use_score:
         ranks, tops, raws = _score_batch(model, histories, targets, n_items)
         return [(float(r), t, w) for r, t, w in zip(ranks, tops, raws, strict=True)]
@@ -314,7 +315,7 @@ def run_evaluation(
     json_path: Path | None = None,
     threads: int | None = None,
     paired_with: Sequence[str] = (),
-    tune_users: str | int = "all",
+    tune_users: str | int | None = None,
 ) -> dict[str, Any]:
     """Load data, split, fit/load each model, evaluate them all on the same users; returns the report.
 
@@ -439,6 +440,20 @@ def render_table(report: dict[str, Any]) -> Any:
     return table
 
 
+def paired_rows(report: dict[str, Any]) -> list[tuple[str, str, str, float | None, float, float, float, str]]:
+    """(model, reference, metric, ratio, diff, low, high, verdict) per paired difference in a report.
+
+    The verdict reads the interval: above 0 "better", below 0 "worse", else "no difference shown"."""
+    rows = []
+    for name, entry in report.get("models", {}).items():
+        for ref, by_metric in entry.get("paired", {}).items():
+            for metric, values in by_metric.items():
+                low, high = values["interval"]
+                verdict = "better" if low > 0 else ("worse" if high < 0 else "no difference shown")
+                rows.append((name, ref, metric, values.get("ratio"), values["diff"], low, high, verdict))
+    return rows
+
+
 def render_paired(report: dict[str, Any]) -> Any:
     """A rich table of the paired differences: the interval says whether a difference is supported."""
     from rich.table import Table
@@ -449,21 +464,16 @@ def render_paired(report: dict[str, Any]) -> Any:
     )
     for column in ("model", "vs", "metric", "ratio", "diff", "95% interval", "supported?"):
         table.add_column(column, justify="left" if column in ("model", "vs", "metric", "supported?") else "right")
-    for name, entry in report["models"].items():
-        for ref, metrics_ in entry.get("paired", {}).items():
-            for metric, values in metrics_.items():
-                low, high = values["interval"]
-                verdict = "better" if low > 0 else ("worse" if high < 0 else "no difference shown")
-                ratio = values.get("ratio")
-                table.add_row(
-                    name,
-                    ref,
-                    metric,
-                    "" if ratio is None else f"{ratio:.3f}x",
-                    f"{values['diff']:+.4f}",
-                    f"[{low:+.4f}, {high:+.4f}]",
-                    verdict,
-                )
+    for name, ref, metric, ratio, diff, low, high, verdict in paired_rows(report):
+        table.add_row(
+            name,
+            ref,
+            metric,
+            "" if ratio is None else f"{ratio:.3f}x",
+            f"{diff:+.4f}",
+            f"[{low:+.4f}, {high:+.4f}]",
+            verdict,
+        )
     return table
 
 
@@ -485,53 +495,9 @@ def _parse_users(value: str) -> str | int:
     return int(value)
 
 
-def command(args: argparse.Namespace) -> int:
-    from rich.console import Console
-
-    console = Console()
-    names = [name.strip() for name in args.models.split(",") if name.strip()]
-    if not names:
-        raise DualrecError("--models is empty; give e.g. --models mostpop,markov,sasrec")
-    from .registry import model_class
-
-    for name in names:  # fail before loading data
-        model_class(name)
-    checkpoints = _parse_checkpoints(args.checkpoint or [])
-    paired = [name.strip() for name in (args.paired_with or "").split(",") if name.strip()]
-    stray = sorted(set(checkpoints) - set(names))
-    if stray:
-        raise DualrecError(f"--checkpoint for {', '.join(stray)} which is not in --models")
-    report = run_evaluation(
-        args.data,
-        names,
-        users=args.users,
-        seed=args.seed,
-        checkpoints=checkpoints,
-        kcore=args.kcore,
-        work_dir=args.work_dir,
-        console=console,
-        json_path=args.json,
-        threads=args.threads,
-        paired_with=paired,
-        tune_users=args.tune_users,
-    )
-    console.print(render_table(report))
-    if paired:
-        console.print(render_paired(report))
-    for name, entry in report["models"].items():
-        if entry.get("errors"):
-            console.print(f"[red]{name}: {entry['errors']} user(s) raised and count 0[/] ({entry['first_error']})")
-        extra = {k: v for k, v in entry.items() if k.endswith("_rate")}
-        if extra:
-            console.print(f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in extra.items()))
-    console.print(f"total wall time {report['wall_seconds']:.1f} s" + (f"; JSON: {args.json}" if args.json else ""))
-    return 0
-
-
-def add_command(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "evaluate",
-        help="evaluate models side by side (leave-one-out, full ranking)",
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m training evaluate",
         description="Train (or load) the listed models and evaluate them side by side on one leave-one-out split "
         "with full ranking over the catalog, following docs/evaluation.md. Prints a table; --json saves it.",
     )
@@ -567,11 +533,62 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--tune-users",
         type=_parse_users,
-        default="all",
-        help="validation users for models that tune on validation targets (dualrec): 'all' (default) or N",
+        default=None,
+        help="validation users for the rows that tune on validation targets: 'all' or N (default: each row's "
+        "own, dualrec: all, dualrec-titles: 64)",
     )
     parser.add_argument("--work-dir", type=Path, default=None, help="scratch folder for models (runs/eval-<data>)")
     parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads for training (default: half the cores, at most 4)"
     )
-    parser.set_defaults(func=command)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m training evaluate ...`: run the harness, print the tables, optionally write the JSON."""
+    from rich.console import Console
+
+    args = build_parser().parse_args(argv)
+    console = Console()
+    names = [name.strip() for name in args.models.split(",") if name.strip()]
+    if not names:
+        raise DualrecError("--models is empty; give e.g. --models mostpop,markov,sasrec")
+    from .registry import model_class
+
+    for name in names:  # fail before loading data
+        model_class(name)
+    checkpoints = _parse_checkpoints(args.checkpoint or [])
+    paired = [name.strip() for name in (args.paired_with or "").split(",") if name.strip()]
+    stray = sorted(set(checkpoints) - set(names))
+    if stray:
+        raise DualrecError(f"--checkpoint for {', '.join(stray)} which is not in --models")
+    report = run_evaluation(
+        args.data,
+        names,
+        users=args.users,
+        seed=args.seed,
+        checkpoints=checkpoints,
+        kcore=args.kcore,
+        work_dir=args.work_dir,
+        console=console,
+        json_path=args.json,
+        threads=args.threads,
+        paired_with=paired,
+        tune_users=args.tune_users,
+    )
+    print_report(report, console)
+    console.print(f"total wall time {report['wall_seconds']:.1f} s" + (f"; JSON: {args.json}" if args.json else ""))
+    return 0
+
+
+def print_report(report: dict[str, Any], console: Console) -> None:
+    """The metric table, the paired differences (if any), and each model's errors and rates."""
+    console.print(render_table(report))
+    if any(entry.get("paired") for entry in report["models"].values()):
+        console.print(render_paired(report))
+    for name, entry in report["models"].items():
+        if entry.get("errors"):
+            console.print(f"[red]{name}: {entry['errors']} user(s) raised and count 0[/] ({entry['first_error']})")
+        extra = {k: v for k, v in entry.items() if k.endswith("_rate")}
+        if extra:
+            console.print(f"{name}: " + ", ".join(f"{k} {v:.3f}" for k, v in extra.items()))

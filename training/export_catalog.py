@@ -33,22 +33,23 @@ def export_catalog(data: Path, out: Path) -> Catalog:
     return catalog
 
 
-def add_command(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "catalog",
-        help="write the app's movie catalog (catalog.json) from a MovieLens release",
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m training catalog",
         description="Write catalog.json (titles, years, genres, IMDb/TMDb ids, popularity) for the app.",
     )
     parser.add_argument(
         "--data", type=Path, default=default_data_dir() / "ml-latest-small", help="release folder or .zip"
     )
     parser.add_argument("--out", type=Path, default=Path("models/catalog.json"), help="output JSON file")
-    parser.set_defaults(func=_run)
+    return parser
 
 
-def _run(args: argparse.Namespace) -> int:
+def main(argv: list[str] | None = None) -> int:
+    """`python -m training catalog`: write the catalog and say where."""
     from rich.console import Console
 
+    args = build_parser().parse_args(argv)
     catalog = export_catalog(args.data, args.out)
     Console().print(f"[green]wrote[/] {args.out}: {len(catalog)} movies, fingerprint {catalog.fingerprint}")
     return 0

@@ -3,7 +3,7 @@
 Two tasks, each with the prompt of dualrec_tui.core.prompt that the app and the evaluation send:
 
 - *titles* (`build_examples`): at a few cut points per training sequence the prompt is
-  `build_prompt(last 5 movies before the cut, the LSTM's top prediction at the cut, n)` and the answer
+  `build_prompt(the last RECENT_MOVIES movies before the cut, the LSTM's top prediction at the cut, n)` and the answer
   `format_answer(the next n movies the user really watched)`.
 - *candidates* (`build_candidate_examples`): the prompt also lists the LSTM's top-K candidates at the cut,
   in a seeded random order (so a letter's position says nothing about the LSTM's rank; a test checks
@@ -36,6 +36,7 @@ from dualrec_tui.core.prompt import (
     candidate_line,
     format_answer,
     format_candidate_answer,
+    recent_movies,
 )
 
 if TYPE_CHECKING:
@@ -91,8 +92,7 @@ def lstm_predictor(lstm_dir: Path, catalog: Catalog) -> Predictor:
 def prompt_for(history: Sequence[int], predictor: Predictor | None, catalog: Catalog, n: int) -> str:
     """The prompt for a user whose history (catalog indices, oldest first) is `history`."""
     predicted = predictor(history) if predictor is not None and history else None
-    recent = [catalog[i] for i in list(history)[-RECENT_MOVIES:]]
-    return build_prompt(recent, catalog[predicted] if predicted is not None else None, n)
+    return build_prompt(recent_movies(catalog, history), catalog[predicted] if predicted is not None else None, n)
 
 
 def build_examples(
@@ -111,7 +111,7 @@ def build_examples(
     for user, seq in enumerate(split.training_sequences()):
         if len(seq) < 2:
             continue
-        # A cut leaves >= 1 movie before it and n after it; prefer full 5-movie contexts when possible.
+        # A cut leaves >= 1 movie before it and n after it; prefer full RECENT_MOVIES contexts when possible.
         # The prompt always asks for exactly as many movies as the answer holds.
         low = min(RECENT_MOVIES, len(seq) - 1)
         for _ in range(cuts_per_user):
@@ -195,7 +195,7 @@ def build_candidate_examples(
                     break
                 if int(later) in letter and int(later) not in chosen:
                     chosen.append(int(later))
-            recent = [catalog[i] for i in history[-RECENT_MOVIES:]]
+            recent = recent_movies(catalog, history)
             prompt = build_candidate_prompt(recent, catalog[candidates[0]], [catalog[i] for i in shown])
             answer = format_candidate_answer([candidate_line(letter[i], catalog[i]) for i in chosen])
             examples.append(Example(prompt=prompt, answer=answer, user=user, cut=cut, n=len(chosen)))

@@ -14,8 +14,8 @@ titles mode); the candidate-grounded rows `llm-rank` and `dualrec` are in traini
 - `dualrec-titles`: the titles-mode pipeline (core/pipeline.py) with the fine-tuned LLM (the base one when none was
   built; `llm_stage` in the stats says which), Sentence-BERT re-ranking and fusion with the LSTM.
   Its list is the whole fused ranking, so full-ranking metrics are defined. The fusion weight w and
-  the re-ranker's alpha are chosen on *validation* targets of a seeded sample of users (the grid
-  includes w = 0, the LSTM alone), and written to `<work_dir>/fusion.json`.
+  the re-ranker's alpha are chosen on *validation* targets of a seeded sample of users (`--tune-users`,
+  default 64; the grid includes w = 0, the LSTM alone), and written to `<work_dir>/fusion.json`.
 - `llm-catalog` / `llm-base-catalog`: the same rows with titles constrained to catalog labels by a
   grammar, to measure whether constraining helps or hurts (register them in training/registry.py).
 
@@ -29,7 +29,7 @@ name. Also generation seconds per call, completion tokens per call and pipeline 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +38,13 @@ import numpy as np
 from dualrec_tui.core.errors import ModelUnavailableError
 from dualrec_tui.core.prompt import DEFAULT_SUGGESTIONS
 
-TUNE_USERS = 64
+from . import metrics
+from .evaluate import select_users
+from .metrics import TUNE_K
+
+TUNE_USERS = 64  # validation users the `dualrec-titles` row tunes on unless --tune-users says otherwise
 LLM_WEIGHTS = (0.0, 0.25, 0.5, 1.0, 2.0)
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
-TUNE_K = 10
 
 
 class MemoGenerator:
@@ -245,13 +248,6 @@ class LlmCatalogModel(LlmModel):
             super().fit(split, catalog, seed)
 
 
-def _ndcg(ranking: Sequence[int], target: int, k: int) -> float:
-    for position, item in enumerate(ranking[:k], start=1):
-        if item == target:
-            return 1.0 / float(np.log2(position + 1))
-    return 0.0
-
-
 class DualRecModel:
     """The full pipeline; fusion weight and re-ranking alpha tuned on validation targets."""
 
@@ -303,15 +299,10 @@ class DualRecModel:
     def _tune(self, split: Any, seed: int) -> None:
         """Generate once per sampled validation user and title mode, then grid-search (titles, w, alpha)
         without generating again."""
-        import os
-
         from dualrec_tui.core.pipeline import fuse, write_fusion
 
         assert self.stage is not None
-        n_tune = int(os.environ.get("DUALREC_TUNE_USERS", TUNE_USERS))
-        rng = np.random.default_rng(seed + 1)
-        n_users = len(split.user_ids)
-        users = np.sort(rng.choice(n_users, size=min(n_tune, n_users), replace=False)) if n_users else []
+        users = select_users(len(split.user_ids), self.ctx.tune_users or TUNE_USERS, seed + 1)
         grid: dict[str, float] = {}
         best = (-1.0, 0.0, self.alpha, self.stage_name)
         lstm_only = 0.0
@@ -334,11 +325,14 @@ class DualRecModel:
                 self.reranker.alpha = alpha
                 reranked = [[i for i, _ in self.reranker.rerank(c[3], c[0], c[4])] if c[3] else [] for c in cases]
                 for weight in LLM_WEIGHTS:
-                    scores = [
-                        _ndcg(fuse(c[2], items, weight) if items else c[2].tolist(), c[1], TUNE_K)
-                        for c, items in zip(cases, reranked, strict=True)
-                    ]
-                    value = float(np.mean(scores)) if scores else 0.0
+                    ranks = np.array(
+                        [
+                            metrics.rank_in_list((fuse(c[2], items, weight) if items else c[2])[:TUNE_K], c[1])
+                            for c, items in zip(cases, reranked, strict=True)
+                        ],
+                        dtype=np.float64,
+                    )
+                    value = float(np.mean(metrics.ndcg(ranks, TUNE_K))) if len(ranks) else 0.0
                     grid[f"{name}:w={weight},alpha={alpha}"] = value
                     if weight == 0.0:
                         lstm_only = value

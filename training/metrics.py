@@ -29,6 +29,7 @@ GENRE_K = 10
 PAPER_LAST = 5
 BOOTSTRAP_RESAMPLES = 1000
 BOOTSTRAP_SEED = 12345
+TUNE_K = 10  # models that tune on validation targets maximise NDCG@TUNE_K
 
 
 def exclusion_mask(histories: Sequence[Sequence[int]], n_items: int) -> np.ndarray:
@@ -97,6 +98,7 @@ def hit_rate(ranks: np.ndarray, k: int) -> np.ndarray:
 
 
 def ndcg(ranks: np.ndarray, k: int) -> np.ndarray:
+    """Per-user NDCG@k of 1-based ranks (inf = not found): the one NDCG every harness row and tuner uses."""
     ranks = np.asarray(ranks, dtype=np.float64)
     out = np.zeros_like(ranks)
     inside = ranks <= k
@@ -163,7 +165,12 @@ def summarise(per_user: dict[str, np.ndarray], indices: np.ndarray) -> tuple[dic
 
 
 def validation_ndcg(
-    score_fn, histories: Sequence[Sequence[int]], targets: Sequence[int], n_items: int, k: int = 10, batch: int = 256
+    score_fn,
+    histories: Sequence[Sequence[int]],
+    targets: Sequence[int],
+    n_items: int,
+    k: int = TUNE_K,
+    batch: int = 256,
 ) -> float:
     """Mean NDCG@k of `score_fn(histories) -> (B, n_items)` under the full-ranking protocol (for tuning)."""
     total = 0.0

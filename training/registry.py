@@ -30,24 +30,23 @@ MODELS: dict[str, str] = {
 
 
 class UnknownModelError(DualrecError):
-    """A model name that is not registered, or whose module is not there (yet)."""
+    """A model name that is not registered, or a registry entry that names no importable class."""
 
 
 def model_class(name: str) -> type:
-    """The class registered for `name`, imported now; a clear error if it does not exist."""
+    """The class registered for `name`, imported now; a clear error if it is not registered or not there."""
     target = MODELS.get(name)
     if target is None:
         raise UnknownModelError(f"unknown model {name!r}; known models: {', '.join(MODELS)}")
     module_name, _, class_name = target.partition(":")
+    where = f"training/registry.py registers model {name!r} as {target}, but"
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and (module_name == exc.name or module_name.startswith(exc.name + ".")):
-            raise UnknownModelError(
-                f"model {name!r} is not available: module {module_name} does not exist yet"
-            ) from None
-        raise
+            raise UnknownModelError(f"{where} there is no module {module_name}") from None
+        raise  # a dependency of the module is missing: its own message names it
     cls = getattr(module, class_name, None)
     if cls is None:
-        raise UnknownModelError(f"model {name!r} is not available: {module_name} has no class {class_name}")
+        raise UnknownModelError(f"{where} {module_name} has no class {class_name}")
     return cls

@@ -42,17 +42,13 @@ def markdown(report: dict) -> str:
 
 def paired_markdown(report: dict) -> list[str]:
     """Paired differences against each reference model (from `evaluate --paired-with`), one row each."""
-    rows = []
-    for model, metrics in report.get("models", {}).items():
-        for ref, values in metrics.get("paired", {}).items():
-            for metric, entry in values.items():
-                low, high = entry["interval"]
-                verdict = "better" if low > 0 else ("worse" if high < 0 else "no difference shown")
-                ratio = entry.get("ratio")
-                rows.append(
-                    f"| {model} | {ref} | {metric} | {'' if ratio is None else f'{ratio:.3f}x'} "
-                    f"| {entry['diff']:+.4f} | [{low:+.4f}, {high:+.4f}] | {verdict} |"
-                )
+    from .evaluate import paired_rows
+
+    rows = [
+        f"| {model} | {ref} | {metric} | {'' if ratio is None else f'{ratio:.3f}x'} "
+        f"| {diff:+.4f} | [{low:+.4f}, {high:+.4f}] | {verdict} |"
+        for model, ref, metric, ratio, diff, low, high, verdict in paired_rows(report)
+    ]
     if not rows:
         return []
     return [
@@ -64,19 +60,20 @@ def paired_markdown(report: dict) -> list[str]:
     ]
 
 
-def add_command(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser(
-        "report",
-        help="print evaluate JSON reports as Markdown tables",
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m training report",
         description="Print each `python -m training evaluate --json` report as a Markdown table.",
     )
     parser.add_argument("reports", nargs="+", type=Path, help="JSON files written by `evaluate --json`")
-    parser.set_defaults(func=_run)
+    return parser
 
 
-def _run(args: argparse.Namespace) -> int:
+def main(argv: list[str] | None = None) -> int:
+    """`python -m training report FILE...`: each report as Markdown on stdout."""
     from dualrec_tui.core.errors import DataFormatError
 
+    args = build_parser().parse_args(argv)
     for path in args.reports:
         try:
             report = json.loads(path.read_text(encoding="utf-8"))
