@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -62,12 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     from .config import Config
     from .core.errors import DualrecError
 
-    if args.config:
-        os.environ["DUALREC_CONFIG"] = str(args.config)
-    if args.models:
-        os.environ["DUALREC_MODELS_DIR"] = str(args.models)  # so every models_dir() call agrees
     try:
-        config = Config.load()
+        config = Config.load(args.config.expanduser() if args.config else None)
     except DualrecError as exc:
         print(f"dualrec-tui: {exc}\n  fix the file, or move it aside to start with the defaults", file=sys.stderr)
         return 2
