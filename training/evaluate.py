@@ -3,7 +3,7 @@
     python -m training evaluate --data DIR --models mostpop,markov,sasrec --json OUT.json
         [--users all|N] [--seed S] [--checkpoint NAME=PATH ...] [--kcore K]
 
-Protocol: shared/docs/evaluation.md (full ranking over the whole catalog, the user's input items
+Protocol: docs/evaluation.md (full ranking over the whole catalog, the user's input items
 removed; HR/NDCG@{1,5,10,20}, MRR, genre similarity@10, 95% bootstrap intervals; paper-HR@k as a
 labelled extra). The metric code lives in training/metrics.py.
 

@@ -1,4 +1,4 @@
-"""Ranking metrics of docs/evaluation.md (shared/docs): one relevant item per user, full ranking.
+"""Ranking metrics of docs/evaluation.md: one relevant item per user, full ranking.
 
 Everything here works on plain numpy arrays so it can be tested by hand:
 
