@@ -243,7 +243,7 @@ def _tiny_split_and_catalog(release: Path):
 def test_chunked_softmax_gives_the_one_shot_loss_and_gradients(tiny_release: Path) -> None:
     torch = pytest.importorskip("torch")
     from dualrec_tui.core.lstm import LstmConfig, build_model, build_title_vocabulary
-    from training.fit_lstm import _train_step_module, training_chunks
+    from training.fit_lstm import _train_step_module, lstm_windows
 
     split, catalog = _tiny_split_and_catalog(tiny_release)
     torch.manual_seed(0)
@@ -259,8 +259,8 @@ def test_chunked_softmax_gives_the_one_shot_loss_and_gradients(tiny_release: Pat
         input_dropout=0.0,
     )
     model = build_model(config, catalog)
-    chunks, mask = training_chunks(split.training_sequences(), 10, 5)
-    batch, mask_t = torch.from_numpy(chunks[:40]), torch.from_numpy(mask[:40])
+    windows = lstm_windows(split.training_sequences(), 10, 5)
+    batch, mask_t = torch.from_numpy(windows.ids(np.arange(40))), torch.from_numpy(windows.loss_mask(np.arange(40)))
     inputs, targets = batch[:, :-1], batch[:, 1:]
     results = []
     for budget in (10**12, 7 * len(catalog)):  # one shot; then chunks of 7 rows
@@ -279,7 +279,7 @@ def test_chunked_softmax_gives_the_one_shot_loss_and_gradients(tiny_release: Pat
 def test_validation_in_user_batches_changes_no_number(tiny_release: Path) -> None:
     torch = pytest.importorskip("torch")
     from dualrec_tui.core.lstm import LstmConfig, LstmRecommender, build_model, build_title_vocabulary
-    from training.fit_lstm import validation_ndcg
+    from training.fit_lstm import validation_ndcg_hr
 
     split, catalog = _tiny_split_and_catalog(tiny_release)
     torch.manual_seed(0)
@@ -293,8 +293,8 @@ def test_validation_in_user_batches_changes_no_number(tiny_release: Path) -> Non
         hidden=24,
     )
     recommender = LstmRecommender(build_model(config, catalog), catalog)
-    whole = validation_ndcg(recommender, split, batch_users=10_000)
-    assert validation_ndcg(recommender, split, batch_users=7) == whole
+    whole = validation_ndcg_hr(recommender, split, batch_users=10_000)
+    assert validation_ndcg_hr(recommender, split, batch_users=7) == whole
 
 
 def test_bench_scale_runs_every_step_on_a_tiny_shape(tmp_path: Path) -> None:
