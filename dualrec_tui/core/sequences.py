@@ -128,19 +128,35 @@ def build_sequences(dataset: Dataset, kcore: int | None = None) -> Sequences:
     # np.lexsort is a stable sort by the last key first (user, then timestamp); being stable, equal
     # (user, timestamp) pairs keep file-line order without a third key.
     order = np.lexsort((times, users))
-    sorted_users = users[order]
-    starts = np.flatnonzero(np.concatenate(([order.shape[0] > 0], sorted_users[1:] != sorted_users[:-1])))
-    user_ids = sorted_users[starts].tolist()
-    del sorted_users
+    starts = _row_starts(users, order)
+    user_ids = users[order[starts]].tolist()
     ends = np.concatenate((starts[1:], [order.shape[0]] if len(starts) else [])).astype(np.int64)
     return Sequences(
         user_ids=user_ids,
-        items=Ragged(items.astype(np.int32)[order], starts, ends),
-        ratings=Ragged(ratings[order], starts, ends),
-        timestamps=Ragged(times[order], starts, ends),
+        items=Ragged(_gather(items, order, np.int32), starts, ends),
+        ratings=Ragged(_gather(ratings, order, ratings.dtype), starts, ends),
+        timestamps=Ragged(_gather(times, order, times.dtype), starts, ends),
         n_items=len(dataset.catalog),
         kcore=kcore,
     )
+
+
+def _gather(values: np.ndarray, order: np.ndarray, dtype: Any, block: int = 1 << 20) -> np.ndarray:
+    """`values[order]` as `dtype`, a block at a time: no full-size temporary besides the result."""
+    out = np.empty(order.shape[0], dtype=dtype)
+    for lo in range(0, order.shape[0], block):
+        out[lo : lo + block] = values[order[lo : lo + block]]
+    return out
+
+
+def _row_starts(users: np.ndarray, order: np.ndarray, block: int = 1 << 20) -> np.ndarray:
+    """Positions in `order` where a new user begins (users[order] is grouped), a block at a time."""
+    n = order.shape[0]
+    starts = [np.zeros(min(n, 1), dtype=np.int64)]
+    for lo in range(0, n - 1, block):
+        sorted_users = users[order[lo : lo + block + 1]]  # one past the block: its last change is seen
+        starts.append(np.flatnonzero(sorted_users[1:] != sorted_users[:-1]) + lo + 1)
+    return np.concatenate(starts)
 
 
 def _kcore_mask(users: np.ndarray, items: np.ndarray, k: int) -> np.ndarray:
