@@ -278,3 +278,21 @@ def test_time_limit_stops_after_the_first_epoch_and_says_so():
     config = TrainConfig(window=6, dim=8, hidden=8, max_epochs=5, patience=5)
     model, log = train_lstm(split, catalog, config, seed=0, time_limit=0.0)
     assert len(log) == 1 and model.config.training["stopped_by_time_limit"] is True
+
+
+def test_sampled_softmax_training_learns_the_pattern_too():
+    catalog = make_catalog(n=30)
+    split = synthetic_split(len(catalog))
+    config = TrainConfig(
+        window=8, dim=16, hidden=32, max_epochs=10, patience=10, lr=1e-2, batch_size=32, loss="sampled", negatives=8
+    )
+    model, log = train_lstm(split, catalog, config, seed=3)
+    assert log[-1]["train_loss"] < log[0]["train_loss"]
+    assert model.config.training["best_valid_ndcg10"] > 0.3  # random ranking of 30 items: ~0.1
+    assert model.config.training["loss"] == "sampled"
+
+
+def test_an_unknown_loss_is_refused():
+    catalog = make_catalog(n=30)
+    with pytest.raises(DualrecError, match="unknown loss 'softmax'"):
+        train_lstm(synthetic_split(len(catalog)), catalog, TrainConfig(loss="softmax"), seed=0)

@@ -322,3 +322,24 @@ def test_odd_ratings_get_the_line_readers_float32_bits(tmp_path: Path, monkeypat
         _no_line_reader(patch)
         fast = load_dataset(folder)
     _same_data(fast, folder, "csv")
+
+
+def test_sampled_softmax_scores_the_target_against_drawn_movies_without_itself() -> None:
+    torch = pytest.importorskip("torch")
+    from training.scale import sampled_softmax_loss
+
+    generator = torch.Generator().manual_seed(1)
+    query = torch.randn(4, 3, generator=generator)
+    vectors, bias = torch.randn(6, 3, generator=generator), torch.randn(6, generator=generator)
+    targets = torch.tensor([0, 2, 5, 2])
+    torch.manual_seed(7)
+    loss = sampled_softmax_loss(query, lambda i: (vectors[i], bias[i]), targets, 6, 5)
+    torch.manual_seed(7)
+    drawn = torch.randint(6, (5,))  # what the loss drew
+    assert set(drawn.tolist()) & set(targets.tolist())  # some row's own target was drawn: it must be left out
+    expected = []
+    for row, target in enumerate(targets.tolist()):
+        logits = [float(query[row] @ vectors[target] + bias[target])]
+        logits += [float(query[row] @ vectors[d] + bias[d]) for d in drawn.tolist() if d != target]
+        expected.append(-logits[0] + float(torch.logsumexp(torch.tensor(logits), 0)))
+    assert float(loss) == pytest.approx(sum(expected) / len(expected), rel=1e-5)
