@@ -1,13 +1,19 @@
 """Train the DUALRec LSTM (dualrec_tui/core/lstm.py) and plug it into the evaluation harness.
 
     python -m training lstm --data DIR --out DIR [--epochs N] [--window W] [--seed S] [--dim D] ...
-        [--threads T] [--time-limit MINUTES] [--float16]
+        [--threads T] [--time-limit MINUTES] [--float16] [--loss full|sampled --negatives N]
+
+In Python: `train_lstm(split, catalog, TrainConfig(...))` fits a model; `lstm_release(data, out, ...)`
+is the whole command (load, train, write the folder).
     python -m training lstm-search --data DIR [--data DIR2] --set '{"lr": 0.005}' ... [--device cuda]
 
 Training data: `split.training_sequences()` only. Each sequence is cut into chunks of `window + 1`
 movies taken from its end with a step of `stride` (default window // 2); a chunk predicts every next
 movie, but the loss counts each target once, in the chunk where it has the most context (the first
-chunk of a sequence counts all its targets). Loss: full-softmax cross-entropy over the whole catalog.
+chunk of a sequence counts all its targets). Chunks are cut per batch from the split's flat item array
+(training/sequence_training.py), so memory does not grow with their number. Loss: full-softmax
+cross-entropy over the whole catalog (default), or `--loss sampled --negatives N` (N movies drawn per
+batch; cheaper at 87k movies, compared on validation in docs/results.md).
 Optimiser: AdamW. Early stopping on validation NDCG@10 (target `split.valid_target[u]` given
 `split.valid_input(u)`, the input items removed, full ranking: docs/evaluation.md); the best epoch's
 weights are kept. Deterministic for a given seed (single process, seeded torch and numpy).

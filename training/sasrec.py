@@ -3,6 +3,9 @@
     python -m training sasrec --data DIR --out DIR          # train with the defaults below and save
     python -m training sasrec-search --data DIR --grid ...  # the validation search (see docs/baselines.md)
 
+In Python: `train_sasrec(split, n_items, SasrecConfig(...))` fits a model; `sasrec_release(data, out)`
+is the whole `sasrec` command.
+
 Model: item embedding (catalog index + 1, 0 = padding) scaled by sqrt(d) + learned positions (sequences
 are left-padded, so the newest item always sits in the last slot) -> N pre-LayerNorm causal
 self-attention blocks (multi-head attention + position-wise feed-forward, residuals, dropout) ->
@@ -10,17 +13,18 @@ final LayerNorm -> logits = hidden @ item_embedding^T (tied output layer) over t
 
 Training: every training sequence is cut into windows of max_len + 1 items from its end backwards;
 each window gives max_len next-item targets, and the loss is cross-entropy over the *whole catalog*
-at every non-padding position (no sampled negatives; Klenitskiy & Vasilev 2023 show that this is
-what makes SASRec strong). Adam, fixed seed, validation NDCG@10 (full ranking, input items removed,
-exactly the test protocol on the validation target) after every epoch; early stopping keeps the
+at every non-padding position (no sampled negatives by default; Klenitskiy & Vasilev 2023 show that
+this is what makes SASRec strong; `--loss sampled --negatives N` is there for big catalogs). Windows
+are cut per batch (training/sequence_training.py). Adam, fixed seed, validation NDCG@10 (full ranking,
+input items removed, exactly the test protocol on the validation target) after every epoch; early stopping keeps the
 best epoch. Only training sequences are used; the validation target only picks the epoch.
 
 Saved as `model.safetensors` + `config.json` (hyper-parameters, catalog fingerprint, best epoch and
 its validation NDCG@10): no pickle anywhere.
 
 Defaults (DEFAULTS, PRESETS below) come from the validation search written down in docs/baselines.md.
-Training uses one torch thread per two cores (`sequence_training.torch_threads()`): on a busy machine more threads
-were 20x slower per step. Measured on ML-100K (2 shared cores, 1 thread): 18 epochs, 127 s of CPU
+Training uses one torch thread per two cores (`sequence_training.torch_threads()`): on a busy machine
+more threads were 20x slower per step. Measured on ML-100K (2 shared cores, 1 thread): 18 epochs, 127 s of CPU
 time, validation NDCG@10 0.127, test HR@10 0.217 / NDCG@10 0.110 (docs/baselines.md).
 """
 
