@@ -152,8 +152,8 @@ def run_shape(shape: str, work: Path, batches: int) -> list[dict[str, Any]]:
     before = sampler.rss()
     with step(rows, sampler, "split (sequences + leave-one-out)") as row:
         split = leave_one_out(build_sequences(dataset))
-        sequences = split.train.values  # the one flat item array; ratings and times beside it until freed
-        kept = (sequences.nbytes + split.train.starts.nbytes * 4) / 2**20
+        bounds = (split.train.starts, split.train.ends, split.extra_train.starts, split.extra_train.ends)
+        kept = (split.train.values.nbytes + sum(b.nbytes for b in bounds)) / 2**20  # one flat item array
         row["note"] = f"{len(split.valid_target):,} users; {kept:.0f} MB of arrays kept, step peak +{{grow}} MB"
     row["note"] = row["note"].format(grow=f"{row['peak_rss_mb'] - before:.0f}")
     torch.manual_seed(0)
