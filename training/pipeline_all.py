@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -236,3 +237,14 @@ def _cli(args: argparse.Namespace) -> int:
     )
     console.print(render(rows))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m training.pipeline_all ...`: the same as `python -m training all ...`."""
+    from .__main__ import main as training_main
+
+    return training_main(["all", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -475,3 +476,14 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("--device", default="cpu")
     search.add_argument("--json", type=Path, default=None)
     search.set_defaults(func=search_command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m training.sasrec ...`: the same as `python -m training sasrec ...`."""
+    from .__main__ import main as training_main
+
+    return training_main(["sasrec", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
