@@ -94,10 +94,11 @@ def run_shape(shape: str, work: Path, batches: int) -> list[dict[str, Any]]:
     """Every step at one shape, in this process."""
     import numpy as np
     import torch
+    from scale_models import random_lstm
 
     from dualrec_tui.core import llm
     from dualrec_tui.core.catalog import Catalog
-    from dualrec_tui.core.lstm import LstmConfig, LstmRecommender, build_model, build_title_vocabulary
+    from dualrec_tui.core.lstm import LstmRecommender
     from dualrec_tui.core.movielens import load_dataset
     from dualrec_tui.core.sequences import build_sequences, leave_one_out
     from training.fit_lstm import TrainConfig, _train_step_module, lstm_windows, validation_ndcg_hr
@@ -156,18 +157,8 @@ def run_shape(shape: str, work: Path, batches: int) -> list[dict[str, Any]]:
         kept = (split.train.values.nbytes + sum(b.nbytes for b in bounds)) / 2**20  # one flat item array
         row["note"] = f"{len(split.valid_target):,} users; {kept:.0f} MB of arrays kept, step peak +{{grow}} MB"
     row["note"] = row["note"].format(grow=f"{row['peak_rss_mb'] - before:.0f}")
-    torch.manual_seed(0)
     train = TrainConfig()
-    config = LstmConfig(
-        n_items=len(catalog),
-        catalog_fingerprint=catalog.fingerprint,
-        title_vocabulary=build_title_vocabulary(catalog, train.min_word_count),
-        genre_vocabulary=list(catalog.genre_vocabulary),
-        window=train.window,
-        dim=train.dim,
-        hidden=train.hidden,
-    )
-    model = build_model(config, catalog)
+    model = random_lstm(catalog, seed=0)
     recommender = LstmRecommender(model, catalog)
     history = [int(i) for i in split.test_input(0)][-30:]
     with step(rows, sampler, "LSTM top-20 for one user") as row:

@@ -17,38 +17,39 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def build(data: Path, out: Path, llm: Path) -> Path:
-    import numpy as np
+def random_lstm(catalog: Any, seed: int = 0) -> Any:
+    """An LSTM of the default training shape over `catalog`, with seeded random weights."""
     import torch
 
-    from dualrec_tui.core.lstm import LstmConfig, build_model, build_title_vocabulary, save_model
+    from dualrec_tui.core.lstm import build_model
+    from training.fit_lstm import TrainConfig, lstm_config
+
+    torch.manual_seed(seed)
+    config = lstm_config(catalog, TrainConfig())
+    return build_model(config, catalog)
+
+
+def build(data: Path, out: Path, llm: Path) -> Path:
+    import numpy as np
+
+    from dualrec_tui.core.lstm import save_model
     from dualrec_tui.core.movielens import load_dataset
     from dualrec_tui.core.rerank import write_shipped_vectors
-    from training.fit_lstm import TrainConfig
 
     dataset = load_dataset(data)
     catalog = dataset.catalog
     catalog.popularity = np.bincount(dataset.items, minlength=len(catalog)).tolist()
     out.mkdir(parents=True, exist_ok=True)
     catalog.to_json(out / "catalog.json")
-    train = TrainConfig()
-    torch.manual_seed(0)
-    config = LstmConfig(
-        n_items=len(catalog),
-        catalog_fingerprint=catalog.fingerprint,
-        title_vocabulary=build_title_vocabulary(catalog, train.min_word_count),
-        genre_vocabulary=list(catalog.genre_vocabulary),
-        window=train.window,
-        dim=train.dim,
-        hidden=train.hidden,
-        training={"note": "random weights, for timing only (benchmarks/scale_models.py)"},
-    )
-    save_model(build_model(config, catalog).eval(), out / "lstm")
+    model = random_lstm(catalog, seed=0)
+    model.config.training["note"] = "random weights, for timing only (benchmarks/scale_models.py)"
+    save_model(model.eval(), out / "lstm")
     vectors = np.random.default_rng(0).standard_normal((len(catalog), 384)).astype(np.float32)
     write_shipped_vectors(vectors / np.linalg.norm(vectors, axis=1, keepdims=True), catalog, out)
     link = out / "llm"

@@ -155,6 +155,25 @@ def _train_step_module(model: Any, logits_budget: int, negatives: int = 0):
     return TrainStep()
 
 
+def lstm_config(catalog: Catalog, config: TrainConfig, training: dict[str, Any] | None = None) -> LstmConfig:
+    """The model's architecture for `catalog` from the training config (vocabularies from the catalog)."""
+    return LstmConfig(
+        n_items=len(catalog),
+        catalog_fingerprint=catalog.fingerprint,
+        title_vocabulary=build_title_vocabulary(catalog, config.min_word_count),
+        genre_vocabulary=list(catalog.genre_vocabulary),
+        window=config.window,
+        dim=config.dim,
+        hidden=config.hidden,
+        dropout=config.dropout,
+        input_dropout=config.input_dropout,
+        tie=config.tie,
+        use_titles=config.use_titles,
+        use_genres=config.use_genres,
+        training=training or {},
+    )
+
+
 def train_lstm(
     split: Split,
     catalog: Catalog,
@@ -179,21 +198,7 @@ def train_lstm(
         raise DualrecError(f"unknown loss {config.loss!r}: choose one of {', '.join(LOSSES)}")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model_config = LstmConfig(
-        n_items=len(catalog),
-        catalog_fingerprint=catalog.fingerprint,
-        title_vocabulary=build_title_vocabulary(catalog, config.min_word_count),
-        genre_vocabulary=list(catalog.genre_vocabulary),
-        window=config.window,
-        dim=config.dim,
-        hidden=config.hidden,
-        dropout=config.dropout,
-        input_dropout=config.input_dropout,
-        tie=config.tie,
-        use_titles=config.use_titles,
-        use_genres=config.use_genres,
-        training={**asdict(config), "seed": seed},
-    )
+    model_config = lstm_config(catalog, config, {**asdict(config), "seed": seed})
     accelerator = make_accelerator(device)
     device = str(accelerator.device)
     model = build_model(model_config, catalog).to(device)
