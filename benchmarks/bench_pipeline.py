@@ -32,7 +32,9 @@ def load_lstm(catalog, directory: Path):
     from dualrec_tui.core.lstm import LstmConfig, LstmRecommender, build_model, build_title_vocabulary
 
     if (directory / "config.json").is_file():
-        return LstmRecommender.load(directory, catalog), f"trained ({directory})"
+        lstm = LstmRecommender.load(directory, catalog)
+        note = lstm.config.training.get("note")  # benchmarks/scale_models.py: random weights, for timing
+        return lstm, f"{note or 'trained'} ({directory})"
     config = LstmConfig(len(catalog), catalog.fingerprint, build_title_vocabulary(catalog), catalog.genre_vocabulary)
     return LstmRecommender(build_model(config, catalog), catalog), "random weights (no trained LSTM found)"
 

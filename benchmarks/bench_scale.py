@@ -15,8 +15,11 @@ search (per keystroke, typing 6 titles; whatever `Catalog.search` is), grammar (
 grammar, cold and from the disk cache), LSTM scoring of one user (`top_k`, untrained weights: speed
 does not depend on the values), evaluation of 1,000 validation users (batched full ranking), and
 an LSTM epoch estimated from `--batches` timed training batches after one warm-up batch (default
-config, checkpointed softmax where needed) times the epoch's batch count. One LLM recommendation is
-not run here (benchmarks/bench_pipeline.py measures it).
+config; full softmax, checkpointed where needed, and sampled softmax with 1,000 negatives) times the
+epoch's batch count. The split row also says how much the step grew the process (its peak over the
+RSS before it) against the arrays it keeps. One LLM recommendation is not run here
+(`benchmarks/bench_pipeline.py --catalog` measures it at any catalog size), nor the app's start
+(`benchmarks/bench_app.py --models`).
 """
 
 from __future__ import annotations
@@ -91,13 +94,14 @@ def run_shape(shape: str, work: Path, batches: int) -> list[dict[str, Any]]:
     """Every step at one shape, in this process."""
     import numpy as np
     import torch
+    from scale_models import random_lstm
 
     from dualrec_tui.core import title_grammar as grammar_module
     from dualrec_tui.core.catalog import Catalog
-    from dualrec_tui.core.lstm import LstmConfig, LstmRecommender, build_model, build_title_vocabulary
+    from dualrec_tui.core.lstm import LstmRecommender
     from dualrec_tui.core.movielens import load_dataset
     from dualrec_tui.core.sequences import build_sequences, leave_one_out
-    from training.fit_lstm import TrainConfig, _train_step_module, training_chunks, validation_ndcg
+    from training.fit_lstm import TrainConfig, _train_step_module, lstm_windows, validation_ndcg_hr
 
     path = release_path(shape, work)
     sampler = Sampler()
@@ -146,22 +150,15 @@ def run_shape(shape: str, work: Path, batches: int) -> list[dict[str, Any]]:
                 os.environ["DUALREC_CACHE_DIR"] = saved[0]
             grammar_module.GRAMMAR_DISK_CACHE_MIN = saved[1]
 
-    # the split's millions of Python ints come after the catalog steps: they would slow every GC pass there
+    before = sampler.rss()
     with step(rows, sampler, "split (sequences + leave-one-out)") as row:
         split = leave_one_out(build_sequences(dataset))
-        row["note"] = f"{len(split.valid_target):,} users"
-    torch.manual_seed(0)
+        bounds = (split.train.starts, split.train.ends, split.extra_train.starts, split.extra_train.ends)
+        kept = (split.train.values.nbytes + sum(b.nbytes for b in bounds)) / 2**20  # one flat item array
+        row["note"] = f"{len(split.valid_target):,} users; {kept:.0f} MB of arrays kept, step peak +{{grow}} MB"
+    row["note"] = row["note"].format(grow=f"{row['peak_rss_mb'] - before:.0f}")
     train = TrainConfig()
-    config = LstmConfig(
-        n_items=len(catalog),
-        catalog_fingerprint=catalog.fingerprint,
-        title_vocabulary=build_title_vocabulary(catalog, train.min_word_count),
-        genre_vocabulary=list(catalog.genre_vocabulary),
-        window=train.window,
-        dim=train.dim,
-        hidden=train.hidden,
-    )
-    model = build_model(config, catalog)
+    model = random_lstm(catalog, seed=0)
     recommender = LstmRecommender(model, catalog)
     history = [int(i) for i in split.test_input(0)][-30:]
     with step(rows, sampler, "LSTM top-20 for one user") as row:
@@ -175,34 +172,35 @@ def run_shape(shape: str, work: Path, batches: int) -> list[dict[str, Any]]:
     with step(rows, sampler, "evaluation per 1,000 validation users") as row:
         subset = _first_users(split, 1000)
         started = time.perf_counter()
-        validation_ndcg(recommender, subset)
+        validation_ndcg_hr(recommender, subset)
         row["seconds"] = (time.perf_counter() - started) * 1000 / max(1, len(subset.valid_target))
         row["note"] = f"measured on {len(subset.valid_target):,} users, full ranking"
-    with step(rows, sampler, "LSTM training chunks") as row:
-        chunks, mask = training_chunks(split.training_sequences(), train.window, train.stride)
-        row["note"] = f"{len(chunks):,} chunks"
-    model.train()
-    step_module = _train_step_module(model, train.logits_budget)
-    optimiser = torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
-    chunks_t, mask_t = torch.from_numpy(chunks), torch.from_numpy(mask)
-    n_batches = -(-len(chunks) // train.batch_size)
-    order = torch.from_numpy(np.random.default_rng(0).permutation(len(chunks)))
-    with step(rows, sampler, "LSTM epoch (estimated)") as row:
-        timed = min(batches, n_batches)
-        started = time.perf_counter()
-        for b in range(timed + 1):  # batch 0 is a warm-up, not timed
-            if b == 1:
-                started = time.perf_counter()
-            rows_b = order[b * train.batch_size : (b + 1) * train.batch_size]
-            batch, bmask = chunks_t[rows_b], mask_t[rows_b]
-            width = int(bmask.any(0).nonzero().max()) + 1
-            loss = step_module(batch[:, :width], batch[:, 1 : width + 1], bmask[:, :width])
-            optimiser.zero_grad(set_to_none=True)
-            loss.backward()
-            optimiser.step()
-        per_batch = (time.perf_counter() - started) / timed
-        row["seconds"] = per_batch * n_batches
-        row["note"] = f"{per_batch:.2f} s/batch x {n_batches:,} batches ({timed} timed)"
+    with step(rows, sampler, "LSTM training windows (bounds; ids cut per batch)") as row:
+        windows = lstm_windows(split.training_sequences(), train.window, train.stride)
+        row["note"] = f"{len(windows):,} windows"
+    order = np.random.default_rng(0).permutation(len(windows))
+    n_batches = -(-len(windows) // train.batch_size)
+    for loss, negatives in (("full", 0), ("sampled", 1000)):
+        model.train()
+        step_module = _train_step_module(model, train.logits_budget, negatives)
+        optimiser = torch.optim.AdamW(model.parameters(), lr=train.lr, weight_decay=train.weight_decay)
+        label = "full softmax" if loss == "full" else f"sampled softmax, {negatives:,} negatives"
+        with step(rows, sampler, f"LSTM epoch, {label} (estimated)") as row:
+            timed = min(batches, n_batches)
+            started = time.perf_counter()
+            for b in range(timed + 1):  # batch 0 is a warm-up, not timed
+                if b == 1:
+                    started = time.perf_counter()
+                picked = order[b * train.batch_size : (b + 1) * train.batch_size]
+                batch, bmask = torch.from_numpy(windows.ids(picked)), torch.from_numpy(windows.loss_mask(picked))
+                width = int(bmask.any(0).nonzero().max()) + 1
+                loss_value = step_module(batch[:, :width], batch[:, 1 : width + 1], bmask[:, :width])
+                optimiser.zero_grad(set_to_none=True)
+                loss_value.backward()
+                optimiser.step()
+            per_batch = (time.perf_counter() - started) / timed
+            row["seconds"] = per_batch * n_batches
+            row["note"] = f"{per_batch:.2f} s/batch x {n_batches:,} batches ({timed} timed)"
     return rows
 
 

@@ -7,10 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dualrec_tui.core.artifacts import default_data_dir
 from dualrec_tui.core.catalog import build_catalog
-from dualrec_tui.core.errors import ModelUnavailableError
+from dualrec_tui.core.errors import DualrecError, ModelUnavailableError
 from dualrec_tui.core.lstm import (
     LstmConfig,
     LstmRecommender,
@@ -21,8 +23,8 @@ from dualrec_tui.core.lstm import (
     load_model,
     save_model,
 )
-from dualrec_tui.core.sequences import Split
-from training.fit_lstm import LstmModel, TrainConfig, train_lstm, training_chunks
+from dualrec_tui.core.sequences import Ragged, Split
+from training.fit_lstm import LstmModel, TrainConfig, lstm_windows, train_lstm
 
 torch = pytest.importorskip("torch")
 
@@ -176,12 +178,58 @@ def test_top_k_excludes_history_and_handles_empty_unknown_and_long_histories():
     assert [i for i, _ in uniform.top_k([], k=3)] == [0, 1, 2] and uniform.last_fallback == "uniform"
 
 
+def _list_chunks(sequences: list[list[int]], window: int, stride: int) -> tuple[list[list[int]], list[list[bool]]]:
+    """The list-based cutting `lstm_windows` replaced (kept here as the reference it must equal)."""
+    rows, masks = [], []
+    for seq in sequences:
+        ids, n = [i + 1 for i in seq], len(seq)
+        if n < 2:
+            continue
+        end, counted_from = n, n
+        while True:
+            start = max(0, end - window - 1)
+            chunk = ids[start:end]
+            mask = [start == 0 or start + t + 1 >= end - stride for t in range(len(chunk) - 1)]
+            rows.append(chunk + [0] * (window + 1 - len(chunk)))
+            masks.append(
+                [m and start + t + 1 < counted_from for t, m in enumerate(mask)] + [False] * (window + 1 - len(chunk))
+            )
+            counted_from = start + 1 if start == 0 else end - stride
+            if start == 0:
+                break
+            end -= stride
+    return rows, masks
+
+
 def test_training_chunks_count_every_target_once():
-    sequences = [list(range(25)), [3, 4], [9]]
-    chunks, mask = training_chunks(sequences, window=6, stride=3)
+    windows = lstm_windows(Ragged.from_rows([list(range(25)), [3, 4], [9]]), window=6, stride=3)
+    rows = np.arange(len(windows))
+    chunks, mask = windows.ids(rows), windows.loss_mask(rows)
     targets = [int(chunks[r, t + 1]) - 1 for r, t in zip(*np.nonzero(mask), strict=True)]
     assert sorted(targets) == sorted([*range(1, 25), 4])
     assert chunks.shape[1] == 7 and mask.shape[1] == 6
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.lists(st.integers(0, 50), max_size=40), max_size=8),
+    st.integers(1, 12),
+    st.integers(0, 12),
+)
+def test_windows_cut_on_demand_equal_the_list_chunks(sequences: list[list[int]], window: int, stride: int) -> None:
+    stride = min(stride, window)  # a longer stride would skip targets: refused (next test)
+    windows = lstm_windows(Ragged.from_rows(sequences), window, stride)
+    rows = np.arange(len(windows))
+    expected_rows, expected_masks = _list_chunks(sequences, window, stride or max(1, window // 2))
+    assert windows.ids(rows).tolist() == expected_rows
+    assert windows.loss_mask(rows).tolist() == [m[:window] for m in expected_masks]
+    shuffled = np.random.default_rng(0).permutation(len(windows))  # a batch is any subset, in any order
+    assert windows.ids(shuffled).tolist() == [expected_rows[r] for r in shuffled]
+
+
+def test_a_stride_longer_than_the_window_is_refused():
+    with pytest.raises(DualrecError, match="stride 7 is longer than the window 6"):
+        lstm_windows(Ragged.from_rows([list(range(25))]), window=6, stride=7)
 
 
 def test_training_learns_a_synthetic_pattern_and_is_deterministic():
@@ -230,3 +278,21 @@ def test_time_limit_stops_after_the_first_epoch_and_says_so():
     config = TrainConfig(window=6, dim=8, hidden=8, max_epochs=5, patience=5)
     model, log = train_lstm(split, catalog, config, seed=0, time_limit=0.0)
     assert len(log) == 1 and model.config.training["stopped_by_time_limit"] is True
+
+
+def test_sampled_softmax_training_learns_the_pattern_too():
+    catalog = make_catalog(n=30)
+    split = synthetic_split(len(catalog))
+    config = TrainConfig(
+        window=8, dim=16, hidden=32, max_epochs=10, patience=10, lr=1e-2, batch_size=32, loss="sampled", negatives=8
+    )
+    model, log = train_lstm(split, catalog, config, seed=3)
+    assert log[-1]["train_loss"] < log[0]["train_loss"]
+    assert model.config.training["best_valid_ndcg10"] > 0.3  # random ranking of 30 items: ~0.1
+    assert model.config.training["loss"] == "sampled"
+
+
+def test_an_unknown_loss_is_refused():
+    catalog = make_catalog(n=30)
+    with pytest.raises(DualrecError, match="unknown loss 'softmax'"):
+        train_lstm(synthetic_split(len(catalog)), catalog, TrainConfig(loss="softmax"), seed=0)

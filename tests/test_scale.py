@@ -243,7 +243,7 @@ def _tiny_split_and_catalog(release: Path):
 def test_chunked_softmax_gives_the_one_shot_loss_and_gradients(tiny_release: Path) -> None:
     torch = pytest.importorskip("torch")
     from dualrec_tui.core.lstm import LstmConfig, build_model, build_title_vocabulary
-    from training.fit_lstm import _train_step_module, training_chunks
+    from training.fit_lstm import _train_step_module, lstm_windows
 
     split, catalog = _tiny_split_and_catalog(tiny_release)
     torch.manual_seed(0)
@@ -259,8 +259,8 @@ def test_chunked_softmax_gives_the_one_shot_loss_and_gradients(tiny_release: Pat
         input_dropout=0.0,
     )
     model = build_model(config, catalog)
-    chunks, mask = training_chunks(split.training_sequences(), 10, 5)
-    batch, mask_t = torch.from_numpy(chunks[:40]), torch.from_numpy(mask[:40])
+    windows = lstm_windows(split.training_sequences(), 10, 5)
+    batch, mask_t = torch.from_numpy(windows.ids(np.arange(40))), torch.from_numpy(windows.loss_mask(np.arange(40)))
     inputs, targets = batch[:, :-1], batch[:, 1:]
     results = []
     for budget in (10**12, 7 * len(catalog)):  # one shot; then chunks of 7 rows
@@ -279,7 +279,7 @@ def test_chunked_softmax_gives_the_one_shot_loss_and_gradients(tiny_release: Pat
 def test_validation_in_user_batches_changes_no_number(tiny_release: Path) -> None:
     torch = pytest.importorskip("torch")
     from dualrec_tui.core.lstm import LstmConfig, LstmRecommender, build_model, build_title_vocabulary
-    from training.fit_lstm import validation_ndcg
+    from training.fit_lstm import validation_ndcg_hr
 
     split, catalog = _tiny_split_and_catalog(tiny_release)
     torch.manual_seed(0)
@@ -293,8 +293,8 @@ def test_validation_in_user_batches_changes_no_number(tiny_release: Path) -> Non
         hidden=24,
     )
     recommender = LstmRecommender(build_model(config, catalog), catalog)
-    whole = validation_ndcg(recommender, split, batch_users=10_000)
-    assert validation_ndcg(recommender, split, batch_users=7) == whole
+    whole = validation_ndcg_hr(recommender, split, batch_users=10_000)
+    assert validation_ndcg_hr(recommender, split, batch_users=7) == whole
 
 
 def test_bench_scale_runs_every_step_on_a_tiny_shape(tmp_path: Path) -> None:
@@ -303,7 +303,9 @@ def test_bench_scale_runs_every_step_on_a_tiny_shape(tmp_path: Path) -> None:
 
     rows = run_shape("tiny", tmp_path, batches=1)
     names = [r["step"] for r in rows]
-    assert names[0] == "load" and "LSTM epoch (estimated)" in names and "search per keystroke" in names
+    assert names[0] == "load" and "search per keystroke" in names
+    assert "LSTM epoch, full softmax (estimated)" in names
+    assert "LSTM epoch, sampled softmax, 1,000 negatives (estimated)" in names
     assert all(r["seconds"] >= 0 and r["peak_rss_mb"] > 0 for r in rows)
     rendered = table({"tiny": rows})
     assert sum(line.startswith("| ") for line in rendered.splitlines()) == len(rows) + 2  # + header, rule
@@ -322,3 +324,24 @@ def test_odd_ratings_get_the_line_readers_float32_bits(tmp_path: Path, monkeypat
         _no_line_reader(patch)
         fast = load_dataset(folder)
     _same_data(fast, folder, "csv")
+
+
+def test_sampled_softmax_scores_the_target_against_drawn_movies_without_itself() -> None:
+    torch = pytest.importorskip("torch")
+    from training.scale import sampled_softmax_loss
+
+    generator = torch.Generator().manual_seed(1)
+    query = torch.randn(4, 3, generator=generator)
+    vectors, bias = torch.randn(6, 3, generator=generator), torch.randn(6, generator=generator)
+    targets = torch.tensor([0, 2, 5, 2])
+    torch.manual_seed(7)
+    loss = sampled_softmax_loss(query, lambda i: (vectors[i], bias[i]), targets, 6, 5)
+    torch.manual_seed(7)
+    drawn = torch.randint(6, (5,))  # what the loss drew
+    assert set(drawn.tolist()) & set(targets.tolist())  # some row's own target was drawn: it must be left out
+    expected = []
+    for row, target in enumerate(targets.tolist()):
+        logits = [float(query[row] @ vectors[target] + bias[target])]
+        logits += [float(query[row] @ vectors[d] + bias[d]) for d in drawn.tolist() if d != target]
+        expected.append(-logits[0] + float(torch.logsumexp(torch.tensor(logits), 0)))
+    assert float(loss) == pytest.approx(sum(expected) / len(expected), rel=1e-5)

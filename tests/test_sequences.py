@@ -96,3 +96,35 @@ def test_leave_one_out_invariants(rows: list[tuple[int, int, int]]) -> None:
             expected[item] += 1
     assert split.popularity().tolist() == expected.tolist()
     assert split.popularity().sum() == len(rows) - 2 * len(split.user_ids)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 6), st.integers(0, 14), st.integers(0, 3)), max_size=60))
+def test_flat_sequences_equal_the_list_grouping(rows: list[tuple[int, int, int]]) -> None:
+    """Rows of the flat arrays are what sorting each user's list by (time, file line) gives."""
+    if not rows:
+        return
+    sequences = build_sequences(_dataset(rows, n_items=15))
+    expected: dict[int, list[tuple[int, int, int]]] = {}
+    for line, (user, item, time) in enumerate(rows):
+        expected.setdefault(user, []).append((time, line, item))
+    assert sequences.user_ids == sorted(expected)
+    assert list(sequences.items) == [[item for _, _, item in sorted(expected[u])] for u in sorted(expected)]
+    assert list(sequences.timestamps) == [[t for t, _, _ in sorted(expected[u])] for u in sorted(expected)]
+    split = leave_one_out(sequences)
+    training = split.training_sequences()
+    assert list(training) == [*split.train, *split.extra_train]
+    assert training.flat().tolist() == [i for row in training for i in row]
+
+
+def test_empty_release_gives_no_sequences() -> None:
+    empty = Dataset(
+        "t",
+        "csv",
+        build_catalog([(1, "Movie (2000)", [])]),
+        *(np.zeros(0, np.int64),) * 2,
+        np.zeros(0, np.float32),
+        np.zeros(0, np.int64),
+    )
+    split = leave_one_out(build_sequences(empty))
+    assert (split.user_ids, len(split.training_sequences()), split.popularity().tolist()) == ([], 0, [0])

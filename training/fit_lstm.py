@@ -1,13 +1,19 @@
 """Train the DUALRec LSTM (dualrec_tui/core/lstm.py) and plug it into the evaluation harness.
 
     python -m training lstm --data DIR --out DIR [--epochs N] [--window W] [--seed S] [--dim D] ...
-        [--threads T] [--time-limit MINUTES] [--float16]
+        [--threads T] [--time-limit MINUTES] [--float16] [--loss full|sampled --negatives N]
+
+In Python: `train_lstm(split, catalog, TrainConfig(...))` fits a model; `lstm_release(data, out, ...)`
+is the whole command (load, train, write the folder).
     python -m training lstm-search --data DIR [--data DIR2] --set '{"lr": 0.005}' ... [--device cuda]
 
 Training data: `split.training_sequences()` only. Each sequence is cut into chunks of `window + 1`
 movies taken from its end with a step of `stride` (default window // 2); a chunk predicts every next
 movie, but the loss counts each target once, in the chunk where it has the most context (the first
-chunk of a sequence counts all its targets). Loss: full-softmax cross-entropy over the whole catalog.
+chunk of a sequence counts all its targets). Chunks are cut per batch from the split's flat item array
+(training/sequence_training.py), so memory does not grow with their number. Loss: full-softmax
+cross-entropy over the whole catalog (default), or `--loss sampled --negatives N` (N movies drawn per
+batch; cheaper at 87k movies, compared on validation in docs/results.md).
 Optimiser: AdamW. Early stopping on validation NDCG@10 (target `split.valid_target[u]` given
 `split.valid_input(u)`, the input items removed, full ranking: docs/evaluation.md); the best epoch's
 weights are kept. Deterministic for a given seed (single process, seeded torch and numpy).
@@ -25,9 +31,7 @@ defaults is in docs/lstm.md.
 from __future__ import annotations
 
 import argparse
-import copy
 import json
-import math
 import os
 import sys
 import time
@@ -50,10 +54,11 @@ from dualrec_tui.core.lstm import (
     load_model,
     save_model,
 )
-from dualrec_tui.core.sequences import Split
+from dualrec_tui.core.sequences import Ragged, Split
 
 from . import metrics
-from .scale import DEFAULT_LOGITS_BUDGET, full_softmax_loss, make_accelerator
+from .scale import DEFAULT_LOGITS_BUDGET, LOSSES, full_softmax_loss, make_accelerator, sampled_softmax_loss
+from .sequence_training import BestEpoch, Windows, cut_windows, run_epoch, set_torch_threads
 
 
 @dataclass
@@ -79,6 +84,8 @@ class TrainConfig:
     # most logits (counted positions x movies) computed at once; above it the full softmax runs in
     # checkpointed chunks (the same loss, memory bounded: training/scale.py)
     logits_budget: int = DEFAULT_LOGITS_BUDGET
+    loss: str = "full"  # "full" softmax over the catalog, or "sampled" against `negatives` random movies
+    negatives: int = 1000
 
 
 EpochCallback = Callable[[dict[str, Any]], None]
@@ -86,42 +93,20 @@ BatchCallback = Callable[[int, int], None]
 
 
 # ------------------------------------------------------------------------------ data
-def training_chunks(sequences: list[list[int]], window: int, stride: int) -> tuple[np.ndarray, np.ndarray]:
-    """Chunks (C, window + 1) of ids (index + 1, 0 = padding, right-padded) and loss masks (C, window).
+def lstm_windows(sequences: Ragged, window: int, stride: int) -> Windows:
+    """Training chunks of `window + 1` movies, `stride` apart (default window // 2), right-padded.
 
-    A target is counted in exactly one chunk: the one where it has the longest context.
+    A target is counted in exactly one chunk: the one where it has the longest context
+    (training/sequence_training.py, `cut_windows`).
     """
-    stride = stride or max(1, window // 2)
-    rows: list[list[int]] = []
-    masks: list[list[bool]] = []
-    for seq in sequences:
-        ids = [i + 1 for i in seq]
-        n = len(ids)
-        if n < 2:
-            continue
-        end = n
-        counted_from = n  # targets at positions >= counted_from are already counted
-        while True:
-            start = max(0, end - window - 1)
-            chunk = ids[start:end]
-            # target of step t is chunk[t + 1], at sequence position start + t + 1
-            mask = [start == 0 or start + t + 1 >= end - stride for t in range(len(chunk) - 1)]
-            mask = [m and start + t + 1 < counted_from for t, m in enumerate(mask)]
-            rows.append(chunk)
-            masks.append(mask)
-            counted_from = start + 1 if start == 0 else end - stride
-            if start == 0:
-                break
-            end -= stride
-    chunks = np.zeros((len(rows), window + 1), dtype=np.int64)
-    loss_mask = np.zeros((len(rows), window), dtype=bool)
-    for r, (chunk, mask) in enumerate(zip(rows, masks, strict=True)):
-        chunks[r, : len(chunk)] = chunk
-        loss_mask[r, : len(mask)] = mask
-    return chunks, loss_mask
+    if stride > window:
+        raise DualrecError(
+            f"stride {stride} is longer than the window {window}: some targets would never be trained on"
+        )
+    return cut_windows(sequences, window, stride or max(1, window // 2))
 
 
-def validation_ndcg(
+def validation_ndcg_hr(
     recommender: LstmRecommender, split: Split, k: int = 10, batch_users: int = 512
 ) -> tuple[float, float]:
     """Mean NDCG@k and HR@k of the validation targets (full ranking, input items removed).
@@ -129,12 +114,11 @@ def validation_ndcg(
     Users are scored `batch_users` at a time: all 50k users of a quarter of ml-32m at once would be a
     17 GB score matrix. Ranks are per user, so batching changes no number.
     """
-    histories = [split.valid_input(u) for u in range(len(split.valid_target))]
-    if not histories:
+    if not split.valid_target:
         return 0.0, 0.0
     ranks = []
-    for lo in range(0, len(histories), batch_users):
-        chunk = histories[lo : lo + batch_users]
+    for lo in range(0, len(split.valid_target), batch_users):
+        chunk = list(split.train[lo : lo + batch_users])  # the validation inputs
         scores = recommender.score(chunk)
         exclude = metrics.exclusion_mask(chunk, scores.shape[1])
         ranks.append(metrics.ranks_from_scores(scores, split.valid_target[lo : lo + batch_users], exclude))
@@ -143,8 +127,11 @@ def validation_ndcg(
 
 
 # --------------------------------------------------------------------------- training
-def _train_step_module(model: Any, logits_budget: int):
-    """The loss of one batch as a module's forward, so `accelerate` (DDP) sees and synchronises it."""
+def _train_step_module(model: Any, logits_budget: int, negatives: int = 0):
+    """The loss of one batch as a module's forward, so `accelerate` (DDP) sees and synchronises it.
+
+    `negatives` 0: the full softmax (chunked above `logits_budget`); N > 0: sampled softmax, N movies.
+    """
     import torch
 
     class TrainStep(torch.nn.Module):
@@ -155,10 +142,36 @@ def _train_step_module(model: Any, logits_budget: int):
         def forward(self, inputs: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
             items = self.model.item_vectors()  # (N+1, D)
             states = self.model.hidden_states(inputs, items)[mask]  # (M, H) at the counted positions
-            n_items = items.shape[0] - 1
-            return full_softmax_loss(self.model.logits, states, targets[mask] - 1, n_items, logits_budget, items)
+            n_items, goal = items.shape[0] - 1, targets[mask] - 1
+            if not negatives:
+                return full_softmax_loss(self.model.logits, states, goal, n_items, logits_budget, items)
+            if self.model.config.tie:  # logit = projected state . item vector + item bias
+                query = self.model.output_projection(states)
+                bias = self.model.output_bias
+                return sampled_softmax_loss(query, lambda i: (items[i + 1], bias[i]), goal, n_items, negatives)
+            layer = self.model.output_layer
+            return sampled_softmax_loss(states, lambda i: (layer.weight[i], layer.bias[i]), goal, n_items, negatives)
 
     return TrainStep()
+
+
+def lstm_config(catalog: Catalog, config: TrainConfig, training: dict[str, Any] | None = None) -> LstmConfig:
+    """The model's architecture for `catalog` from the training config (vocabularies from the catalog)."""
+    return LstmConfig(
+        n_items=len(catalog),
+        catalog_fingerprint=catalog.fingerprint,
+        title_vocabulary=build_title_vocabulary(catalog, config.min_word_count),
+        genre_vocabulary=list(catalog.genre_vocabulary),
+        window=config.window,
+        dim=config.dim,
+        hidden=config.hidden,
+        dropout=config.dropout,
+        input_dropout=config.input_dropout,
+        tie=config.tie,
+        use_titles=config.use_titles,
+        use_genres=config.use_genres,
+        training=training or {},
+    )
 
 
 def train_lstm(
@@ -181,36 +194,27 @@ def train_lstm(
     """
     import torch
 
+    if config.loss not in LOSSES:
+        raise DualrecError(f"unknown loss {config.loss!r}: choose one of {', '.join(LOSSES)}")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    model_config = LstmConfig(
-        n_items=len(catalog),
-        catalog_fingerprint=catalog.fingerprint,
-        title_vocabulary=build_title_vocabulary(catalog, config.min_word_count),
-        genre_vocabulary=list(catalog.genre_vocabulary),
-        window=config.window,
-        dim=config.dim,
-        hidden=config.hidden,
-        dropout=config.dropout,
-        input_dropout=config.input_dropout,
-        tie=config.tie,
-        use_titles=config.use_titles,
-        use_genres=config.use_genres,
-        training={**asdict(config), "seed": seed},
-    )
+    model_config = lstm_config(catalog, config, {**asdict(config), "seed": seed})
     accelerator = make_accelerator(device)
     device = str(accelerator.device)
     model = build_model(model_config, catalog).to(device)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    step_module, optimiser = accelerator.prepare(_train_step_module(model, config.logits_budget), optimiser)
-    world, rank = accelerator.num_processes, accelerator.process_index
-    chunks, loss_mask = training_chunks(split.training_sequences(), config.window, config.stride)
-    chunks_t, mask_t = torch.from_numpy(chunks).to(device), torch.from_numpy(loss_mask).to(device)
-    global_batch = config.batch_size * world
-    n_batches = math.ceil(len(chunks) / global_batch)
+    negatives = config.negatives if config.loss == "sampled" else 0
+    step, optimiser = accelerator.prepare(_train_step_module(model, config.logits_budget, negatives), optimiser)
+    windows = lstm_windows(split.training_sequences(), config.window, config.stride)
+
+    def make_batch(rows: np.ndarray) -> tuple[tuple[Any, ...], int]:
+        batch = torch.from_numpy(windows.ids(rows)).to(device)  # (B, W + 1)
+        mask = torch.from_numpy(windows.loss_mask(rows)).to(device)  # (B, W)
+        width = int(mask.any(0).nonzero().max()) + 1  # drop all-padding columns at the right
+        return (batch[:, :width], batch[:, 1 : width + 1], mask[:, :width]), int(mask.sum())
 
     log: list[dict[str, Any]] = []
-    best_ndcg, best_state, best_epoch, waited = -1.0, None, 0, 0
+    best = BestEpoch()
     started, timed_out = time.perf_counter(), False
     for epoch in range(1, config.max_epochs + 1):
         if time_limit is not None and epoch > 1 and time.perf_counter() - started > time_limit:
@@ -218,47 +222,25 @@ def train_lstm(
             break
         start = time.perf_counter()
         model.train()
-        order = torch.from_numpy(rng.permutation(len(chunks))).to(device)
-        total, count = 0.0, 0
-        for b in range(n_batches):
-            rows = order[b * global_batch : (b + 1) * global_batch][rank * config.batch_size :][: config.batch_size]
-            weight = 1.0
-            if rows.numel() == 0:  # the last global batch left this process nothing: a step that adds nothing
-                rows, weight = order[:1], 0.0
-            batch, mask = chunks_t[rows], mask_t[rows]  # (B, W + 1), (B, W)
-            width = int(mask.any(0).nonzero().max()) + 1  # drop all-padding columns at the right
-            inputs, targets, mask = batch[:, :width], batch[:, 1 : width + 1], mask[:, :width]
-            loss = step_module(inputs, targets, mask)
-            optimiser.zero_grad(set_to_none=True)
-            accelerator.backward(loss if weight == 1.0 else loss * weight)
-            optimiser.step()
-            total += float(loss.detach()) * int(mask.sum()) * weight
-            count += int(mask.sum()) * int(weight)
-            if on_batch and accelerator.is_main_process:
-                on_batch(b + 1, n_batches)
-        record: dict[str, Any] = {"epoch": epoch, "train_loss": total / max(count, 1)}
+        loss = run_epoch(step, optimiser, accelerator, len(windows), config.batch_size, rng, make_batch, on_batch)
+        record: dict[str, Any] = {"epoch": epoch, "train_loss": loss}
         if epoch % config.eval_every == 0 or epoch == config.max_epochs:
             model.eval()  # every process validates the same synchronised weights: same decisions everywhere
-            ndcg, hr = validation_ndcg(LstmRecommender(model, catalog), split)
+            ndcg, hr = validation_ndcg_hr(LstmRecommender(model, catalog), split)
             record.update(valid_ndcg10=ndcg, valid_hr10=hr)
-            if ndcg > best_ndcg:
-                best_ndcg, best_epoch, waited = ndcg, epoch, 0
-                best_state = copy.deepcopy(model.state_dict())
-            else:
-                waited += 1
+            best.update(ndcg, epoch, model)
         record["seconds"] = time.perf_counter() - start
         log.append(record)
         if on_epoch and accelerator.is_main_process:
             on_epoch(record)
-        if waited >= config.patience:
+        if best.waited >= config.patience:
             break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    best.restore(model)
     model = model.cpu()
     model.config.training.update(
-        best_epoch=best_epoch, best_valid_ndcg10=best_ndcg, epochs_run=len(log), stopped_by_time_limit=timed_out
+        best_epoch=best.epoch, best_valid_ndcg10=best.score, epochs_run=len(log), stopped_by_time_limit=timed_out
     )
-    model.config.training.update(processes=world, mixed_precision=accelerator.mixed_precision)
+    model.config.training.update(processes=accelerator.num_processes, mixed_precision=accelerator.mixed_precision)
     model.eval()
     return model, log
 
@@ -319,8 +301,28 @@ def write_curves(log: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
-def command(args: argparse.Namespace) -> int:
-    import torch
+def lstm_release(
+    data: Path,
+    out: Path,
+    config: TrainConfig | None = None,
+    *,
+    seed: int = 0,
+    kcore: int | None = None,
+    threads: int = 0,
+    time_limit_minutes: float | None = None,
+    device: str | None = None,
+    float16: bool = False,
+    catalog_out: Path | None = None,
+    command: str | None = None,
+    console: Any = None,
+) -> dict[str, Any]:
+    """`python -m training lstm` as a function: train on a release and write the model folder `out`.
+
+    Writes model.safetensors, config.json, metrics.jsonl, training_curves.png and manifest.json (and the
+    catalog with popularity to `catalog_out`); returns the manifest. `device` None: the GPU(s) when
+    there are. Under `accelerate launch` only the first process writes (the others return {}).
+    """
+    from accelerate import PartialState
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -329,21 +331,18 @@ def command(args: argparse.Namespace) -> int:
     from dualrec_tui.core.sequences import build_sequences, leave_one_out
 
     # under `accelerate launch` only the first process (RANK 0) prints and shows the progress bar
-    console = Console(stderr=True, quiet=os.environ.get("RANK", "0") != "0")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
-    if args.epochs is not None:
-        config.max_epochs = args.epochs
-    dataset = load_dataset(Path(args.data))
-    split = leave_one_out(build_sequences(dataset, args.kcore))
+    console = console or Console(stderr=True, quiet=os.environ.get("RANK", "0") != "0")
+    config = config or TrainConfig()
+    set_torch_threads(threads)
+    dataset = load_dataset(Path(data))
+    split = leave_one_out(build_sequences(dataset, kcore))
     # The shipped catalog carries popularity over all ratings (the app's fallback); training uses none of it.
     dataset.catalog.popularity = np.bincount(dataset.items, minlength=len(dataset.catalog)).tolist()
-    out = Path(args.out)
+    out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     console.print(
         f"LSTM on [bold]{dataset.name}[/]: {len(dataset.catalog)} movies, {len(split.training_sequences())} "
-        f"training sequences, {len(split.valid_target)} validation users; window {config.window}, seed {args.seed}"
+        f"training sequences, {len(split.valid_target)} validation users; window {config.window}, seed {seed}"
     )
     log_path = out / "metrics.jsonl"
     log_path.write_text("", encoding="utf-8")
@@ -385,49 +384,66 @@ def command(args: argparse.Namespace) -> int:
             split,
             dataset.catalog,
             config,
-            args.seed,
+            seed,
             on_epoch=on_epoch,
             on_batch=on_batch,
-            time_limit=args.time_limit * 60 if args.time_limit else None,
-            device=None if args.device == "auto" else args.device,
+            time_limit=time_limit_minutes * 60 if time_limit_minutes else None,
+            device=device,
         )
         progress.update(task, completed=config.max_epochs)
     seconds = time.perf_counter() - started
-    from accelerate import PartialState
-
     if not PartialState().is_main_process:
-        return 0  # `accelerate launch`: one process writes the files
+        return {}  # `accelerate launch`: one process writes the files
     model.config.training.update(data=dataset.name, data_fingerprint=dataset.fingerprint, train_seconds=seconds)
-    save_model(model, out, float16=args.float16)
+    save_model(model, out, float16=float16)
     write_curves(log, out / "training_curves.png")
     training = model.config.training
-    write_manifest(
-        out,
-        {
-            "artifact": "dualrec LSTM next-movie model",
-            "data": {"name": dataset.name, "source": str(args.data), "fingerprint": dataset.fingerprint},
-            "catalog_fingerprint": dataset.catalog.fingerprint,
-            "command": "python -m training " + " ".join(sys.argv[1:] if args.argv is None else args.argv),
-            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "metrics": {
-                "best_epoch": training["best_epoch"],
-                "valid_ndcg10": training["best_valid_ndcg10"],
-                "valid_hr10": next((r["valid_hr10"] for r in log if r["epoch"] == training["best_epoch"]), None),
-                "epochs_run": len(log),
-                "stopped_by_time_limit": training["stopped_by_time_limit"],
-                "train_seconds": round(seconds, 1),
-            },
-            "hyper_parameters": {**asdict(config), "seed": args.seed, "kcore": args.kcore},
-            "weights_dtype": "float16" if args.float16 else "float32",
-            "files": ["model.safetensors", "config.json", "metrics.jsonl", "training_curves.png"],
+    manifest = {
+        "artifact": "dualrec LSTM next-movie model",
+        "data": {"name": dataset.name, "source": str(data), "fingerprint": dataset.fingerprint},
+        "catalog_fingerprint": dataset.catalog.fingerprint,
+        "command": command or f"python -m training lstm --data {data} --out {out} --seed {seed}",
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "metrics": {
+            "best_epoch": training["best_epoch"],
+            "valid_ndcg10": training["best_valid_ndcg10"],
+            "valid_hr10": next((r["valid_hr10"] for r in log if r["epoch"] == training["best_epoch"]), None),
+            "epochs_run": len(log),
+            "stopped_by_time_limit": training["stopped_by_time_limit"],
+            "train_seconds": round(seconds, 1),
         },
-    )
-    if args.catalog_out:
-        dataset.catalog.to_json(Path(args.catalog_out))
-        console.print(f"catalog written to {args.catalog_out}")
+        "hyper_parameters": {**asdict(config), "seed": seed, "kcore": kcore},
+        "weights_dtype": "float16" if float16 else "float32",
+        "files": ["model.safetensors", "config.json", "metrics.jsonl", "training_curves.png"],
+    }
+    write_manifest(out, manifest)
+    if catalog_out:
+        dataset.catalog.to_json(Path(catalog_out))
+        console.print(f"catalog written to {catalog_out}")
     console.print(
         f"best epoch {training['best_epoch']}: valid NDCG@10 {training['best_valid_ndcg10']:.4f}; "
         f"{len(log)} epochs in {seconds:.0f} s; written to {out}"
+    )
+    return manifest
+
+
+def _cli(args: argparse.Namespace) -> int:
+    """The `lstm` subcommand: its options, passed to `lstm_release`."""
+    config = TrainConfig(**{f.name: getattr(args, f.name) for f in fields(TrainConfig) if hasattr(args, f.name)})
+    if args.epochs is not None:
+        config.max_epochs = args.epochs
+    lstm_release(
+        Path(args.data),
+        Path(args.out),
+        config,
+        seed=args.seed,
+        kcore=args.kcore,
+        threads=args.threads,
+        time_limit_minutes=args.time_limit,
+        device=None if args.device == "auto" else args.device,
+        float16=args.float16,
+        catalog_out=args.catalog_out,
+        command="python -m training " + " ".join(sys.argv[1:] if args.argv is None else args.argv),
     )
     return 0
 
@@ -464,22 +480,24 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
         flag = "--" + f.name.replace("_", "-")
         if f.type in ("bool", bool):
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=f.default)
+        elif f.name == "loss":
+            parser.add_argument(
+                flag, choices=LOSSES, default=f.default, help="full softmax (default) or sampled (--negatives)"
+            )
         else:
             kind = float if isinstance(f.default, float) else int
             parser.add_argument(flag, type=kind, default=f.default, help=f"default {f.default}")
-    parser.set_defaults(func=command, argv=None)
+    parser.set_defaults(func=_cli, argv=None)
     add_search_command(subparsers)
 
 
 def _search_job(job: tuple[str, dict[str, Any], int, str, str]) -> dict[str, Any]:
     """One search point: train with `overrides` on top of the defaults, report validation only."""
-    import torch
-
     from dualrec_tui.core.movielens import load_dataset
     from dualrec_tui.core.sequences import build_sequences, leave_one_out
 
     data, overrides, seed, device, base = job
-    torch.set_num_threads(1)
+    set_torch_threads(1)
     dataset = load_dataset(Path(data))
     split = leave_one_out(build_sequences(dataset))
     config = TrainConfig(**{**json.loads(base), **overrides})
@@ -544,9 +562,10 @@ def main(argv: list[str] | None = None) -> int:
     """For `python -m training.fit_lstm ...` (same options as `python -m training lstm`)."""
     parser = argparse.ArgumentParser(prog="python -m training")
     add_command(parser.add_subparsers())
-    args = parser.parse_args(["lstm", *(argv or sys.argv[1:])])
+    args = parser.parse_args(["lstm", *(sys.argv[1:] if argv is None else argv)])
+    args.argv = ["lstm", *(sys.argv[1:] if argv is None else argv)]
     try:
-        return command(args)
+        return _cli(args)
     except DualrecError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -64,15 +65,12 @@ def run_all(
         return f"{out / 'catalog.json'}: {len(built)} movies; {vectors.name}"
 
     def lstm() -> str:
-        from .fit_lstm import main as fit_lstm_main
+        from .fit_lstm import TrainConfig, lstm_release
 
-        argv = ["--data", str(data), "--out", str(out / "lstm")]
-        if lstm_epochs is not None:
-            argv += ["--epochs", str(lstm_epochs)]
-        code = fit_lstm_main(argv)
-        if code:
-            raise SystemExit(code)
-        return str(out / "lstm")
+        config = TrainConfig() if lstm_epochs is None else TrainConfig(max_epochs=lstm_epochs)
+        manifest = lstm_release(data, out / "lstm", config, console=console, command="python -m training all (lstm)")
+        ndcg = manifest.get("metrics", {}).get("valid_ndcg10")  # {} on a non-first `accelerate launch` process
+        return str(out / "lstm") if ndcg is None else f"{out / 'lstm'}: valid NDCG@10 {ndcg:.4f}"
 
     def llm() -> str:
         settings = finetune.LoraSettings()
@@ -208,10 +206,11 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--eval-users", type=int, default=100, help="seeded user sample for the summary")
     parser.add_argument("--skip", default="", help=f"comma-separated steps to skip ({', '.join(STEPS)})")
-    parser.set_defaults(func=_run)
+    parser.set_defaults(func=_cli)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _cli(args: argparse.Namespace) -> int:
+    """The `all` subcommand: its options, passed to `run_all`."""
     from rich.console import Console
 
     console = Console()
@@ -229,3 +228,14 @@ def _run(args: argparse.Namespace) -> int:
     )
     console.print(render(rows))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m training.pipeline_all ...`: the same as `python -m training all ...`."""
+    from .__main__ import main as training_main
+
+    return training_main(["all", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -3,6 +3,9 @@
     python -m training sasrec --data DIR --out DIR          # train with the defaults below and save
     python -m training sasrec-search --data DIR --grid ...  # the validation search (see docs/baselines.md)
 
+In Python: `train_sasrec(split, n_items, SasrecConfig(...))` fits a model; `sasrec_release(data, out)`
+is the whole `sasrec` command.
+
 Model: item embedding (catalog index + 1, 0 = padding) scaled by sqrt(d) + learned positions (sequences
 are left-padded, so the newest item always sits in the last slot) -> N pre-LayerNorm causal
 self-attention blocks (multi-head attention + position-wise feed-forward, residuals, dropout) ->
@@ -10,17 +13,18 @@ final LayerNorm -> logits = hidden @ item_embedding^T (tied output layer) over t
 
 Training: every training sequence is cut into windows of max_len + 1 items from its end backwards;
 each window gives max_len next-item targets, and the loss is cross-entropy over the *whole catalog*
-at every non-padding position (no sampled negatives; Klenitskiy & Vasilev 2023 show that this is
-what makes SASRec strong). Adam, fixed seed, validation NDCG@10 (full ranking, input items removed,
-exactly the test protocol on the validation target) after every epoch; early stopping keeps the
+at every non-padding position (no sampled negatives by default; Klenitskiy & Vasilev 2023 show that
+this is what makes SASRec strong; `--loss sampled --negatives N` is there for big catalogs). Windows
+are cut per batch (training/sequence_training.py). Adam, fixed seed, validation NDCG@10 (full ranking,
+input items removed, exactly the test protocol on the validation target) after every epoch; early stopping keeps the
 best epoch. Only training sequences are used; the validation target only picks the epoch.
 
 Saved as `model.safetensors` + `config.json` (hyper-parameters, catalog fingerprint, best epoch and
 its validation NDCG@10): no pickle anywhere.
 
 Defaults (DEFAULTS, PRESETS below) come from the validation search written down in docs/baselines.md.
-Training uses one torch thread per two cores (`default_threads()`): on a busy machine more threads
-were 20x slower per step. Measured on ML-100K (2 shared cores, 1 thread): 18 epochs, 127 s of CPU
+Training uses one torch thread per two cores (`sequence_training.torch_threads()`): on a busy machine
+more threads were 20x slower per step. Measured on ML-100K (2 shared cores, 1 thread): 18 epochs, 127 s of CPU
 time, validation NDCG@10 0.127, test HR@10 0.217 / NDCG@10 0.110 (docs/baselines.md).
 """
 
@@ -29,6 +33,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -37,9 +42,11 @@ from typing import Any
 import numpy as np
 
 from dualrec_tui.core.errors import DualrecError, ModelUnavailableError
+from dualrec_tui.core.sequences import Ragged
 
 from . import metrics
-from .scale import full_softmax_loss, make_accelerator
+from .scale import LOSSES, full_softmax_loss, make_accelerator, sampled_softmax_loss
+from .sequence_training import BestEpoch, Windows, cut_windows, run_epoch, set_torch_threads, torch_threads
 
 SEED = 0
 
@@ -62,6 +69,8 @@ class SasrecConfig:
     # most logits (positions x movies) at once, then checkpointed chunks (training/scale.py); above the
     # ml-latest-small preset's 200 x 64 x 9.7k, so its results stay bit-for-bit the same
     logits_budget: int = 160_000_000
+    loss: str = "full"  # "full" softmax over the catalog, or "sampled" against `negatives` random movies
+    negatives: int = 1000
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SasrecConfig:
@@ -78,14 +87,6 @@ PRESETS: dict[str, SasrecConfig] = {
 
 def config_for(dataset_name: str) -> SasrecConfig:
     return PRESETS.get(dataset_name, DEFAULTS)
-
-
-def default_threads() -> int:
-    """Half the cores, at most 4. More threads than free cores makes torch *much* slower (measured:
-    2 threads on a busy 2-core machine ran 20x slower per step than 1 thread)."""
-    import os
-
-    return max(1, min(4, (os.cpu_count() or 2) // 2))
 
 
 def build_module(n_items: int, config: SasrecConfig):
@@ -157,20 +158,10 @@ def build_module(n_items: int, config: SasrecConfig):
     return SASRec()
 
 
-def _windows(sequences: list[list[int]], max_len: int) -> np.ndarray:
-    """(N, max_len + 1) int64 windows of item ids (index + 1), left-padded, cut from each sequence's end."""
-    rows = []
-    for seq in sequences:
-        ids = np.asarray(seq, dtype=np.int64) + 1
-        end = len(ids)
-        while end > 1:  # consecutive windows overlap by one item, so every transition is a target once
-            start = max(0, end - max_len - 1)
-            window = ids[start:end]
-            rows.append(np.concatenate([np.zeros(max_len + 1 - len(window), dtype=np.int64), window]))
-            end = start + 1
-            if start == 0:
-                break
-    return np.stack(rows) if rows else np.zeros((0, max_len + 1), dtype=np.int64)
+def sasrec_windows(sequences: Ragged, max_len: int) -> Windows:
+    """Windows of max_len + 1 items from each sequence's end backwards, left-padded; consecutive
+    windows overlap by one item, so every transition is a target exactly once."""
+    return cut_windows(sequences, max_len, max_len)
 
 
 def _inputs(histories: list[list[int]], max_len: int) -> np.ndarray:
@@ -194,8 +185,9 @@ def scores_for(module: Any, histories: list[list[int]], max_len: int, device: st
         return module.logits(hidden).float().cpu().numpy()  # (B, n_items)
 
 
-def _train_step(module: Any, budget: int) -> Any:
-    """One batch's loss as a module's forward, so `accelerate` (DDP) synchronises it; memory-bounded softmax."""
+def _train_step(module: Any, budget: int, negatives: int = 0) -> Any:
+    """One batch's loss as a module's forward, so `accelerate` (DDP) synchronises it; memory-bounded softmax
+    (`negatives` > 0: sampled softmax against that many movies)."""
     import torch
 
     class TrainStep(torch.nn.Module):
@@ -203,17 +195,19 @@ def _train_step(module: Any, budget: int) -> Any:
             super().__init__()
             self.module = module
 
-        def forward(self, inputs: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, int]:
+        def forward(self, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
             hidden = self.module(inputs)  # (B, L, d)
             live = inputs > 0  # (B, L): positions with an input item (their target is never padding)
-            n_items = self.module.item_emb.weight.shape[0] - 1
-            loss = full_softmax_loss(self.module.logits, hidden[live], targets[live] - 1, n_items, budget)
-            return loss, int(live.sum())
+            weights = self.module.item_emb.weight  # (n_items + 1, d), row 0 = padding
+            n_items, goal = weights.shape[0] - 1, targets[live] - 1
+            if negatives:
+                return sampled_softmax_loss(hidden[live], lambda i: (weights[i + 1], None), goal, n_items, negatives)
+            return full_softmax_loss(self.module.logits, hidden[live], goal, n_items, budget)
 
     return TrainStep()
 
 
-def train(
+def train_sasrec(
     split: Any,
     n_items: int,
     config: SasrecConfig,
@@ -225,68 +219,55 @@ def train(
     """Fit on the training sequences; keep the epoch with the best validation NDCG@10."""
     import torch
 
+    if config.loss not in LOSSES:
+        raise DualrecError(f"unknown loss {config.loss!r}: choose one of {', '.join(LOSSES)}")
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     accelerator = make_accelerator(device)
     device = str(accelerator.device)
     module = build_module(n_items, config).to(device)
     optimizer = torch.optim.Adam(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    step, optimizer = accelerator.prepare(_train_step(module, config.logits_budget), optimizer)
-    world, rank = accelerator.num_processes, accelerator.process_index
-    windows = torch.from_numpy(_windows(split.training_sequences(), config.max_len))
-    valid_histories = [split.valid_input(u) for u in range(len(split.user_ids))]
-    valid_targets = list(split.valid_target)
-    best = (-1.0, 0)
-    best_state: dict[str, Any] | None = None
+    negatives = config.negatives if config.loss == "sampled" else 0
+    step, optimizer = accelerator.prepare(_train_step(module, config.logits_budget, negatives), optimizer)
+    windows = sasrec_windows(split.training_sequences(), config.max_len)
+
+    def make_batch(rows: np.ndarray) -> tuple[tuple[Any, ...], int]:
+        batch = torch.from_numpy(windows.ids(rows, left_pad=True)).to(device)  # (B, L + 1)
+        inputs, targets = batch[:, :-1], batch[:, 1:]  # (B, L) each
+        return (inputs, targets), int((inputs > 0).sum())
+
+    best = BestEpoch()
     history: list[dict[str, float]] = []
     main = accelerator.is_main_process
     task = progress.add_task("SASRec", total=config.epochs) if progress is not None and main else None
     start = time.perf_counter()
-    global_batch = config.batch_size * world
     for epoch in range(1, config.epochs + 1):
         module.train()
-        order = torch.from_numpy(rng.permutation(len(windows)))
-        total, count = 0.0, 0
-        for lo in range(0, len(order), global_batch):
-            rows = order[lo : lo + global_batch][rank * config.batch_size :][: config.batch_size]
-            weight = 1.0
-            if rows.numel() == 0:  # the last global batch left this process nothing: a step that adds nothing
-                rows, weight = order[:1], 0.0
-            batch = windows[rows].to(device)  # (B, L + 1)
-            inputs, targets = batch[:, :-1], batch[:, 1:]  # (B, L) each
-            loss, live = step(inputs, targets)
-            optimizer.zero_grad(set_to_none=True)
-            accelerator.backward(loss if weight == 1.0 else loss * weight)
-            optimizer.step()
-            total += loss.item() * live * weight
-            count += live * int(weight)
+        loss = run_epoch(step, optimizer, accelerator, len(windows), config.batch_size, rng, make_batch)
         ndcg = metrics.validation_ndcg(
-            lambda h: scores_for(module, h, config.max_len, device), valid_histories, valid_targets, n_items
+            lambda h: scores_for(module, h, config.max_len, device), split.train, list(split.valid_target), n_items
         )
-        history.append({"epoch": epoch, "loss": total / max(count, 1), "valid_NDCG@10": ndcg})
-        if ndcg > best[0]:
-            best = (ndcg, epoch)
-            best_state = {k: v.detach().clone() for k, v in module.state_dict().items()}
+        history.append({"epoch": epoch, "loss": loss, "valid_NDCG@10": ndcg})
+        best.update(ndcg, epoch, module)
         if task is not None:  # the description says how far; the bar's columns say the time left
             progress.update(
                 task,
                 advance=1,
-                description=f"SASRec epoch {epoch} loss {total / max(count, 1):.3f} "
-                f"val NDCG@10 {ndcg:.4f} (best {best[0]:.4f} @ {best[1]})",
+                description=f"SASRec epoch {epoch} loss {loss:.3f} "
+                f"val NDCG@10 {ndcg:.4f} (best {best.score:.4f} @ {best.epoch})",
             )
         if log is not None and main:
-            log(epoch, total / max(count, 1), ndcg)
-        if epoch - best[1] >= config.patience and epoch >= config.min_epochs:
+            log(epoch, loss, ndcg)
+        if best.waited >= config.patience and epoch >= config.min_epochs:
             break
-    if best_state is not None:
-        module.load_state_dict(best_state)
+    best.restore(module)
     info = {
-        "best_epoch": best[1],
-        "valid_NDCG@10": best[0],
+        "best_epoch": best.epoch,
+        "valid_NDCG@10": best.score,
         "epochs_run": len(history),
         "train_seconds": time.perf_counter() - start,
         "history": history,
-        "processes": world,
+        "processes": accelerator.num_processes,
         "mixed_precision": accelerator.mixed_precision,
     }
     return module, info
@@ -346,11 +327,11 @@ class SasrecModel:
     def fit(self, split, catalog, seed: int) -> None:
         from rich.progress import Progress
 
-        _set_threads(getattr(self.ctx, "threads", None) or default_threads())
+        set_torch_threads(getattr(self.ctx, "threads", None) or torch_threads())
 
         console = getattr(self.ctx, "console", None)
         with Progress(console=console, disable=console is None, transient=False) as progress:
-            self.module, self.info = train(split, split.n_items, self.config, seed=seed, progress=progress)
+            self.module, self.info = train_sasrec(split, split.n_items, self.config, seed=seed, progress=progress)
         work = getattr(self.ctx, "work_dir", None)
         if work is not None:
             save(self.module, self.config, self.info, catalog, Path(work) / "sasrec")
@@ -373,6 +354,7 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
             f"--{field.replace('_', '-')}",
             type=type(value),
             default=None,
+            choices=LOSSES if field == "loss" else None,
             help=f"(default {value}, or the release preset)",
         )
 
@@ -389,33 +371,46 @@ def _load_split(data: Path, kcore: int | None):
     return dataset, split
 
 
-def _set_threads(threads: int | None) -> None:
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
-
-
-def command(args: argparse.Namespace) -> int:
+def sasrec_release(
+    data: Path,
+    out: Path,
+    overrides: dict[str, Any] | None = None,
+    *,
+    seed: int = SEED,
+    kcore: int | None = None,
+    threads: int | None = None,
+    device: str = "cpu",
+    console: Any = None,
+) -> dict[str, Any]:
+    """`python -m training sasrec` as a function: train on a release (its preset, then `overrides`) and
+    save model.safetensors + config.json to `out`; returns the training info ({} on a non-first
+    process under `accelerate launch`)."""
+    from accelerate import PartialState
     from rich.console import Console
     from rich.progress import Progress
 
-    _set_threads(args.threads)
-    console = Console()
-    dataset, split = _load_split(args.data, args.kcore)
-    preset = asdict(config_for(dataset.name))
-    config = SasrecConfig(**{f: preset[f] if getattr(args, f) is None else getattr(args, f) for f in preset})
+    set_torch_threads(torch_threads() if threads is None else threads)
+    console = console or Console()
+    dataset, split = _load_split(data, kcore)
+    config = SasrecConfig(**{**asdict(config_for(dataset.name)), **(overrides or {})})
     console.print(f"SASRec on {dataset.name}: {len(split.user_ids)} users, {split.n_items} items, {config}")
     with Progress(console=console) as progress:
-        module, info = train(split, split.n_items, config, seed=args.seed, device=args.device, progress=progress)
-    from accelerate import PartialState
-
+        module, info = train_sasrec(split, split.n_items, config, seed=seed, device=device, progress=progress)
     if not PartialState().is_main_process:
-        return 0  # `accelerate launch`: one process writes the files
-    save(module.cpu(), config, info, dataset.catalog, args.out)
+        return {}  # `accelerate launch`: one process writes the files
+    save(module.cpu(), config, info, dataset.catalog, out)
     console.print(
         f"best epoch {info['best_epoch']} of {info['epochs_run']}, validation NDCG@10 {info['valid_NDCG@10']:.4f}, "
-        f"{info['train_seconds']:.1f} s; saved to {args.out}"
+        f"{info['train_seconds']:.1f} s; saved to {out}"
+    )
+    return info
+
+
+def _cli(args: argparse.Namespace) -> int:
+    """The `sasrec` subcommand: options given on the command line override the release preset."""
+    overrides = {f: getattr(args, f) for f in asdict(DEFAULTS) if getattr(args, f) is not None}
+    sasrec_release(
+        args.data, args.out, overrides, seed=args.seed, kcore=args.kcore, threads=args.threads, device=args.device
     )
     return 0
 
@@ -426,7 +421,7 @@ def search_command(args: argparse.Namespace) -> int:
 
     from rich.console import Console
 
-    _set_threads(args.threads)
+    set_torch_threads(args.threads)
     console = Console()
     _, split = _load_split(args.data, args.kcore)
     grid: dict[str, list[Any]] = {}
@@ -438,7 +433,7 @@ def search_command(args: argparse.Namespace) -> int:
     for point in itertools.product(*grid.values()):
         overrides = dict(zip(grid, point, strict=True))
         config = SasrecConfig(**{**asdict(DEFAULTS), **overrides, "epochs": args.epochs, "patience": args.patience})
-        _, info = train(split, split.n_items, config, seed=args.seed, device=args.device)
+        _, info = train_sasrec(split, split.n_items, config, seed=args.seed, device=args.device)
         row = {**overrides, **{k: v for k, v in info.items() if k != "history"}}
         results.append(row)
         console.print(json.dumps(row))
@@ -458,14 +453,12 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--out", required=True, type=Path, help="output folder")
     parser.add_argument("--seed", type=int, default=SEED)
     parser.add_argument("--kcore", type=int, default=None)
-    parser.add_argument(
-        "--threads", type=int, default=default_threads(), help="torch CPU threads (default %(default)s)"
-    )
+    parser.add_argument("--threads", type=int, default=torch_threads(), help="torch CPU threads (default %(default)s)")
     parser.add_argument(
         "--device", default="cpu", help="cpu or cuda (several GPUs: accelerate launch -m training sasrec --device cuda)"
     )
     _config_args(parser)
-    parser.set_defaults(func=command)
+    parser.set_defaults(func=_cli)
 
     search = subparsers.add_parser(
         "sasrec-search",
@@ -479,7 +472,18 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
     search.add_argument("--patience", type=int, default=15)
     search.add_argument("--seed", type=int, default=SEED)
     search.add_argument("--kcore", type=int, default=None)
-    search.add_argument("--threads", type=int, default=default_threads())
+    search.add_argument("--threads", type=int, default=torch_threads())
     search.add_argument("--device", default="cpu")
     search.add_argument("--json", type=Path, default=None)
     search.set_defaults(func=search_command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m training.sasrec ...`: the same as `python -m training sasrec ...`."""
+    from .__main__ import main as training_main
+
+    return training_main(["sasrec", *(sys.argv[1:] if argv is None else argv)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

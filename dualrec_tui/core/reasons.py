@@ -95,13 +95,15 @@ def closest_in_history(
     movies = [catalog[i] for i in recent]
     if not recent:
         return {p: genre_reason(catalog[p], []) for p in picks}
-    matrix = np.asarray(vectors, dtype=np.float64)
-    norms = np.linalg.norm(matrix, axis=1)
+    # only the rows used: normalising all of an 87k-movie catalog took 60-80 ms per list
+    rows = np.asarray(vectors)[recent + list(picks)].astype(np.float64)
+    norms = np.linalg.norm(rows, axis=1)
     norms[norms == 0] = 1.0
-    seen = matrix[recent] / norms[recent, None]
+    rows /= norms[:, None]
+    seen = rows[: len(recent)]
     reasons: dict[int, str] = {}
-    for pick in picks:
-        similarity = seen @ (matrix[pick] / norms[pick])
+    for n, pick in enumerate(picks):
+        similarity = seen @ rows[len(recent) + n]
         best = len(recent) - 1 - int(np.argmax(similarity[::-1]))  # the most recent wins a tie
         if similarity[best] >= min_similarity:
             reasons[pick] = _because(catalog[pick], movies[best])
