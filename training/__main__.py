@@ -65,24 +65,7 @@ def entry_point(command: str) -> Callable[[list[str]], int]:
     """The `main(argv)` of a command, imported now."""
     module_name, _, function = COMMANDS[command][0].partition(":")
     module = importlib.import_module(module_name)
-    entry = getattr(module, function, None)
-    if entry is None:
-        entry = _via_add_command(module, command)
-    return entry
-
-
-def _via_add_command(module: object, command: str) -> Callable[[list[str]], int]:
-    """For a command module that still registers an argparse subcommand (`add_command(subparsers)` with
-    `set_defaults(func=...)`) instead of exposing `main(argv)`: fit_lstm, sasrec and pipeline_all until
-    they follow the `main(argv)` convention (another change). Delete once every module has its `main`."""
-
-    def run(argv: list[str]) -> int:
-        parser = argparse.ArgumentParser(prog="python -m training")
-        module.add_command(parser.add_subparsers())  # type: ignore[attr-defined]
-        args = parser.parse_args([command, *argv])
-        return int(args.func(args) or 0)
-
-    return run
+    return getattr(module, function)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

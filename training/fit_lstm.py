@@ -57,6 +57,7 @@ from dualrec_tui.core.lstm import (
 from dualrec_tui.core.sequences import Ragged, Split
 
 from . import metrics
+from .cli import run_subcommand
 from .scale import DEFAULT_LOGITS_BUDGET, LOSSES, full_softmax_loss, make_accelerator, sampled_softmax_loss
 from .sequence_training import BestEpoch, Windows, cut_windows, run_epoch, set_torch_threads
 
@@ -559,16 +560,13 @@ def add_search_command(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """For `python -m training.fit_lstm ...` (same options as `python -m training lstm`)."""
-    parser = argparse.ArgumentParser(prog="python -m training")
-    add_command(parser.add_subparsers())
-    args = parser.parse_args(["lstm", *(sys.argv[1:] if argv is None else argv)])
-    args.argv = ["lstm", *(sys.argv[1:] if argv is None else argv)]
-    try:
-        return _cli(args)
-    except DualrecError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    """`python -m training lstm ...` (or `python -m training.fit_lstm ...`)."""
+    return run_subcommand(add_command, "lstm", argv)
+
+
+def search_main(argv: list[str] | None = None) -> int:
+    """`python -m training lstm-search ...`: the validation search (validation targets only)."""
+    return run_subcommand(add_command, "lstm-search", argv)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,8 @@ from typing import Any
 
 from dualrec_tui.core.pipeline import FUSION_FILE
 
+from .cli import run_subcommand
+
 STEPS = ("catalog", "lstm", "llm", "export", "evaluate")
 
 
@@ -231,10 +233,8 @@ def _cli(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m training.pipeline_all ...`: the same as `python -m training all ...`."""
-    from .__main__ import main as training_main
-
-    return training_main(["all", *(sys.argv[1:] if argv is None else argv)])
+    """`python -m training all ...` (or `python -m training.pipeline_all ...`)."""
+    return run_subcommand(add_command, "all", argv)
 
 
 if __name__ == "__main__":

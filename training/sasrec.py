@@ -45,6 +45,7 @@ from dualrec_tui.core.errors import DualrecError, ModelUnavailableError
 from dualrec_tui.core.sequences import Ragged
 
 from . import metrics
+from .cli import run_subcommand
 from .scale import LOSSES, full_softmax_loss, make_accelerator, sampled_softmax_loss
 from .sequence_training import BestEpoch, Windows, cut_windows, run_epoch, set_torch_threads, torch_threads
 
@@ -479,10 +480,13 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m training.sasrec ...`: the same as `python -m training sasrec ...`."""
-    from .__main__ import main as training_main
+    """`python -m training sasrec ...` (or `python -m training.sasrec ...`)."""
+    return run_subcommand(add_command, "sasrec", argv)
 
-    return training_main(["sasrec", *(sys.argv[1:] if argv is None else argv)])
+
+def search_main(argv: list[str] | None = None) -> int:
+    """`python -m training sasrec-search ...`: the validation search (validation targets only)."""
+    return run_subcommand(add_command, "sasrec-search", argv)
 
 
 if __name__ == "__main__":
