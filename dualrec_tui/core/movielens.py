@@ -23,7 +23,7 @@ import csv
 import hashlib
 import io
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
@@ -215,9 +215,14 @@ def _catalog_1m(source: _Source) -> Catalog:
         text = raw.decode("utf-8")  # ML-10M is UTF-8; ML-1M is latin-1
     except UnicodeDecodeError:
         text = raw.decode("latin-1")
+    return build_catalog(_movie_rows(_split_lines(text, "::", 3, file), file), name="ml-1m")
+
+
+def _movie_rows(lines: Iterable[tuple[int, Sequence[str]]], file: str) -> list[tuple[int, str, list[str]]]:
+    """(movie id, title, genres) from numbered (id, title, "A|B") fields; a repeated id names its line."""
     rows = []
     seen: set[int] = set()
-    for number, parts in _split_lines(text, "::", 3, file):
+    for number, parts in lines:
         movie_id = _int(parts[0], file, number, "movie id")
         if movie_id in seen:
             raise DataFormatError(file, number, f"movie id {movie_id} appears twice")
@@ -225,21 +230,12 @@ def _catalog_1m(source: _Source) -> Catalog:
         rows.append((movie_id, parts[1], parts[2].split("|")))
     if not rows:
         raise DataFormatError(file, None, "no movies in file")
-    return build_catalog(rows, name="ml-1m")
+    return rows
 
 
 def _catalog_csv(source: _Source) -> Catalog:
     file = source.display("movies.csv")
-    rows = []
-    seen: set[int] = set()
-    for number, row in _csv_rows(source, "movies.csv", ("movieId", "title", "genres")):
-        movie_id = _int(row[0], file, number, "movie id")
-        if movie_id in seen:
-            raise DataFormatError(file, number, f"movie id {movie_id} appears twice")
-        seen.add(movie_id)
-        rows.append((movie_id, row[1], row[2].split("|")))
-    if not rows:
-        raise DataFormatError(file, None, "no movies in file")
+    rows = _movie_rows(_csv_rows(source, "movies.csv", ("movieId", "title", "genres")), file)
     catalog = build_catalog(rows, name="movielens")
     if source.exists("links.csv"):
         links_file = source.display("links.csv")
