@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import on, work
 from textual.app import App
@@ -26,11 +26,13 @@ from .bindings import APP_BINDINGS
 from .commands import DualrecCommands
 from .config import Config
 from .core.errors import DualrecError
-from .core.pipeline import Recommendation
 from .log_actions import LogActions
 from .recommending import RecommendationRuns, Recommended
 from .screens.main import MainScreen
 from .services import ModelHub, State
+
+if TYPE_CHECKING:
+    from .core.pipeline import Recommendation
 
 HISTORY_LIMIT = 500
 LOCK_WAIT_SECONDS = 3.0  # single writes run on the UI thread: wait this long for another process's lock, then say so

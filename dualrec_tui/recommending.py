@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING, Any
 from textual.message import Message
 from textual.worker import get_current_worker
 
-from .core.pipeline import FinalReady, Notice, Recommendation
 from .services import ModelHub, State
 from .widgets.rec_events import RecsView, RefreshRounds, failed_result
 
 if TYPE_CHECKING:
     from textual.app import App
 
+    from .core.pipeline import Recommendation
     from .screens.main import MainScreen
 
 MODEL_INPUT_LIMIT = 200  # newest catalog movies read for the models (the LSTM looks at 30, the prompt at 5)
@@ -66,6 +66,8 @@ class RecommendationRuns:
         self.app.run_worker(work, thread=True, exclusive=True, group="recommend", exit_on_error=False)
 
     def _work(self, run: int, catalog: Any, set_aside: frozenset[int]) -> None:
+        from .core.pipeline import FinalReady, Notice
+
         worker = get_current_worker()
         log = self.watchlog()
         try:

@@ -129,3 +129,10 @@ def test_store_modules_have_no_import_cycle() -> None:
 
     for name in sorted(graph):
         visit(name, [name])
+
+
+def test_the_app_paints_before_numpy_loads() -> None:
+    """The first frame needs Textual and the store's locators only; numpy (and everything that needs it:
+    the pipeline, fusion, the LSTM) loads with the models, after the screen is up."""
+    loaded = _modules_after("import dualrec_tui.app")
+    assert {"numpy", "dualrec_tui.core.pipeline", "dualrec_tui.core.fusion"} & loaded == set()

@@ -24,8 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-SIGNALS = ("lstm", "llm", "sim")
-SIGNAL_WORDS = {"lstm": "LSTM", "llm": "LLM", "sim": "similar", "popular": "popular"}  # tags shown in the app
+from .signals import SIGNALS
 
 
 def log_softmax(values: np.ndarray) -> np.ndarray:

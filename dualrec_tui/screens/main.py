@@ -7,7 +7,7 @@ the models), and the app calls small `show_*` methods with new data. It never im
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
@@ -16,10 +16,12 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Input, Label, OptionList, Static
 
 from ..core.catalog import Movie
-from ..core.pipeline import Recommendation
 from ..services import Component, State
 from ..widgets.lists import HistoryList, RecommendationList, ResultList, SearchInput
 from ..widgets.status import ModelStatus
+
+if TYPE_CHECKING:
+    from ..core.pipeline import Recommendation
 
 
 class MainScreen(Screen[None]):

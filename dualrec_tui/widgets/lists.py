@@ -7,7 +7,7 @@ with bindings that call app actions, so keys, the command palette and the help s
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.binding import Binding, BindingType
 from textual.content import Content
@@ -15,8 +15,10 @@ from textual.widgets import Input, OptionList
 from textual.widgets.option_list import Option
 
 from ..core.catalog import Movie, title_label
-from ..core.fusion import SIGNAL_WORDS
-from ..core.pipeline import Recommendation
+from ..core.signals import SIGNAL_WORDS
+
+if TYPE_CHECKING:
+    from ..core.pipeline import Recommendation
 
 SOURCE_TAGS = {
     "lstm": ("LSTM", "$primary"),

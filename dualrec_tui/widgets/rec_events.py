@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ..core.pipeline import FinalReady, FusedReady, LlmSuggestion, LlmToken, LstmReady, Notice, Recommendation
+if TYPE_CHECKING:
+    from ..core.pipeline import Recommendation
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,8 @@ class RecsView:
         return "Popular picks (LSTM unavailable, F4)" if self.popular_stage1 else "LSTM picks"
 
     def apply(self, event: Any) -> PanelUpdate:
+        from ..core.pipeline import FinalReady, FusedReady, LlmSuggestion, LlmToken, LstmReady, Notice
+
         if isinstance(event, LstmReady):
             state = f"{self.first} · LLM thinking…" if self.llm_on else self.first
             return PanelUpdate(list(event.recommendations), state, stage="lstm")
