@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual import on, work
 from textual.app import App
 from textual.binding import BindingType
-from textual.message import Message
 from textual.worker import get_current_worker
 
 from .bindings import APP_BINDINGS
@@ -27,14 +26,14 @@ from .commands import DualrecCommands
 from .config import Config
 from .core.errors import DualrecError
 from .log_actions import LogActions
-from .recommending import RecommendationRuns, Recommended
+from .messages import ModelsChanged, Recommended, SearchDone
+from .recommending import RecommendationRuns
 from .screens.main import MainScreen
 from .services import ModelHub, State
 
 if TYPE_CHECKING:
     from .core.pipeline import Recommendation
 
-HISTORY_LIMIT = 500
 LOCK_WAIT_SECONDS = 3.0  # single writes run on the UI thread: wait this long for another process's lock, then say so
 
 
@@ -46,18 +45,6 @@ class DualrecApp(App[None]):
     SUB_TITLE = "movie log + recommendations"
     COMMANDS = App.COMMANDS | {DualrecCommands}
     BINDINGS: ClassVar[list[BindingType]] = APP_BINDINGS
-
-    class ModelsChanged(Message):
-        """A model finished loading (or failed): repaint the status line, maybe recommend."""
-
-        def __init__(self, step: str) -> None:
-            super().__init__()
-            self.step = step
-
-    class SearchDone(Message):
-        def __init__(self, query: str, movies: list[Any] | None) -> None:
-            super().__init__()
-            self.query, self.movies = query, movies
 
     def __init__(
         self,
@@ -73,9 +60,7 @@ class DualrecApp(App[None]):
         self.config_file = config_file
         self.hub = hub or ModelHub.from_config(self.config)
         self.today = today
-        self.log_actions = LogActions(
-            self, lambda: self.main, lambda: self.hub.catalog, self.refresh_history, self.recommend, today
-        )
+        self.log_actions = LogActions(self, lambda: self.main, lambda: self.hub.catalog, self.recommend, today)
         self.log_actions.watchlog = watchlog
         self.models_loaded = threading.Event()  # set when the loader thread is done (tests wait on it)
         self._stop_loading = threading.Event()
@@ -105,14 +90,14 @@ class DualrecApp(App[None]):
 
     def _after_first_paint(self) -> None:
         self.open_watchlog()
-        self.refresh_history()
+        self.log_actions.show_history()
         # A daemon thread, not a worker: quitting must not wait for torch or llama.cpp to finish loading.
         threading.Thread(target=self._load_models, name="dualrec-models", daemon=True).start()
         self._progress_timer = self.set_interval(1.0, self._show_progress)
 
     def _load_models(self) -> None:
         try:
-            self.hub.load_all(lambda step: self.post_message(self.ModelsChanged(step)), self._stop_loading)
+            self.hub.load_all(lambda step: self.post_message(ModelsChanged(step)), self._stop_loading)
         finally:
             self.models_loaded.set()
 
@@ -128,11 +113,11 @@ class DualrecApp(App[None]):
         if self.watchlog is None:
             self.log_actions.open(self.config.resolved_db_path, timeout=LOCK_WAIT_SECONDS)
 
-    def on_dualrec_app_models_changed(self, message: ModelsChanged) -> None:
+    def on_models_changed(self, message: ModelsChanged) -> None:
         self.main.show_status(self.hub.components)
         catalog, lstm = self.hub.components["catalog"], self.hub.components["lstm"]
         if message.step == "catalog":
-            self.refresh_history()
+            self.log_actions.show_history()
             if self._query:
                 self.search(self._query)
             if not catalog.ok:
@@ -161,9 +146,9 @@ class DualrecApp(App[None]):
         catalog = self.hub.catalog
         movies = catalog.search(query, limit=20) if catalog is not None else None
         if not get_current_worker().is_cancelled:
-            self.post_message(self.SearchDone(query, movies))
+            self.post_message(SearchDone(query, movies))
 
-    def on_dualrec_app_search_done(self, message: SearchDone) -> None:
+    def on_search_done(self, message: SearchDone) -> None:
         if message.query == self._query:
             self.main.show_results(message.query, message.movies, self.hub.components["catalog"].state)
             self.shown_query = message.query
@@ -189,20 +174,6 @@ class DualrecApp(App[None]):
 
     def action_hidden_movies(self) -> None:
         self.log_actions.hidden_movies()
-
-    def refresh_history(self, select_id: int | None = None) -> None:
-        """Redraw the history (newest first); `select_id` stays under the cursor wherever it moved."""
-        if self.watchlog is None:
-            self.main.show_history([], 0, problem=self.log_actions.problem or "the watch log is not open")
-            return
-        try:
-            entries, total = self.watchlog.history(limit=HISTORY_LIMIT), self.watchlog.entry_count()
-        except DualrecError as exc:
-            self.main.show_history([], 0, problem=str(exc))
-            return
-        self.main.show_history(entries, total)
-        if select_id is not None:
-            self.main.select_history_entry(select_id)
 
     # ----------------------------------------------------------- recommendations
     @property
@@ -281,7 +252,7 @@ class DualrecApp(App[None]):
 
         def done(imported: int | None) -> None:
             if imported:
-                self.refresh_history()
+                self.log_actions.show_history()
                 self.recommend()
 
         self.push_screen(ImportExportScreen(self.watchlog, self.hub.catalog), callback=done)

@@ -3,8 +3,7 @@
 Each action is a small dialog flow around one `WatchLog` call. Errors become messages in a toast or in
 the dialog; the log is never left half-changed (the store writes each change in one transaction).
 The app binds the keys and tells this object what happened; this object tells the app back through
-two callbacks: `changed(select_id)` (redraw the history, keeping that entry under the cursor) and
-`recommend()` (the model input changed).
+`recommend()` when the model input changed; it redraws the history itself (`show_history`).
 """
 
 from __future__ import annotations
@@ -16,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from .core.catalog import Catalog, Movie, parse_title
 from .core.errors import DualrecError
+
+HISTORY_LIMIT = 500  # newest entries drawn in the history
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -31,14 +32,12 @@ class LogActions:
         app: App[Any],
         main: Callable[[], MainScreen],
         catalog: Callable[[], Catalog | None],
-        changed: Callable[[int | None], None],
         recommend: Callable[[], None],
         today: Callable[[], date],
     ) -> None:
         self.app = app
         self.main = main
         self.catalog = catalog
-        self.changed = changed
         self.recommend = recommend
         self.today = today
         self.watchlog: Any = None
@@ -79,6 +78,21 @@ class LogActions:
             return False
         return True
 
+    def show_history(self, select_id: int | None = None) -> None:
+        """Redraw the history (newest first); `select_id` stays under the cursor wherever it moved."""
+        main = self.main()
+        if self.watchlog is None:
+            main.show_history([], 0, problem=self.problem or "the watch log is not open")
+            return
+        try:
+            entries, total = self.watchlog.history(limit=HISTORY_LIMIT), self.watchlog.entry_count()
+        except DualrecError as exc:
+            main.show_history([], 0, problem=str(exc))
+            return
+        main.show_history(entries, total)
+        if select_id is not None:
+            main.select_history_entry(select_id)
+
     def _failed(self, exc: Exception, title: str) -> None:
         self.app.notify(str(exc), title=title, severity="error", timeout=20)
 
@@ -117,7 +131,7 @@ class LogActions:
             self.app.notify(str(exc), title="Not logged", severity="error")
             return
         self.main().clear_search()
-        self.changed(entry.id)
+        self.show_history(entry.id)
         self.app.notify(f"Logged {movie.label}. In the history, e adds a rating or note.", title="Watched")
         self.recommend()
 
@@ -172,7 +186,7 @@ class LogActions:
             self.app.notify(str(exc), title="Not logged", severity="error")
             return
         self.main().clear_search()
-        self.changed(entry.id)
+        self.show_history(entry.id)
         self.app.notify(f"Logged {entry.label} (not in catalog).", title="Watched")
 
     # ------------------------------------------------------------------ editing
@@ -206,7 +220,7 @@ class LogActions:
             except (ValueError, DualrecError) as exc:
                 self.app.notify(str(exc), title="Not saved", severity="error")
                 return
-            self.changed(entry.id)  # the edited entry stays selected wherever it moved
+            self.show_history(entry.id)  # the edited entry stays selected wherever it moved
             if link is not None:
                 self.app.notify(f"{entry.label} is now {link.label}: it counts for recommendations.", title="Linked")
             if link is not None or result.watched_on != entry.watched_on:
@@ -254,7 +268,7 @@ class LogActions:
             self._failed(exc, "Not deleted")
             return
         self.undo_stack.append(("delete", None))
-        self.changed(None)
+        self.show_history(None)
         self.app.notify(f"Deleted {entry.label}. Ctrl+Z brings it back.", title="Deleted")
         self.recommend()
 
@@ -282,7 +296,7 @@ class LogActions:
         if entry is None:
             self.app.notify("Nothing to undo.", severity="warning")
             return
-        self.changed(entry.id)
+        self.show_history(entry.id)
         self.app.notify(f"Restored {entry.label}.", title="Undone")
         self.recommend()
 

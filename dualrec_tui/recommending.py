@@ -12,9 +12,9 @@ from collections.abc import Callable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from textual.message import Message
 from textual.worker import get_current_worker
 
+from .messages import Recommended
 from .services import ModelHub, State
 from .widgets.rec_events import RecsView, RefreshRounds, failed_result
 
@@ -25,14 +25,6 @@ if TYPE_CHECKING:
     from .screens.main import MainScreen
 
 MODEL_INPUT_LIMIT = 200  # newest catalog movies read for the models (the LSTM looks at 30, the prompt at 5)
-
-
-class Recommended(Message):
-    """One `core.pipeline` event of recommendation run `run`."""
-
-    def __init__(self, event: Any, run: int) -> None:
-        super().__init__()
-        self.event, self.run = event, run
 
 
 class RecommendationRuns:

@@ -144,7 +144,9 @@ async def test_empty_log_state_does_not_stay_at_llm_loading(tmp_path: Path) -> N
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
-        app.post_message(app.ModelsChanged("llm"))  # the loader's last message, as after a real load
+        from dualrec_tui.messages import ModelsChanged
+
+        app.post_message(ModelsChanged("llm"))  # the loader's last message, as after a real load
         await settle(app, pilot)
         state = str(app.main.query_one("#recs-state").render())
         assert "loading" not in state.lower() and "LLM" in state
@@ -176,7 +178,7 @@ async def test_free_text_entry_can_be_linked_to_the_catalog(tmp_path: Path) -> N
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         app.watchlog.add("heat", year=1995, watched_on=TODAY)
-        app.refresh_history()
+        app.log_actions.show_history()
         app.main.query_one(HistoryList).focus()
         await pilot.press("e")
         await settle(app, pilot)

@@ -29,7 +29,6 @@ name. Also generation seconds per call, completion tokens per call and pipeline 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -58,37 +57,22 @@ class MemoGenerator:
         self.calls = 0
         self.completion_tokens = 0
 
-    def generate(
-        self,
-        prompt: str,
-        *,
-        max_tokens: int,
-        grammar: str | None,
-        temperature: float,
-        seed: int,
-        on_token: Callable[[str], None] | None,
-        guard: Any = None,
-    ) -> str:
+    def generate(self, prompt: str, **options: Any) -> str:
+        """The arguments of core.pipeline.Generator.generate; a repeated greedy call is answered from memory."""
+        guard, on_token = options.get("guard"), options.get("on_token")
         excluded = tuple(sorted(guard.excluded)) if guard is not None else ()
-        key = (prompt, grammar, max_tokens, temperature, seed, excluded)
+        settings = tuple(options.get(name) for name in ("grammar", "max_tokens", "temperature", "seed"))
+        key = (prompt, *settings, excluded)
         answer = self.answers.get(key)
         if answer is None:
             start = time.perf_counter()
-            options = {"guard": guard} if guard is not None else {}
-            answer = self.generator.generate(
-                prompt,
-                max_tokens=max_tokens,
-                grammar=grammar,
-                temperature=temperature,
-                seed=seed,
-                on_token=None,
-                **options,
-            )
+            call = {name: value for name, value in options.items() if name != "guard" or value is not None}
+            answer = self.generator.generate(prompt, **{**call, "on_token": None})
             self.seconds += time.perf_counter() - start
             self.calls += 1
             last = getattr(self.generator, "last", None)
             self.completion_tokens += int(getattr(last, "completion_tokens", 0))
-            if temperature == 0:
+            if options.get("temperature") == 0:
                 self.answers[key] = answer
         if on_token is not None and answer:
             on_token(answer)
