@@ -14,10 +14,13 @@ Every location comes from an explicit locator, never from a path relative to sit
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path, PureWindowsPath
+from types import CodeType
 from typing import Any
 
 from .errors import ModelMissingError, ModelUnavailableError
@@ -99,6 +102,34 @@ def cache_dir() -> Path:
         path = Path(user_cache_dir(APP_NAME, appauthor=False))
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def hash_code(digest: Any, code: CodeType) -> None:
+    """Feed a function's bytecode, names and constants (nested functions too) to `digest`, stably.
+
+    Why: a disk cache keyed by the code that writes it is never read back by changed code."""
+    digest.update(code.co_code)
+    digest.update(repr(code.co_names).encode())
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            hash_code(digest, const)
+        else:
+            digest.update(repr(const).encode())
+
+
+def write_atomically(path: Path, write: Callable[[Path], None]) -> bool:
+    """`write(temporary path)`, then rename onto `path`: a reader never sees half a file. A cache that
+    cannot be written is skipped (False), never an error."""
+    partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write(partial)
+        os.replace(partial, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            partial.unlink(missing_ok=True)
+        return False
+    return True
 
 
 def log_dir() -> Path:

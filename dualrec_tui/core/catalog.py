@@ -387,7 +387,9 @@ class Catalog:
     # ------------------------------------------------------------------ search
     @cached_property
     def _search_index(self) -> _SearchIndex:
-        return _SearchIndex(self.movies, self.popularity)
+        """Built on first use; a big catalog's keys come from (or go to) the disk cache (`_cached_index_keys`)."""
+        with paused_gc():  # ~100k small strings and lists, nothing cyclic
+            return _SearchIndex(self.movies, self.popularity, _cached_index_keys(self))
 
     def search(self, query: str, limit: int = 20) -> list[Movie]:
         """As-you-type search: tolerant of articles, punctuation, typos, run-together words and a missing year.
@@ -468,46 +470,28 @@ class _SearchIndex:
     prefix of each key with spaces removed, so run-together words ("walle", "spiderman") match.
     """
 
-    def __init__(self, movies: Sequence[Movie], popularity: Sequence[int]) -> None:
+    def __init__(self, movies: Sequence[Movie], popularity: Sequence[int], keys: dict[str, Any] | None = None) -> None:
+        """`keys`: what `build_keys(movies)` returns (given when read from the disk cache)."""
         import numpy as np
 
-        key_movie: list[int] = []
-        compact: list[str] = []
-        token_ids: list[int] = []
-        offsets: list[int] = []
-        vocabulary: dict[str, int] = {}
-        for movie in movies:
-            seen: set[str] = set()
-            for name in (movie.title, *movie.alternatives):
-                key = normalize_title(name)
-                if not key or key in seen:
-                    continue
-                seen.add(key)
-                key_movie.append(movie.index)
-                compact.append(key.replace(" ", ""))
-                offsets.append(len(token_ids))
-                token_ids.extend(vocabulary.setdefault(word, len(vocabulary)) for word in key.split())
-        # Sorted vocabulary: words starting with a prefix form one contiguous range (bisect).
-        order = sorted(vocabulary, key=vocabulary.__getitem__)
-        words = sorted(order)
-        rank = np.empty(len(order), dtype=np.int32)
-        for position, word in enumerate(words):
-            rank[vocabulary[word]] = position
+        keys = keys if keys is not None else self.build_keys(movies)
+        words: list[str] = keys["words"]
+        compact: list[str] = keys["compact"]
         self.movies = movies
         self.words = words
         self.word_lengths = np.fromiter((len(w) for w in words), dtype=np.float32, count=len(words))
-        self.token_ids = rank[np.asarray(token_ids, dtype=np.int64)] if token_ids else np.zeros(0, np.int32)
-        self.offsets = np.asarray(offsets, dtype=np.int64)
-        self.key_movie = np.asarray(key_movie, dtype=np.int64)
+        self.token_ids = keys["token_ids"]
+        self.offsets = keys["offsets"]
+        self.key_movie = keys["key_movie"]
         self.compact = compact
         self.compact_lengths = np.fromiter((len(c) for c in compact), dtype=np.float32, count=len(compact))
-        compact_order = sorted(range(len(compact)), key=compact.__getitem__)
-        self.compact_sorted = [compact[i] for i in compact_order]
-        self.compact_order = np.asarray(compact_order, dtype=np.int64)
+        self.compact_order = keys["compact_order"]
+        self.compact_sorted = [compact[i] for i in self.compact_order.tolist()]
+        key_movie = self.key_movie
         pop = np.asarray(popularity, dtype=np.float32) if len(popularity) else np.zeros(len(movies), np.float32)
         years = np.asarray([m.year or 0 for m in movies], dtype=np.int32)
-        self.key_popularity = np.minimum(pop[self.key_movie], 300.0) / 60.0 if len(key_movie) else pop[:0]
-        self.key_year = years[self.key_movie] if len(key_movie) else years[:0]
+        self.key_popularity = np.minimum(pop[key_movie], 300.0) / 60.0 if len(key_movie) else pop[:0]
+        self.key_year = years[key_movie] if len(key_movie) else years[:0]
         self.years = {int(y) for y in years if y}
         # Words grouped by length: a typo budget of b only needs the words within b letters of the query.
         self.words_by_length: dict[int, tuple[list[str], Any]] = {}
@@ -533,6 +517,44 @@ class _SearchIndex:
         }
         self._truncated: dict[int, tuple[list[str], Any, Any]] = {}
         self._word_cache: dict[tuple[str, bool], Any] = {}
+
+    @staticmethod
+    def build_keys(movies: Sequence[Movie]) -> dict[str, Any]:
+        """The part of the index that costs (`normalize_title` of every name: ~0.6 s at 87k movies), and
+        all the disk cache keeps: words (sorted), token_ids/offsets (each key's words), key_movie (each
+        key's movie index), compact (each key without spaces) and compact_order (compact sorted)."""
+        import numpy as np
+
+        key_movie: list[int] = []
+        compact: list[str] = []
+        token_ids: list[int] = []
+        offsets: list[int] = []
+        vocabulary: dict[str, int] = {}
+        for movie in movies:
+            seen: set[str] = set()
+            for name in (movie.title, *movie.alternatives):
+                key = normalize_title(name)
+                if not key or key in seen:
+                    continue
+                seen.add(key)
+                key_movie.append(movie.index)
+                compact.append(key.replace(" ", ""))
+                offsets.append(len(token_ids))
+                token_ids.extend(vocabulary.setdefault(word, len(vocabulary)) for word in key.split())
+        # Sorted vocabulary: words starting with a prefix form one contiguous range (bisect).
+        order = sorted(vocabulary, key=vocabulary.__getitem__)
+        words = sorted(order)
+        rank = np.empty(len(order), dtype=np.int32)
+        for position, word in enumerate(words):
+            rank[vocabulary[word]] = position
+        return {
+            "words": words,
+            "token_ids": rank[np.asarray(token_ids, dtype=np.int64)] if token_ids else np.zeros(0, np.int32),
+            "offsets": np.asarray(offsets, dtype=np.int64),
+            "key_movie": np.asarray(key_movie, dtype=np.int64),
+            "compact": compact,
+            "compact_order": np.asarray(sorted(range(len(compact)), key=compact.__getitem__), dtype=np.int64),
+        }
 
     # ---------------------------------------------------------------- pieces
     def _truncated_words(self, length: int) -> tuple[list[str], Any, Any]:
@@ -693,6 +715,109 @@ class _SearchIndex:
         for (_, value, _), key in zip(hits, extra.tolist(), strict=True):
             score[key] = max(score[key], 0.9 * value / 100.0)
         return np.union1d(candidates, extra)
+
+
+# The search index's keys on disk. 87k movies: building them costs ~0.6-0.9 s of a launch (issue #13);
+# reading them back ~0.1 s. Smaller catalogs build in ~0.1 s and are not cached.
+SEARCH_INDEX_DISK_CACHE_MIN = 20_000  # movies
+SEARCH_INDEX_FORMAT = 1  # bump when the file layout changes (code changes are hashed into the name)
+_INDEX_ARRAYS = {"token_ids": "int32", "offsets": "int64", "key_movie": "int64", "compact_order": "int64"}
+
+
+def _cached_index_keys(catalog: Catalog) -> dict[str, Any] | None:
+    """`_SearchIndex.build_keys(catalog.movies)`, read from `cache_dir()` when a valid file is there and
+    written there when not (big catalogs only). None: build them in memory, nothing on disk."""
+    if len(catalog) < SEARCH_INDEX_DISK_CACHE_MIN:
+        return None
+    from .artifacts import write_atomically
+
+    located = _index_cache_path(catalog)
+    if located is None:
+        return None
+    path, name = located
+    keys = _read_index_keys(path, name, len(catalog))
+    if keys is None:  # missing, damaged, foreign or of an older layout: build it and replace the file
+        keys = _SearchIndex.build_keys(catalog.movies)
+        write_atomically(path, lambda partial: _write_index_keys(partial, name, keys))
+    return keys
+
+
+def _index_cache_path(catalog: Catalog) -> tuple[Path, str] | None:
+    """(file, its full key): keyed by the catalog (the fingerprint plus the alternative titles, which it
+    leaves out), the format, and the code that makes keys, so changed code never reads an old file."""
+    from .artifacts import cache_dir, hash_code
+
+    digest = hashlib.sha256(f"search-index|{SEARCH_INDEX_FORMAT}|{catalog.fingerprint}|".encode())
+    digest.update("\n".join("\x1f".join(m.alternatives) for m in catalog.movies).encode())
+    for function in (_SearchIndex.build_keys, normalize_title, move_article_front):
+        hash_code(digest, function.__code__)
+    for pattern in (_TRAILING_ARTICLE, _LEADING_ARTICLE, _NON_ALNUM):
+        digest.update(pattern.pattern.encode())
+    name = digest.hexdigest()
+    try:
+        return cache_dir() / "search" / f"index-{name[:24]}.npz", name
+    except OSError:
+        return None
+
+
+def _pack_strings(strings: list[str]) -> Any:
+    """Strings as one UTF-8 byte array, newline-separated (keys never hold a newline): a fixed-width
+    numpy unicode array would be as wide as the longest title, ~30x the bytes."""
+    import numpy as np
+
+    return np.frombuffer("\n".join(strings).encode("utf-8"), dtype=np.uint8)
+
+
+def _unpack_strings(packed: Any, count: int) -> list[str]:
+    strings = packed.tobytes().decode("utf-8").split("\n") if count else []
+    if len(strings) != count:
+        raise ValueError(f"{len(strings)} strings, expected {count}")
+    return strings
+
+
+def _write_index_keys(path: Path, name: str, keys: dict[str, Any]) -> None:
+    import numpy as np
+
+    with path.open("wb") as handle:  # a file object: np.savez would add ".npz" to the temporary name
+        np.savez(
+            handle,
+            name=np.asarray(name),
+            words=_pack_strings(keys["words"]),
+            word_count=np.asarray(len(keys["words"])),
+            compact=_pack_strings(keys["compact"]),
+            **{field: keys[field] for field in _INDEX_ARRAYS},
+        )
+
+
+def _read_index_keys(path: Path, name: str, movies: int) -> dict[str, Any] | None:
+    """The keys in `path`, or None when it is missing, damaged, another catalog's or inconsistent."""
+    import zipfile
+
+    import numpy as np
+
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if str(data["name"]) != name:
+                return None
+            keys: dict[str, Any] = {field: data[field] for field in _INDEX_ARRAYS}
+            words = _unpack_strings(data["words"], int(data["word_count"]))
+            compact = _unpack_strings(data["compact"], len(keys["offsets"]))
+    except (OSError, EOFError, ValueError, KeyError, TypeError, UnicodeDecodeError, zipfile.BadZipFile):
+        return None
+    token_ids, offsets, key_movie, order = (keys[field] for field in _INDEX_ARRAYS)
+    consistent = (
+        all(keys[field].dtype == dtype and keys[field].ndim == 1 for field, dtype in _INDEX_ARRAYS.items())
+        and len(key_movie) == len(offsets) == len(order) == len(compact)
+        and (not len(token_ids) or (token_ids.min() >= 0 and token_ids.max() < len(words)))
+        and (not len(offsets) or (offsets[0] == 0 and offsets[-1] <= len(token_ids)))
+        and bool(np.all(np.diff(offsets) > 0))
+        and (not len(key_movie) or (key_movie.min() >= 0 and key_movie.max() < movies))
+        and np.array_equal(np.sort(order), np.arange(len(order)))
+    )
+    if not consistent:
+        return None
+    keys.update(words=words, compact=compact)
+    return keys
 
 
 @contextmanager

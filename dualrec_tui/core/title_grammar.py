@@ -8,14 +8,12 @@ disk: 2 s to build at 87k movies), so evaluation can measure whether constrainin
 from __future__ import annotations
 
 import hashlib
-import os
 from bisect import bisect_left, insort
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from types import CodeType
 from typing import Any
 
-from .artifacts import cache_dir
+from .artifacts import cache_dir, hash_code, write_atomically
 from .catalog import Catalog, paused_gc
 from .prompt import END_OF_ANSWER, answer_grammar
 
@@ -109,22 +107,11 @@ def _grammar_cache_path(catalog: Catalog, n: int) -> Path | None:
     """Where this catalog's grammar is cached: keyed by catalog, n, and the code that writes grammars."""
     digest = hashlib.sha256(f"{catalog.fingerprint}|{n}|{END_OF_ANSWER}|".encode())
     for function in (_catalog_grammar, _radix_rules, _gbnf_literal):
-        _hash_code(digest, function.__code__)  # a changed grammar writer never reads an old file
+        hash_code(digest, function.__code__)  # a changed grammar writer never reads an old file
     try:
         return cache_dir() / "grammars" / f"catalog-{digest.hexdigest()[:24]}.gbnf"
     except OSError:
         return None
-
-
-def _hash_code(digest: Any, code: CodeType) -> None:
-    """Feed a function's bytecode, names and constants (nested functions too) to `digest`, stably."""
-    digest.update(code.co_code)
-    digest.update(repr(code.co_names).encode())
-    for const in code.co_consts:
-        if isinstance(const, CodeType):
-            _hash_code(digest, const)
-        else:
-            digest.update(repr(const).encode())
 
 
 def _read_grammar(path: Path) -> str | None:
@@ -136,14 +123,7 @@ def _read_grammar(path: Path) -> str | None:
 
 
 def _write_grammar(path: Path, grammar: str) -> None:
-    """Atomically (a reader never sees half a file); a cache that cannot be written is skipped."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        partial.write_text(grammar, encoding="utf-8")
-        os.replace(partial, path)
-    except OSError:
-        pass
+    write_atomically(path, lambda partial: partial.write_text(grammar, encoding="utf-8"))
 
 
 def _catalog_labels(catalog: Catalog) -> tuple[str, ...]:
