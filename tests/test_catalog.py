@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from dualrec_tui.core.catalog import Catalog, build_catalog, normalize_title, parse_title
+from dualrec_tui.core.catalog import Catalog, Movie, build_catalog, normalize_title, parse_title
 
 
 @pytest.mark.parametrize(
@@ -193,3 +193,133 @@ def test_search_shipped_catalog_issue_examples() -> None:
     }
     for query, label in expected.items():
         assert catalog.search(query, limit=5)[0].label == label, query
+
+
+# ------------------------------------------------------------------ the search index's disk cache
+_CACHE_QUERIES = [
+    "shawshenk",
+    "matirx",
+    "walle",
+    "se7en",
+    "spiderman",
+    "shaws",
+    "shawhsa",
+    "spidreman",
+    "Matrix, The",
+    "the matrix reloaded",
+    "alien",
+    "toy story 2",
+    "hamlet 1948",
+    "Hamlet (1996)",
+    "a",
+    "zzzzqqq",
+]
+
+
+def _results(catalog: Catalog) -> list[list[int]]:
+    return [[m.movie_id for m in catalog.search(query, limit=5)] for query in _CACHE_QUERIES]
+
+
+@pytest.fixture
+def index_cache(tmp_path, monkeypatch):
+    """Every catalog counts as big (its search index goes to disk), in a cache folder of this test's own."""
+    from dualrec_tui.core import catalog as catalog_module
+
+    monkeypatch.setenv("DUALREC_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(catalog_module, "SEARCH_INDEX_DISK_CACHE_MIN", 0)
+    return tmp_path / "cache" / "search"
+
+
+def test_search_index_from_disk_cache_gives_the_same_results(index_cache, monkeypatch) -> None:
+    from dualrec_tui.core import catalog as catalog_module
+
+    with monkeypatch.context() as patch:
+        patch.setattr(catalog_module, "SEARCH_INDEX_DISK_CACHE_MIN", 10**9)
+        built = _results(_search_catalog())  # in memory only
+    assert not index_cache.exists()
+    assert _results(_search_catalog()) == built  # builds and writes the file
+    files = list(index_cache.glob("*.npz"))
+    assert len(files) == 1
+    located = catalog_module._index_cache_path(_search_catalog())
+
+    def never(_movies: object) -> None:
+        raise AssertionError("rebuilt a cached search index")
+
+    with monkeypatch.context() as patch:  # a new process: the keys come from the file
+        patch.setattr(catalog_module._SearchIndex, "build_keys", staticmethod(never))
+        patch.setattr(catalog_module, "_index_cache_path", lambda _catalog: located)  # `never` has other code
+        assert _results(_search_catalog()) == built
+    assert built[0][0] == 1 and built[-1] == []  # the typo case found the Shawshank Redemption; nonsense nothing
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "foreign", "inconsistent", "empty"])
+def test_damaged_search_index_cache_is_rebuilt(index_cache, damage: str) -> None:
+    import numpy as np
+
+    from dualrec_tui.core import catalog as catalog_module
+
+    built = _results(_search_catalog())
+    (path,) = index_cache.glob("*.npz")
+    good = path.read_bytes()
+    if damage == "garbage":
+        path.write_bytes(b"not a zip file at all")
+    elif damage == "truncated":
+        path.write_bytes(good[: len(good) // 2])
+    elif damage == "empty":
+        path.write_bytes(b"")
+    else:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {name: data[name] for name in data.files}
+        if damage == "foreign":
+            arrays["name"] = np.asarray("another catalog")
+        else:
+            arrays["token_ids"] = arrays["token_ids"] + np.int32(10_000)  # word ids past the vocabulary
+        with path.open("wb") as handle:
+            np.savez(handle, **arrays)
+    _, name = catalog_module._index_cache_path(_search_catalog())
+    assert catalog_module._read_index_keys(path, name, 15) is None
+    assert _results(_search_catalog()) == built  # no crash, same answers
+    assert path.read_bytes() != b"" and catalog_module._read_index_keys(path, name, 15) is not None  # replaced
+
+
+def test_search_index_cache_key_follows_alternative_titles_and_code(index_cache, monkeypatch) -> None:
+    from dualrec_tui.core import catalog as catalog_module
+
+    catalog = _search_catalog()
+    first = catalog_module._index_cache_path(catalog)
+    assert first == catalog_module._index_cache_path(_search_catalog())  # stable across instances
+    renamed = _search_catalog()
+    movie = renamed.movies[5]  # Seven (a.k.a. Se7en): the fingerprint leaves alternative titles out
+    renamed.movies[5] = Movie(movie.index, movie.movie_id, movie.title, movie.year, movie.genres, ("Sev3n",))
+    assert renamed.fingerprint == catalog.fingerprint and catalog_module._index_cache_path(renamed) != first
+    monkeypatch.setattr(catalog_module, "normalize_title", lambda text: text.lower())
+    assert catalog_module._index_cache_path(catalog) != first
+
+
+def test_unwritable_search_index_cache_still_searches(tmp_path, monkeypatch) -> None:
+    from dualrec_tui.core import catalog as catalog_module
+
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("DUALREC_CACHE_DIR", str(blocker))  # cache_dir() cannot create it
+    monkeypatch.setattr(catalog_module, "SEARCH_INDEX_DISK_CACHE_MIN", 0)
+    assert _search_catalog().search("matirx", limit=1)[0].label == "The Matrix (1999)"
+
+
+def test_search_index_cache_round_trips_the_shipped_catalog(index_cache) -> None:
+    """Every array and string of the 9.7k-movie catalog's keys comes back from the file as built."""
+    from pathlib import Path
+
+    import numpy as np
+
+    from dualrec_tui.core import catalog as catalog_module
+
+    catalog = Catalog.from_json(Path(__file__).resolve().parents[1] / "models" / "catalog.json")
+    built = catalog_module._SearchIndex.build_keys(catalog.movies)
+    assert catalog_module._cached_index_keys(catalog) is not None  # built and written
+    path, name = catalog_module._index_cache_path(catalog)
+    read = catalog_module._read_index_keys(path, name, len(catalog))
+    assert read is not None and read.keys() == built.keys()
+    for field, value in built.items():
+        assert (read[field] == value) if isinstance(value, list) else np.array_equal(read[field], value), field
+    assert len(read["words"]) > 5_000 and len(read["compact"]) >= len(catalog)
