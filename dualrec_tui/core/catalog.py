@@ -484,22 +484,26 @@ class _SearchIndex:
         self.offsets = keys["offsets"]
         self.key_movie = keys["key_movie"]
         self.compact = compact
-        self.compact_lengths = np.fromiter((len(c) for c in compact), dtype=np.float32, count=len(compact))
+        # A key without spaces is its words run together: its length is the sum of theirs (no loop over keys).
+        self.compact_lengths = (
+            np.add.reduceat(self.word_lengths[self.token_ids], self.offsets)
+            if len(self.offsets)
+            else np.zeros(0, np.float32)
+        )
         self.compact_order = keys["compact_order"]
-        self.compact_sorted = [compact[i] for i in self.compact_order.tolist()]
+        self._compact_order_list: list[int] = self.compact_order.tolist()  # bisect over compact, sorted
         key_movie = self.key_movie
         pop = np.asarray(popularity, dtype=np.float32) if len(popularity) else np.zeros(len(movies), np.float32)
-        years = np.asarray([m.year or 0 for m in movies], dtype=np.int32)
+        years = np.fromiter((m.year or 0 for m in movies), dtype=np.int32, count=len(movies))
         self.key_popularity = np.minimum(pop[key_movie], 300.0) / 60.0 if len(key_movie) else pop[:0]
         self.key_year = years[key_movie] if len(key_movie) else years[:0]
-        self.years = {int(y) for y in years if y}
+        self.years = set(np.unique(years[years != 0]).tolist())
         # Words grouped by length: a typo budget of b only needs the words within b letters of the query.
         self.words_by_length: dict[int, tuple[list[str], Any]] = {}
         lengths = self.word_lengths.astype(np.int64)
         for length in np.unique(lengths).tolist():
             positions = np.flatnonzero(lengths == length)
             self.words_by_length[length] = ([words[i] for i in positions.tolist()], positions)
-        self.words_array = np.asarray(words, dtype=str)
         # Inverted lists (word -> keys holding it): a word matching few keys costs only those keys.
         per_key = np.diff(np.append(self.offsets, len(self.token_ids)))
         owner = np.repeat(np.arange(len(self.offsets), dtype=np.int64), per_key)
@@ -507,14 +511,7 @@ class _SearchIndex:
         self.posting_keys = owner[by_word]
         self.posting_counts = np.bincount(self.token_ids, minlength=len(words)).astype(np.int64)
         self.posting_starts = np.concatenate(([0], np.cumsum(self.posting_counts)[:-1])).astype(np.int64)
-        # Keys without spaces grouped by first letter, for the whole-query fallback.
-        by_letter: dict[str, list[int]] = {}
-        for index, text in enumerate(compact):
-            by_letter.setdefault(text[:1], []).append(index)
-        self.compact_by_letter = {
-            letter: ([compact[i] for i in indices], np.asarray(indices, dtype=np.int64))
-            for letter, indices in by_letter.items()
-        }
+        self._by_letter: dict[str, tuple[list[str], Any] | None] = {}
         self._truncated: dict[int, tuple[list[str], Any, Any]] = {}
         self._word_cache: dict[tuple[str, bool], Any] = {}
 
@@ -557,6 +554,25 @@ class _SearchIndex:
         }
 
     # ---------------------------------------------------------------- pieces
+    @cached_property
+    def _words_array(self) -> Any:
+        import numpy as np
+
+        return np.asarray(self.words, dtype=str)
+
+    def _compact_by_letter(self, letter: str) -> tuple[list[str], Any] | None:
+        """The keys without spaces that start with `letter`, and their positions (None: no such key).
+
+        Grouped on first use, one letter at a time: a launch only pays for the letters typed."""
+        import numpy as np
+
+        if letter not in self._by_letter:
+            start = bisect_left(self._compact_order_list, letter, key=self.compact.__getitem__)
+            stop = bisect_left(self._compact_order_list, letter + "\U0010ffff", key=self.compact.__getitem__)
+            indices = np.sort(self.compact_order[start:stop])  # in key order, as the fallback always saw them
+            self._by_letter[letter] = ([self.compact[i] for i in indices.tolist()], indices) if len(indices) else None
+        return self._by_letter[letter]
+
     def _truncated_words(self, length: int) -> tuple[list[str], Any, Any]:
         """The words longer than `length` cut to it, deduplicated: (heads, word positions, head of each).
 
@@ -567,7 +583,7 @@ class _SearchIndex:
         cached = self._truncated.get(length)
         if cached is None:
             positions = np.flatnonzero(self.word_lengths > length)
-            cut = self.words_array[positions].astype(f"<U{length}")
+            cut = self._words_array[positions].astype(f"<U{length}")
             if len(cut):
                 changed = np.concatenate(([True], cut[1:] != cut[:-1]))
                 heads = cut[changed].tolist()
@@ -643,8 +659,8 @@ class _SearchIndex:
         import numpy as np
 
         scores = np.zeros(len(self.compact), dtype=np.float32)
-        low = bisect_left(self.compact_sorted, joined)
-        high = bisect_left(self.compact_sorted, joined + "\U0010ffff")
+        low = bisect_left(self._compact_order_list, joined, key=self.compact.__getitem__)
+        high = bisect_left(self._compact_order_list, joined + "\U0010ffff", key=self.compact.__getitem__)
         if high > low:
             keys = self.compact_order[low:high]
             scores[keys] = np.where(self.compact_lengths[keys] == len(joined), 1.0, 0.95)
@@ -706,7 +722,7 @@ class _SearchIndex:
         import numpy as np
         from rapidfuzz import fuzz, process
 
-        bucket = self.compact_by_letter.get(joined[:1])
+        bucket = self._compact_by_letter(joined[:1])
         if bucket is None:
             return candidates
         choices, indices = bucket
