@@ -13,7 +13,7 @@ from dualrec_tui.screens.hidden import HiddenMoviesScreen
 from dualrec_tui.screens.settings import SettingsScreen
 from dualrec_tui.services import ModelHub, rebuild_commands
 from dualrec_tui.widgets.lists import HistoryList, RecommendationList, ResultList
-from tests.tui_support import TODAY, make_app, settle
+from tests.tui_support import TODAY, make_app, open_import_preview, settle
 
 SIZE = (100, 30)
 
@@ -382,12 +382,7 @@ async def test_import_choose_ambiguous_rows_row_by_row(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
-        await pilot.press("f3")
-        await settle(app, pilot)
-        importer = app.screen
-        importer.query_one("#import-path").value = str(source)
-        importer.start_preview()
-        await settle(app, pilot)
+        importer = await open_import_preview(app, pilot, source)
         await pilot.click("#choose")
         await settle(app, pilot)
         assert isinstance(app.screen, ChooseMatchScreen)
@@ -422,12 +417,7 @@ async def test_letterboxd_rewatch_and_tags_import_show_and_edit(tmp_path: Path) 
     app = make_app(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
-        await pilot.press("f3")
-        await settle(app, pilot)
-        importer = app.screen
-        importer.query_one("#import-path").value = str(source)
-        importer.start_preview()
-        await settle(app, pilot)
+        importer = await open_import_preview(app, pilot, source)
         assert "kept on the entries: 1 rewatch ↻, 2 with tags" in str(importer.query_one("#preview-text").render())
         await pilot.click("#commit")
         await settle(app, pilot)

@@ -19,6 +19,7 @@ from dualrec_tui.core.pipeline import (
     fuse,
     lstm_ranking,
 )
+from tests.tui_support import report_ranking
 
 CATALOG = build_catalog(
     [
@@ -345,13 +346,7 @@ class ScriptedRanker:
         labels = [CATALOG[i].label for i in self.liked]
         raw = np.array([5.0 - labels.index(t) if t in labels else -5.0 for t in titles])
         scores = raw - np.log(np.exp(raw).sum())
-        if on_scores is not None:
-            on_scores(scores)
-        written = [int(i) for i in np.argsort(-scores, kind="stable")[:n_write]]
-        for position in written:
-            if on_line is not None:
-                on_line(position)
-        return scores, written
+        return report_ranking(scores, n_write, on_scores, on_line)
 
 
 class SimReranker:

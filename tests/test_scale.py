@@ -240,13 +240,10 @@ def _tiny_split_and_catalog(release: Path):
     return leave_one_out(build_sequences(dataset)), dataset.catalog
 
 
-def test_chunked_softmax_gives_the_one_shot_loss_and_gradients(tiny_release: Path) -> None:
-    torch = pytest.importorskip("torch")
+def _tiny_lstm(catalog, **overrides):
+    """A small untrained LSTM over `catalog` (window 10, 16-d items, 24 hidden units)."""
     from dualrec_tui.core.lstm import LstmConfig, build_model, build_title_vocabulary
-    from training.fit_lstm import _train_step_module, lstm_windows
 
-    split, catalog = _tiny_split_and_catalog(tiny_release)
-    torch.manual_seed(0)
     config = LstmConfig(
         n_items=len(catalog),
         catalog_fingerprint=catalog.fingerprint,
@@ -255,10 +252,18 @@ def test_chunked_softmax_gives_the_one_shot_loss_and_gradients(tiny_release: Pat
         window=10,
         dim=16,
         hidden=24,
-        dropout=0.0,
-        input_dropout=0.0,
+        **overrides,
     )
-    model = build_model(config, catalog)
+    return build_model(config, catalog)
+
+
+def test_chunked_softmax_gives_the_one_shot_loss_and_gradients(tiny_release: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from training.fit_lstm import _train_step_module, lstm_windows
+
+    split, catalog = _tiny_split_and_catalog(tiny_release)
+    torch.manual_seed(0)
+    model = _tiny_lstm(catalog, dropout=0.0, input_dropout=0.0)
     windows = lstm_windows(split.training_sequences(), 10, 5)
     batch, mask_t = torch.from_numpy(windows.ids(np.arange(40))), torch.from_numpy(windows.loss_mask(np.arange(40)))
     inputs, targets = batch[:, :-1], batch[:, 1:]
@@ -278,21 +283,12 @@ def test_chunked_softmax_gives_the_one_shot_loss_and_gradients(tiny_release: Pat
 
 def test_validation_in_user_batches_changes_no_number(tiny_release: Path) -> None:
     torch = pytest.importorskip("torch")
-    from dualrec_tui.core.lstm import LstmConfig, LstmRecommender, build_model, build_title_vocabulary
+    from dualrec_tui.core.lstm import LstmRecommender
     from training.fit_lstm import validation_ndcg_hr
 
     split, catalog = _tiny_split_and_catalog(tiny_release)
     torch.manual_seed(0)
-    config = LstmConfig(
-        n_items=len(catalog),
-        catalog_fingerprint=catalog.fingerprint,
-        title_vocabulary=build_title_vocabulary(catalog),
-        genre_vocabulary=catalog.genre_vocabulary,
-        window=10,
-        dim=16,
-        hidden=24,
-    )
-    recommender = LstmRecommender(build_model(config, catalog), catalog)
+    recommender = LstmRecommender(_tiny_lstm(catalog), catalog)
     whole = validation_ndcg_hr(recommender, split, batch_users=10_000)
     assert validation_ndcg_hr(recommender, split, batch_users=7) == whole
 

@@ -102,6 +102,28 @@ class FakeGenerator:
         return self.ANSWER
 
 
+def report_ranking(scores: np.ndarray, n_write: int, on_scores=None, on_line=None) -> tuple[np.ndarray, list[int]]:
+    """What a candidate ranker's `run` does with its scores: report them, then write its best `n_write`."""
+    if on_scores is not None:
+        on_scores(scores)
+    written = [int(i) for i in np.argsort(-scores, kind="stable")[:n_write]]
+    for position in written:
+        if on_line is not None:
+            on_line(position)
+    return scores, written
+
+
+async def open_import_preview(app: DualrecApp, pilot, source: Path):
+    """F3, the path of `source`, and its preview: returns the import screen once the preview is shown."""
+    await pilot.press("f3")
+    await settle(app, pilot)
+    importer = app.screen
+    importer.query_one("#import-path").value = str(source)
+    importer.start_preview()
+    await settle(app, pilot)
+    return importer
+
+
 class FakeRanker:
     """A candidate-grounded stage 2 (like core.llm_rank.LlamaCandidateRanker): prefers short titles, writes its
     top lines.
@@ -116,13 +138,7 @@ class FakeRanker:
         titles = [line.split(". ", 1)[1].split(" (")[0] for line in lines]
         raw = np.array([-0.2 * len(t) for t in titles], dtype=np.float64)
         scores = raw - raw.max() - np.log(np.exp(raw - raw.max()).sum())
-        if on_scores is not None:
-            on_scores(scores)
-        written = [int(i) for i in np.argsort(-scores, kind="stable")[:n_write]]
-        for position in written:
-            if on_line is not None:
-                on_line(position)
-        return scores, written
+        return report_ranking(scores, n_write, on_scores, on_line)
 
 
 def make_hub(
