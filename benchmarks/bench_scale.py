@@ -64,6 +64,24 @@ class Sampler:
 
 
 @contextmanager
+def fresh_disk_cache(module: Any, threshold: str) -> Iterator[None]:
+    """An empty DUALREC_CACHE_DIR, and `module.<threshold>` at 0 so every catalog size uses the disk
+    cache; both are put back afterwards."""
+    saved = os.environ.get("DUALREC_CACHE_DIR"), getattr(module, threshold)
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["DUALREC_CACHE_DIR"] = tmp
+        setattr(module, threshold, 0)
+        try:
+            yield
+        finally:
+            if saved[0] is None:
+                os.environ.pop("DUALREC_CACHE_DIR", None)
+            else:
+                os.environ["DUALREC_CACHE_DIR"] = saved[0]
+            setattr(module, threshold, saved[1])
+
+
+@contextmanager
 def step(rows: list[dict[str, Any]], sampler: Sampler, name: str, **extra: Any) -> Iterator[dict[str, Any]]:
     sampler.peak = sampler.rss()
     row: dict[str, Any] = {"step": name, **extra}
@@ -117,22 +135,13 @@ def run_shape(shape: str, work: Path, batches: int) -> list[dict[str, Any]]:
         started = time.perf_counter()
         catalog = Catalog.from_json(Path(tmp) / "catalog.json")
         row["note"] = f"from_json {time.perf_counter() - started:.2f} s"
-    saved = os.environ.get("DUALREC_CACHE_DIR"), catalog_module.SEARCH_INDEX_DISK_CACHE_MIN
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ["DUALREC_CACHE_DIR"] = tmp  # a fresh cache: the first build is really cold
-        catalog_module.SEARCH_INDEX_DISK_CACHE_MIN = 0  # every shape's index goes to disk, to time reading it
-        try:
-            with step(rows, sampler, "search index (first query)"):
-                catalog.search("a")
-            del catalog.__dict__["_search_index"]  # a new process: only the disk cache is left
-            with step(rows, sampler, "search index from disk cache (first query)"):
-                catalog.search("a")
-        finally:
-            if saved[0] is None:
-                os.environ.pop("DUALREC_CACHE_DIR", None)
-            else:
-                os.environ["DUALREC_CACHE_DIR"] = saved[0]
-            catalog_module.SEARCH_INDEX_DISK_CACHE_MIN = saved[1]
+    # A fresh cache (the first build is really cold); every shape's index goes to disk, to time reading it.
+    with fresh_disk_cache(catalog_module, "SEARCH_INDEX_DISK_CACHE_MIN"):
+        with step(rows, sampler, "search index (first query)"):
+            catalog.search("a")
+        del catalog.__dict__["_search_index"]  # a new process: only the disk cache is left
+        with step(rows, sampler, "search index from disk cache (first query)"):
+            catalog.search("a")
     titles = [catalog[i].title for i in np.random.default_rng(0).choice(len(catalog), 6, replace=False)]
     times = []
     with step(rows, sampler, "search per keystroke") as row:
@@ -144,26 +153,17 @@ def run_shape(shape: str, work: Path, batches: int) -> list[dict[str, Any]]:
         times.sort()
         row["seconds"] = statistics.median(times)
         row["note"] = f"median of {len(times)}; p95 {times[int(0.95 * (len(times) - 1))] * 1000:.1f} ms"
-    saved = os.environ.get("DUALREC_CACHE_DIR"), grammar_module.GRAMMAR_DISK_CACHE_MIN
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ["DUALREC_CACHE_DIR"] = tmp  # a fresh cache: "cold" is really cold
-        grammar_module.GRAMMAR_DISK_CACHE_MIN = 0  # cache every shape's grammar, to time the warm path too
-        try:
-            with step(rows, sampler, "catalog grammar, cold") as row:
-                grammar = grammar_module.catalog_answer_grammar(catalog, 10)
-                row["note"] = f"{len(grammar) / 1e6:.1f} MB"
-            grammar_module._GRAMMARS.clear()
-            grammar_module._LABELS.clear()
-            with step(rows, sampler, "catalog grammar, from disk cache"):
-                grammar_module.catalog_answer_grammar(catalog, 10)
-            with step(rows, sampler, "title guard tables"):
-                grammar_module._label_bytes(catalog)
-        finally:
-            if saved[0] is None:
-                os.environ.pop("DUALREC_CACHE_DIR", None)
-            else:
-                os.environ["DUALREC_CACHE_DIR"] = saved[0]
-            grammar_module.GRAMMAR_DISK_CACHE_MIN = saved[1]
+    # A fresh cache ("cold" is really cold); every shape's grammar is cached, to time the warm path too.
+    with fresh_disk_cache(grammar_module, "GRAMMAR_DISK_CACHE_MIN"):
+        with step(rows, sampler, "catalog grammar, cold") as row:
+            grammar = grammar_module.catalog_answer_grammar(catalog, 10)
+            row["note"] = f"{len(grammar) / 1e6:.1f} MB"
+        grammar_module._GRAMMARS.clear()
+        grammar_module._LABELS.clear()
+        with step(rows, sampler, "catalog grammar, from disk cache"):
+            grammar_module.catalog_answer_grammar(catalog, 10)
+        with step(rows, sampler, "title guard tables"):
+            grammar_module._label_bytes(catalog)
 
     before = sampler.rss()
     with step(rows, sampler, "split (sequences + leave-one-out)") as row:

@@ -80,14 +80,7 @@ def _catalog(n_items: int = 12):
     return build_catalog([(i + 1, f"Film {i + 1} (1990)", ["Drama"]) for i in range(n_items)], name="tiny")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: on a busy 2-core machine more threads are many times slower."""
-    torch = pytest.importorskip("torch")
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_sasrec_learns_a_cycle_and_is_deterministic() -> None:

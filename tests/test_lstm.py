@@ -31,13 +31,7 @@ torch = pytest.importorskip("torch")
 GENRES = ["Action", "Comedy", "Drama", "Horror"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: one thread is faster than two on a shared CI machine, and deterministic."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_catalog(n: int = 40, popularity: bool = True):
