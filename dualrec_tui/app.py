@@ -134,8 +134,11 @@ class DualrecApp(App[None]):
 
     # -------------------------------------------------------------------- search
     @on(MainScreen.SearchChanged)
-    def search(self, message: MainScreen.SearchChanged | str) -> None:
-        self._query = query = message if isinstance(message, str) else message.query
+    def _search_changed(self, message: MainScreen.SearchChanged) -> None:
+        self.search(message.query)
+
+    def search(self, query: str) -> None:
+        self._query = query
         if not query.strip():
             self.main.show_results("", [])
             return

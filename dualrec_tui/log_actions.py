@@ -96,10 +96,19 @@ class LogActions:
     def _failed(self, exc: Exception, title: str) -> None:
         self.app.notify(str(exc), title=title, severity="error", timeout=20)
 
-    def _confirm(self, heading: str, text: str, choices: list[tuple[str, str]], then: Callable[[str], None]) -> None:
+    def _confirm(self, heading: str, text: str, choices: list[tuple[str, str, Callable[[], Any] | None]]) -> None:
+        """Ask with one button per choice (id, label, what it does; None = cancel); the first is the default."""
         from .screens.dialogs import ConfirmDialog
 
-        self.app.push_screen(ConfirmDialog(heading, text, choices), callback=lambda choice: choice and then(choice))
+        actions = {choice: action for choice, _, action in choices}
+        buttons = [(choice, label) for choice, label, _ in choices]
+
+        def answer(choice: str | None) -> None:
+            action = actions.get(choice or "")
+            if action is not None:
+                action()
+
+        self.app.push_screen(ConfirmDialog(heading, text, buttons), callback=answer)
 
     # ------------------------------------------------------------------ logging
     def log_catalog_movie(
@@ -121,8 +130,10 @@ class LogActions:
             self._confirm(
                 "Already logged that day",
                 f"{movie.label} is already in your log on {day.isoformat()}. Log another viewing?",
-                [("again", "Log again"), ("cancel", "Cancel")],
-                lambda choice: choice == "again" and self.log_catalog_movie(index, rating, note, day, confirmed=True),
+                [
+                    ("again", "Log again", lambda: self.log_catalog_movie(index, rating, note, day, confirmed=True)),
+                    ("cancel", "Cancel", None),
+                ],
             )
             return
         try:
@@ -155,12 +166,15 @@ class LogActions:
                 "This movie is in the catalog",
                 f"“{result.title}” is {match.label} ({match.genre_text}) in the catalog. Logged as the catalog "
                 "movie it counts for recommendations; logged as typed it does not.",
-                [("catalog", f"Log {match.label}"), ("free", "Log as typed"), ("cancel", "Cancel")],
-                lambda choice: (
-                    self.log_catalog_movie(match.index, result.rating, result.note, result.watched_on)
-                    if choice == "catalog"
-                    else choice == "free" and self._log_as_typed(result)
-                ),
+                [
+                    (
+                        "catalog",
+                        f"Log {match.label}",
+                        lambda: self.log_catalog_movie(match.index, result.rating, result.note, result.watched_on),
+                    ),
+                    ("free", "Log as typed", lambda: self._log_as_typed(result)),
+                    ("cancel", "Cancel", None),
+                ],
             )
 
         today = self.today()
@@ -237,8 +251,11 @@ class LogActions:
                 "Link to the catalog movie?",
                 f"“{result.title}” is {match.label} ({match.genre_text}) in the catalog. Linked, it counts for "
                 "recommendations.",
-                [("link", f"Link to {match.label}"), ("keep", "Keep as typed"), ("cancel", "Cancel")],
-                lambda choice: save(result, match) if choice == "link" else choice == "keep" and save(result),
+                [
+                    ("link", f"Link to {match.label}", lambda: save(result, match)),
+                    ("keep", "Keep as typed", lambda: save(result)),
+                    ("cancel", "Cancel", None),
+                ],
             )
 
         heading = "Edit entry" if entry.in_catalog else "Edit entry (not in catalog: a catalog title links it)"
