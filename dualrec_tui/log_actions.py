@@ -147,7 +147,7 @@ class LogActions:
         self.recommend()
 
     def _logged_on(self, catalog: Catalog, index: int, day: date) -> bool:
-        return any(e.watched_on == day and e.catalog_index(catalog) == index for e in self.watchlog.chronological())
+        return any(e.catalog_index(catalog) == index for e in self.watchlog.entries_on(day))
 
     def log_free_text(self) -> None:
         """Log a title the catalog lacks: kept in the log, marked 'not in catalog', never model input."""

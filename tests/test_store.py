@@ -328,3 +328,13 @@ def test_history_and_model_input_orders(tmp_path_factory, adds) -> None:
         assert log.chronological() == expected
         assert log.history() == list(reversed(expected))
         assert log.model_input(CATALOG) == [e.catalog_index(CATALOG) for e in expected if e.in_catalog]
+
+
+def test_entries_on_a_day_are_that_days_only(tmp_path: Path) -> None:
+    """The same-day check before logging reads one day through the index, not the whole log."""
+    with WatchLog.open(tmp_path / "log.db") as log:
+        log.add("Heat", year=1995, watched_on=date(2024, 5, 1))
+        log.add("Alien", year=1979, watched_on=date(2024, 5, 2))
+        log.add("Heat", year=1995, watched_on=date(2024, 5, 2))
+        assert [e.title for e in log.entries_on(date(2024, 5, 2))] == ["Alien", "Heat"]
+        assert log.entries_on(date(2024, 5, 3)) == []

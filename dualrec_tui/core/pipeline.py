@@ -374,32 +374,27 @@ class DualRec:
 
     # ------------------------------------------------------------------------ candidates mode
     def describe(self, result: DualRecResult) -> str:
-        """What actually produced the final list, in plain words (the app's status line)."""
+        """What actually produced the final list, in plain words (the app's status line). Popularity, when
+        it stood in for the LSTM, is named as such: the text never says "LSTM" for it."""
         stages = result.stages
         if stages.get("llm") == "no history":
             return "Popular picks · log a movie and they become yours"
-        text = self._describe_order(result)
-        if stages.get("stage1") == "popular":  # popularity stood in for the LSTM: never say "LSTM"
-            text = text.replace("LSTM order", "Popularity order")
-        return text
-
-    def _describe_order(self, result: DualRecResult) -> str:
-        stages = result.stages
+        base = "Popularity order" if stages.get("stage1") == "popular" else "LSTM order"
         if self.mode == "titles":
-            return _summary_titles(result.counts, bool(stages.get("reordered")))
+            return _summary_titles(base, result.counts, bool(stages.get("reordered")))
         used = []
         if stages.get("llm") in ("scored", "wrote") and self.weights.llm > 0:
             used.append("the LLM")
         if stages.get("sim") == "scored" and self.weights.sim > 0:
             used.append("similarity")
         if used and stages.get("reordered"):
-            text = f"LSTM order, re-ordered by {' and '.join(used)}"
+            text = f"{base}, re-ordered by {' and '.join(used)}"
         elif used:
-            text = f"LSTM order ({' and '.join(used)} agreed with it)"
+            text = f"{base} ({' and '.join(used)} agreed with it)"
         elif stages.get("llm") in ("scored", "wrote") or stages.get("sim") == "scored":
-            text = "LSTM order (the LLM and similarity did not improve it on validation, so they are not weighed)"
+            text = f"{base} (the LLM and similarity did not improve it on validation, so they are not weighed)"
         else:
-            text = "LSTM order"
+            text = base
         picks = [s.movie.title for s in result.suggestions if s.movie is not None]
         if picks:
             text += f" · LLM's picks: {', '.join(picks)}"
@@ -655,10 +650,10 @@ class DualRec:
         return kept
 
 
-def _summary_titles(counts: dict[str, int], reordered: bool) -> str:
-    """'LLM: 5 titles, 2 new; 2 unknown, 1 watched' from the titles mode's counts."""
+def _summary_titles(base: str, counts: dict[str, int], reordered: bool) -> str:
+    """'<base> · LLM: 5 titles, 2 new; 2 unknown, 1 watched' from the titles mode's counts."""
     if not counts.get("generated"):
-        return "LSTM order · the LLM named no titles" if counts else "LSTM order"
+        return f"{base} · the LLM named no titles" if counts else base
     dropped = [
         f"{counts[key]} {label}"
         for key, label in (
@@ -669,7 +664,7 @@ def _summary_titles(counts: dict[str, int], reordered: bool) -> str:
         )
         if counts.get(key)
     ]
-    text = ("LSTM order with LLM picks merged in" if reordered else "LSTM order") + " · "
+    text = (f"{base} with LLM picks merged in" if reordered else base) + " · "
     text += f"LLM: {counts['generated']} titles, {counts.get('kept', 0)} new"
     return text + (f"; {', '.join(dropped)}" if dropped else "")
 

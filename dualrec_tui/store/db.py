@@ -345,10 +345,21 @@ class WatchLog:
             self.conn.execute("DELETE FROM deleted_entries WHERE seq = ?", (seq,))
         return self.get(payload["id"])
 
-    def _entries_where(self, order_by: str, limit: int | None = None, offset: int | None = None) -> list[Entry]:
+    def _entries_where(
+        self,
+        order_by: str,
+        limit: int | None = None,
+        offset: int | None = None,
+        where: str | None = None,
+        where_args: Sequence[Any] = (),
+    ) -> list[Entry]:
         with self._reading():
-            rows = list(self._entries.rows_where(order_by=order_by, limit=limit, offset=offset))
+            rows = list(self._entries.rows_where(where, where_args, order_by=order_by, limit=limit, offset=offset))
         return [Entry.from_row(row) for row in rows]
+
+    def entries_on(self, day: date) -> list[Entry]:
+        """The entries watched on `day`, in the order they were logged (an indexed lookup, not a scan)."""
+        return self._entries_where("id", where="watched_on = ?", where_args=[day.isoformat()])
 
     def history(self, limit: int | None = None, offset: int = 0) -> list[Entry]:
         """Entries newest first: by date watched, then most recently logged first."""
