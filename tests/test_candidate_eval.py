@@ -24,7 +24,8 @@ class _Reranker:
 
 
 class _Ctx:
-    def __init__(self, work_dir, lstm) -> None:
+    def __init__(self, work_dir, lstm, llm_scoring: str = "letters") -> None:
+        self.llm_scoring = llm_scoring
         self.catalog = CATALOG
         self.models: dict = {"lstm": lstm}
         self.work_dir = work_dir
@@ -38,8 +39,8 @@ class _Ctx:
         pass
 
 
-def _rows(tmp_path, ranker, reranker):
-    ctx = _Ctx(tmp_path, FakeLstm(PREFERENCE))
+def _rows(tmp_path, ranker, reranker, llm_scoring: str = "letters"):
+    ctx = _Ctx(tmp_path, FakeLstm(PREFERENCE), llm_scoring)
     cache = ctx.models["_candidate_signals"] = SignalCache(ctx, n_candidates=8)
     cache.ranker, cache.reranker = ranker, reranker
     ctx.models["llm-rank"] = rank = LlmRankModel(ctx)
@@ -94,3 +95,17 @@ def test_signals_are_computed_once_per_history(tmp_path) -> None:
     assert len(ranker.prompts) == calls  # the validation input [0, 2] was scored during tuning already
     stats = rank.stats()
     assert stats["llm_calls"] == calls and len(stats["mean_llm_logprob_by_position"]) == 8
+
+
+def test_title_scoring_rows_score_labels_after_the_title_prompt_and_ship_the_choice(tmp_path) -> None:
+    """`--llm-scoring titles` (the default): the LLM scores each candidate's label after the title prompt, in
+    LSTM order (no letters, so no shuffle to undo), and fusion.json tells the app to do the same."""
+    ranker = ScriptedRanker([8])
+    ctx, rank, model = _rows(tmp_path, ranker, _Reranker(None), llm_scoring="titles")
+    model._tune(SPLIT)
+    assert "Recommendations:" in ranker.prompts[0] and "Candidates:" not in ranker.prompts[0]
+    candidates = ctx.models["_candidate_signals"].signals([[0, 2]])[0].order[:8]
+    assert ranker.lines[0] == [CATALOG[int(i)].label for i in candidates]
+    assert model.weights.llm > 0 and rank.rank([[0, 2]], k=20)[0][0] == 8
+    settings = json.loads((tmp_path / "fusion.json").read_text())
+    assert settings["llm_scoring"] == "titles" and rank.stats()["llm_scoring"] == "titles"

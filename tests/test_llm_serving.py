@@ -235,3 +235,47 @@ def test_fast_greedy_grammar_path_equals_llama_cpp_python(generator) -> None:
             if fast.isascii() and slow.isascii():
                 assert fast == slow
             assert generator.last.finish_reason in ("stop", "length")
+
+
+def _token_by_token_log_likelihood(generator: LlamaGenerator, prompt: str, text: str) -> float:
+    """The reference: evaluate prompt + text one token at a time and sum each token's log-probability."""
+    import llama_cpp
+    import numpy as np
+
+    llm = generator.llama
+    prompt_ids = llm.tokenize(prompt.encode(), special=True)
+    ids = llm.tokenize(text.encode(), add_bos=False, special=False)
+    total = 0.0
+    llm.reset()
+    llm.eval(prompt_ids)
+    for token in ids:
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(llm.n_vocab(),))
+        logits = logits.astype(np.float64)
+        total += logits[token] - (logits.max() + np.log(np.exp(logits - logits.max()).sum()))
+        llm.eval([token])
+    llm.reset()
+    return total
+
+
+@pytest.mark.llama
+def test_title_scorer_is_the_log_likelihood_of_each_label_whatever_the_order(generator) -> None:
+    """LlamaTitleScorer's batched pass on the cached prompt equals the token-by-token sum, candidate order and
+    earlier calls change nothing, generation afterwards is unchanged, and the answer is the most likely candidates."""
+    import numpy as np
+
+    from dualrec_tui.core.llm_rank import LlamaTitleScorer
+
+    catalog = toy_catalog()
+    prompt = _prompt()
+    labels = [m.label for m in catalog.movies[6:12]]
+    scorer = LlamaTitleScorer(generator)
+    written_lines: list[int] = []
+    scores, written = scorer.run(prompt, labels, n_write=2, on_line=written_lines.append)
+    reference = np.array([_token_by_token_log_likelihood(generator, prompt, label) for label in labels])
+    assert np.allclose(scores, reference, atol=1e-3 * len(labels[0]), rtol=1e-3)
+    assert written == written_lines == [int(i) for i in np.argsort(-scores, kind="stable")[:2]]
+    again, _ = scorer.run(prompt, labels[::-1], n_write=0)
+    assert np.allclose(again[::-1], scores, atol=1e-4)
+    greedy = generator.generate(prompt, max_tokens=12, temperature=0.0)
+    scorer.run(prompt, labels, n_write=0)
+    assert generator.generate(prompt, max_tokens=12, temperature=0.0) == greedy  # the cache is left consistent

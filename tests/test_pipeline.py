@@ -342,7 +342,8 @@ class ScriptedRanker:
     def run(self, prompt, lines, *, n_write, on_scores=None, on_line=None):
         self.prompts.append(prompt)
         self.lines.append(list(lines))
-        titles = [line.split(". ", 1)[1].split(" |")[0] for line in lines]
+        # letter lines ("C. Title (Year)") or bare labels (the title-likelihood scorer's candidates)
+        titles = [(line[3:] if line[1:3] == ". " else line).split(" |")[0] for line in lines]
         labels = [CATALOG[i].label for i in self.liked]
         raw = np.array([5.0 - labels.index(t) if t in labels else -5.0 for t in titles])
         scores = raw - np.log(np.exp(raw).sum())
@@ -470,3 +471,40 @@ def test_with_llm_weight_zero_the_fused_list_does_not_wait_for_the_llm() -> None
     pipeline = DualRec(CATALOG, FakeLstm(PREFERENCE), ranker=ranker, reranker=SimReranker(3), sim_weight=10.0)
     pipeline.recommend(HISTORY, k=3, on_event=events.append)
     assert ranker.fused_before and [type(e) for e in events].count(FusedReady) == 1
+
+
+def test_title_scoring_scores_labels_after_the_title_prompt_and_answers_catalog_lines() -> None:
+    """llm_scoring "titles": the method's title prompt (no candidate list, so no letters or shuffle), each
+    candidate's label in LSTM order, and the answer written as `Title (Year) | Genres` lines."""
+    from dualrec_tui.core.prompt import movie_line
+
+    ranker = ScriptedRanker([8])
+    pipeline = DualRec(
+        CATALOG, FakeLstm(PREFERENCE), ranker=ranker, n_candidates=8, llm_rank_weight=1.0, llm_scoring="titles"
+    )
+    result = pipeline.recommend(HISTORY, k=5)
+    prompt = ranker.prompts[0]
+    assert prompt == pipeline.prompt_for(HISTORY, result.candidates[0])
+    assert "Candidates:" not in prompt and prompt.endswith("Recommendations:\n")
+    assert ranker.lines[0] == [CATALOG[i].label for i in result.candidates]  # LSTM order, bare labels
+    assert result.recommendations[0].index == 8 and "llm" in result.recommendations[0].signals
+    assert result.answer.splitlines()[0] == movie_line(CATALOG[8])
+    assert result.suggestions[0].movie.index == 8 and result.stages["llm"] == "wrote"
+
+
+def test_fusion_json_llm_scoring_picks_the_title_scorer(tmp_path) -> None:
+    from dualrec_tui.core.llm_rank import LlamaCandidateRanker, LlamaTitleScorer
+    from dualrec_tui.core.pipeline import OptionalStages, build_pipeline, write_fusion
+
+    generator = object()  # the scorers only keep it until they run
+    stages = OptionalStages(generator=generator, ranker=LlamaCandidateRanker(generator))
+    write_fusion(tmp_path, {"mode": "candidates", "llm_scoring": "titles", "llm_rank_weight": 0.2})
+    pipeline = build_pipeline(CATALOG, FakeLstm(PREFERENCE), stages, tmp_path)
+    assert isinstance(pipeline.ranker, LlamaTitleScorer) and pipeline.ranker.generator is generator
+    assert pipeline.llm_scoring == "titles" and not pipeline.notes
+    write_fusion(tmp_path, {"mode": "candidates", "llm_rank_weight": 0.2})  # older files: the letters
+    pipeline = build_pipeline(CATALOG, FakeLstm(PREFERENCE), stages, tmp_path)
+    assert isinstance(pipeline.ranker, LlamaCandidateRanker) and pipeline.llm_scoring == "letters"
+    write_fusion(tmp_path, {"mode": "candidates", "llm_scoring": "vibes"})
+    pipeline = build_pipeline(CATALOG, FakeLstm(PREFERENCE), stages, tmp_path)
+    assert any("llm_scoring" in note and "vibes" in note for note in pipeline.notes)  # never silent

@@ -35,7 +35,7 @@ from . import metrics
 from .evaluate import select_users
 from .metrics import TUNE_K
 
-LLM_RANK_WEIGHTS = (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
+LLM_RANK_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0)
 SIM_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
 ALPHAS = (0.0, 0.5, 1.0)
 DEPTHS = (5, 10, 20)
@@ -65,6 +65,7 @@ class SignalCache:
 
         self.ctx = ctx
         self.n_candidates = n_candidates
+        self.llm_scoring = getattr(ctx, "llm_scoring", "titles")
         self.lstm = ctx.require("lstm")
         self.ranker: Any = None
         self.reranker: Any = None
@@ -79,11 +80,13 @@ class SignalCache:
     def attach_llm(self, path: Path | None) -> None:
         from dualrec_tui.core.llm import LlamaGenerator
         from dualrec_tui.core.llm_files import locate_llm
-        from dualrec_tui.core.llm_rank import LlamaCandidateRanker
+        from dualrec_tui.core.llm_rank import LlamaCandidateRanker, LlamaTitleScorer
 
         files = locate_llm(path)
         self.llm_path = str(files.lora or files.model)
-        self.ranker = LlamaCandidateRanker(LlamaGenerator(files.model, lora_path=files.lora, rebuild=files.rebuild))
+        generator = LlamaGenerator(files.model, lora_path=files.lora, rebuild=files.rebuild)
+        scorer = LlamaTitleScorer if self.llm_scoring == "titles" else LlamaCandidateRanker
+        self.ranker = scorer(generator)
 
     def attach_reranker(self) -> None:
         from dualrec_tui.core.rerank import SentenceReranker
@@ -121,6 +124,13 @@ class SignalCache:
 
     def _llm_scores(self, history: list[int], candidates: np.ndarray) -> np.ndarray:
         n = candidates.shape[0]
+        if self.llm_scoring == "titles":  # the title prompt; candidates are continuations, not listed
+            prompt = self._pipeline.prompt_for(history, int(candidates[0]))
+            start = time.perf_counter()
+            scores, _ = self.ranker.run(prompt, [self.ctx.catalog[int(i)].label for i in candidates], n_write=0)
+            self.llm_seconds += time.perf_counter() - start
+            self.llm_calls += 1
+            return np.asarray(scores, dtype=np.float64)
         shown_order = self._pipeline.candidate_order(history, n)
         shown = candidates[shown_order]
         lines = candidate_lines([self.ctx.catalog[int(i)] for i in shown])
@@ -139,6 +149,7 @@ class SignalCache:
         counted = self.position_counts > 0
         return {
             "llm": self.llm_path,
+            "llm_scoring": self.llm_scoring,
             "n_candidates": self.n_candidates,
             "llm_calls": self.llm_calls,
             "llm_seconds_per_call": self.llm_seconds / self.llm_calls if self.llm_calls else 0.0,
@@ -290,6 +301,7 @@ class CandidateDualRecModel:
         assert self.cache is not None
         return {
             "mode": "candidates",
+            "llm_scoring": self.cache.llm_scoring,
             "n_candidates": self.cache.n_candidates,
             "llm_rank_weight": self.weights.llm,
             "sim_weight": self.weights.sim,

@@ -84,6 +84,7 @@ class EvalContext:
     console: Console | None = None
     threads: int | None = None  # torch CPU threads for models that train (None = their own default)
     tune_users: str | int | None = None  # validation users tuning rows use (None: the row's own default)
+    llm_scoring: str = "titles"  # how llm-rank / dualrec score the LSTM's candidates (core.pipeline.LLM_SCORINGS)
     models: dict[str, Any] = field(default_factory=dict)
     train_seconds: dict[str, float] = field(default_factory=dict)
     _nested: list[float] = field(default_factory=list, repr=False)  # time of models required inside a fit
@@ -316,6 +317,7 @@ def run_evaluation(
     threads: int | None = None,
     paired_with: Sequence[str] = (),
     tune_users: str | int | None = None,
+    llm_scoring: str = "titles",
 ) -> dict[str, Any]:
     """Load data, split, fit/load each model, evaluate them all on the same users; returns the report.
 
@@ -345,6 +347,7 @@ def run_evaluation(
         console=console,
         threads=threads,
         tune_users=tune_users,
+        llm_scoring=llm_scoring,
     )
     missing_refs = [ref for ref in paired_with if ref not in model_names]
     if missing_refs:
@@ -537,6 +540,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="validation users for the rows that tune on validation targets: 'all' or N (default: each row's "
         "own, dualrec: all, dualrec-titles: 64)",
     )
+    parser.add_argument(
+        "--llm-scoring",
+        choices=("titles", "letters"),
+        default="titles",
+        help="how llm-rank and dualrec score the LSTM's candidates: 'titles' (default, what ships: the "
+        "log-likelihood of each candidate's title after the title prompt) or 'letters' (the lettered "
+        "candidate list, one verbalizer pass)",
+    )
     parser.add_argument("--work-dir", type=Path, default=None, help="scratch folder for models (runs/eval-<data>)")
     parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads for training (default: half the cores, at most 4)"
@@ -575,6 +586,7 @@ def main(argv: list[str] | None = None) -> int:
         threads=args.threads,
         paired_with=paired,
         tune_users=args.tune_users,
+        llm_scoring=args.llm_scoring,
     )
     print_report(report, console)
     console.print(f"total wall time {report['wall_seconds']:.1f} s" + (f"; JSON: {args.json}" if args.json else ""))

@@ -50,14 +50,15 @@ def finetune_llm(
     console: Any = None,
     command: str | None = None,
     threads: int | None = None,
-    task: str = "candidates",
+    task: str = "titles",
     n_candidates: int | None = None,
     missing: str = "drop",
 ) -> dict[str, Any]:
     """Examples from `data`'s training sequences -> LoRA on `base` -> out/adapter + out/manifest.json.
 
-    task "candidates" (the product): rank the LSTM's top-K candidates (needs `lstm`); "titles": write
-    titles from the whole catalog (DUALRec as first built)."""
+    task "titles" (what ships): the method's prompt, answered with the movies the user watched next, so the
+    model learns p(next title | history), which the app's title-likelihood scoring reads; "candidates":
+    pick among the LSTM's top-K lettered candidates (needs `lstm`; the `--llm-scoring letters` rows)."""
     from dualrec_tui.core.artifacts import write_manifest
     from dualrec_tui.core.movielens import load_dataset
     from dualrec_tui.core.sequences import build_sequences, leave_one_out
@@ -168,9 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--task",
         choices=TASKS,
-        default="candidates",
-        help="candidates (default): rank the LSTM's top-K candidates (needs --lstm); titles: write titles "
-        "from the whole catalog",
+        default="titles",
+        help="titles (default, what ships): the method's prompt answered with the movies watched next; the "
+        "app scores the LSTM's candidates by their title likelihood under it. candidates: pick among the "
+        "LSTM's lettered top-K (needs --lstm; evaluate with --llm-scoring letters)",
     )
     parser.add_argument(
         "--candidates", type=int, default=DEFAULT_CANDIDATES, help=f"K, candidates per prompt ({DEFAULT_CANDIDATES})"

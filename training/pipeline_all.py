@@ -79,9 +79,9 @@ def run_all(
         if llm_steps is not None:
             settings.steps = llm_steps
         lstm_dir = out / "lstm" if (out / "lstm" / "manifest.json").is_file() else None
-        task = "candidates" if lstm_dir is not None else "titles"  # candidates are the LSTM's top K
+        # the titles task: the app scores the LSTM's candidates by their title likelihood (llm_scoring "titles")
         manifest = finetune.finetune_llm(
-            data, out / "llm-train", base, lstm_dir, settings, max_examples=llm_examples, console=console, task=task
+            data, out / "llm-train", base, lstm_dir, settings, max_examples=llm_examples, console=console, task="titles"
         )
         return f"adapter after {manifest['training']['steps']} steps, loss {manifest['training']['final_loss']}"
 

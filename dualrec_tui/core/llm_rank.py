@@ -125,3 +125,104 @@ class LlamaCandidateRanker:
                 lines_written=len(written),
             )
         return scores, written
+
+
+class LlamaTitleScorer:
+    """Stage 2 as a likelihood: log p(candidate's "Title (Year)" | DUALRec's title prompt) for every candidate.
+
+    The title prompt (`prompt.build_prompt`: 5 recent movies + the LSTM's pick, "Recommendations:") is
+    evaluated once; then each candidate's label is evaluated on top of that KV-cache prefix, with logits at
+    every position, and its tokens' log-probabilities are summed. No candidate is listed in the prompt, so
+    there is no letter or position for the model to prefer, and it ranks with what fine-tuning on
+    "what did they watch next" taught it (the v3 titles adapter), not with a new skill it must learn.
+
+    Writing DUALRec's answer: the candidates the model finds most likely, best first: an exact search
+    under a grammar restricted to the candidates (every candidate's whole text is scored, not a greedy
+    first token). Same `run` interface as `LlamaCandidateRanker`.
+    """
+
+    def __init__(self, generator: Any) -> None:
+        self.generator = generator  # core.llm.LlamaGenerator
+        self.last = RankStats()
+
+    def run(
+        self,
+        prompt: str,
+        lines: Sequence[str],
+        *,
+        n_write: int,
+        on_scores: Callable[[np.ndarray], None] | None = None,
+        on_line: Callable[[int], None] | None = None,
+    ) -> tuple[np.ndarray, list[int]]:
+        """(K,) log-likelihood of each candidate text `lines[i]` after `prompt`; the top n_write, best first."""
+        if not lines:
+            raise ValueError("no candidates to score")
+        start = time.perf_counter()
+        with self.generator.lock:
+            tokens = self.generator.evaluate_prompt(prompt)
+            scores = self._score_texts(len(tokens), lines)
+        score_seconds = time.perf_counter() - start
+        if on_scores is not None:
+            on_scores(scores)
+        start = time.perf_counter()
+        written = [int(p) for p in np.lexsort((np.arange(len(lines)), -scores))[: max(0, n_write)]]
+        for position in written:
+            if on_line is not None:
+                on_line(position)
+        self.last = RankStats(
+            prompt_tokens=len(tokens),
+            score_seconds=score_seconds,
+            write_seconds=time.perf_counter() - start,
+            lines_written=len(written),
+        )
+        return scores, written
+
+    def _score_texts(self, n_prompt: int, texts: Sequence[str]) -> np.ndarray:
+        """Sum of token log-probabilities of each text continuing the evaluated prompt (caller holds lock)."""
+        import llama_cpp
+
+        llm = self.generator.llama
+        ctx = llm.ctx
+        n_vocab = llm.n_vocab()
+        memory = llama_cpp.llama_get_memory(ctx)
+
+        def log_probs(index: int) -> np.ndarray:
+            logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, index), shape=(n_vocab,))
+            top = logits.max()
+            return logits - (top + np.log(np.exp(logits - top, dtype=np.float32).sum(dtype=np.float64)))
+
+        first = log_probs(-1)  # the prompt's last position predicts every text's first token
+        encoded = [llm.tokenize(text.encode("utf-8"), add_bos=False, special=False) for text in texts]
+        longest = max(len(ids) for ids in encoded)
+        if n_prompt + longest > llm.n_ctx():
+            raise ValueError(f"prompt and candidate do not fit the context of {llm.n_ctx()} tokens")
+        batch = llama_cpp.llama_batch_init(max(1, longest), 0, 1)
+        scores = np.empty(len(texts), dtype=np.float64)
+        try:
+            for row, ids in enumerate(encoded):
+                if not ids:
+                    scores[row] = -np.inf
+                    continue
+                total = float(first[ids[0]])
+                if len(ids) > 1:
+                    llama_cpp.llama_memory_seq_rm(memory, -1, n_prompt, -1)
+                    for j, token in enumerate(ids):
+                        batch.token[j] = token
+                        batch.pos[j] = n_prompt + j
+                        batch.n_seq_id[j] = 1
+                        batch.seq_id[j][0] = 0
+                        batch.logits[j] = j < len(ids) - 1  # the last token predicts nothing we score
+                    batch.n_tokens = len(ids)
+                    if llama_cpp.llama_decode(ctx, batch) != 0:
+                        raise RuntimeError("llama.cpp could not evaluate a candidate")
+                    total += sum(float(log_probs(j)[ids[j + 1]]) for j in range(len(ids) - 1))
+                scores[row] = total
+        finally:
+            llama_cpp.llama_batch_free(batch)
+            # Forget the whole cache: llama-cpp-python's own prefix reuse (create_completion) was seen to
+            # generate differently after candidate tokens were evaluated past the prompt, even with those
+            # positions removed. The next call then evaluates its prompt afresh (a prompt changes with
+            # every logged movie anyway). tests/test_llm_serving.py checks generation is unchanged.
+            llama_cpp.llama_memory_seq_rm(memory, -1, 0, -1)
+            llm.n_tokens = 0
+        return scores

@@ -8,11 +8,14 @@ Two modes (fusion.json `mode`, chosen when the models are built):
       -> LSTM scores every movie; its ranking (watched movies removed)                      [LstmReady]
       -> the LSTM's top K are the candidates; Sentence-BERT scores each against the LSTM's
          top pick and the recent history (stage 3, core/rerank.py)
-      -> candidate prompt: 5 most recent movies + the LSTM's top pick + the K candidates in a
-         seeded, history-dependent shuffled order (prompt.build_candidate_prompt)
-      -> one LLM forward pass scores all K (core/llm_rank.py); score fusion (core/fusion.py)
-         re-orders the head of the LSTM ranking                                              [FusedReady]
-      -> from the same KV cache the LLM writes n candidate lines, best first                [LlmSuggestion]
+      -> stage 2 scores all K (core/llm_rank.py), as fusion.json's `llm_scoring` says:
+         "titles" (shipped): the title prompt (5 most recent movies + the LSTM's top pick) is
+           evaluated once, then each candidate's "Title (Year)" on top of it; the score is its
+           log-likelihood (LlamaTitleScorer);
+         "letters": the candidate prompt lists the K candidates in a seeded, history-dependent
+           shuffled order and one forward pass scores their letters (LlamaCandidateRanker)
+      -> score fusion (core/fusion.py) re-orders the head of the LSTM ranking                [FusedReady]
+      -> the LLM's answer: its n most likely candidates, best first                          [LlmSuggestion]
       -> the final list (the fused ranking) and what ran                                     [FinalReady]
 
 **titles** (DUALRec as first built, kept measurable: the `llm` / `llm-catalog` evaluation rows)
@@ -52,6 +55,7 @@ from .prompt import (
     build_candidate_prompt,
     build_prompt,
     candidate_lines,
+    movie_line,
     parse_answer,
     recent_movies,
 )
@@ -60,6 +64,7 @@ RRF_C = 10.0
 DEFAULT_LLM_WEIGHT = 1.0
 TOKENS_PER_SUGGESTION = 32
 MODES = ("candidates", "titles")
+LLM_SCORINGS = ("titles", "letters")  # candidates mode: how stage 2 scores the LSTM's candidates
 SIGNAL_REASONS = {"llm": "the LLM rates it highly", "sim": "close to your recent movies"}
 
 
@@ -247,6 +252,7 @@ class DualRec:
         *,
         ranker: Any = None,
         mode: str = "candidates",
+        llm_scoring: str = "letters",
         n_candidates: int = DEFAULT_CANDIDATES,
         weights: FusionWeights | None = None,
         llm_rank_weight: float | None = None,
@@ -269,6 +275,8 @@ class DualRec:
         passed straight in."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+        if llm_scoring not in LLM_SCORINGS:
+            raise ValueError(f"llm_scoring must be one of {', '.join(LLM_SCORINGS)}, not {llm_scoring!r}")
         if reranker is not None and alpha is not None:
             reranker.alpha = alpha
         base = weights or FusionWeights(depth=n_candidates)
@@ -288,6 +296,7 @@ class DualRec:
         self.ranker = ranker
         self.reranker = reranker
         self.mode = mode
+        self.llm_scoring = llm_scoring
         self.n_candidates = n_candidates
         self.n_suggestions = n_suggestions
         self.llm_weight = llm_weight
@@ -449,9 +458,13 @@ class DualRec:
             publish(None)  # the LLM's scores cannot move the order: show the fused list now, not after the LLM
             emit(FusedReady(result.recommendations))
         if self.ranker is not None:
-            shown_order = self.candidate_order(history, n)  # prompt position j shows candidate shown_order[j]
+            titles = self.llm_scoring == "titles"
+            # letters: prompt position j shows candidate shown_order[j]; titles: no list in the prompt
+            shown_order = np.arange(n) if titles else self.candidate_order(history, n)
             shown = candidates[shown_order]
-            lines = candidate_lines([self.catalog[int(i)] for i in shown])
+            movies = [self.catalog[int(i)] for i in shown]
+            lines = [m.label for m in movies] if titles else candidate_lines(movies)
+            answers = [movie_line(m) for m in movies] if titles else lines
             start = time.perf_counter()
 
             def on_scores(prompt_scores: np.ndarray) -> None:
@@ -466,7 +479,7 @@ class DualRec:
 
             def on_line(position: int) -> None:
                 movie = self.catalog[int(shown[position])]
-                line = lines[position]
+                line = answers[position]
                 suggestion = Suggestion(movie.title, movie.year, tuple(movie.genres), line)
                 event = LlmSuggestion(suggestion, movie, "kept")
                 result.suggestions.append(event)
@@ -475,13 +488,16 @@ class DualRec:
                 emit(event)
 
             try:
-                prompt = self.candidate_prompt(history, top1, shown.tolist())
+                if titles:
+                    prompt = self.prompt_for(history, top1)
+                else:
+                    prompt = self.candidate_prompt(history, top1, shown.tolist())
                 _, written = self.ranker.run(
                     prompt, lines, n_write=self.n_suggestions, on_scores=on_scores, on_line=on_line
                 )
                 if written:
                     stages["llm"] = "wrote"
-                    result.answer = "".join(lines[p] + "\n" for p in written)
+                    result.answer = "".join(answers[p] + "\n" for p in written)
             except Exception as exc:  # a failing LLM must not take the LSTM list with it
                 message = f"LLM failed: {type(exc).__name__}: {exc}"
                 result.notes.append(message)
@@ -742,6 +758,10 @@ def build_pipeline(catalog: Catalog, lstm: Scorer, stages: OptionalStages, llm_d
     parts = {"generator": stages.generator, "ranker": stages.ranker, "reranker": stages.reranker}
     try:
         settings = read_fusion(llm_dir)
+        if settings.get("llm_scoring") == "titles" and stages.generator is not None:
+            from .llm_rank import LlamaTitleScorer
+
+            parts["ranker"] = LlamaTitleScorer(stages.generator)
         if settings.get("n_suggestions", 1) < 1:
             raise ValueError(f"n_suggestions must be at least 1, not {settings['n_suggestions']}")
         return DualRec(catalog, lstm, notes=notes, **parts, **{**settings, **overrides})
@@ -752,6 +772,7 @@ def build_pipeline(catalog: Catalog, lstm: Scorer, stages: OptionalStages, llm_d
 
 FUSION_KEYS: dict[str, type] = {
     "mode": str,
+    "llm_scoring": str,
     "n_candidates": int,
     "llm_rank_weight": float,
     "sim_weight": float,

@@ -26,7 +26,8 @@ CANDIDATE_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"  # at most 26 candidates; one v
 DEFAULT_CANDIDATES = 20
 
 
-def _movie_line(movie: Movie) -> str:
+def movie_line(movie: Movie) -> str:
+    """A movie as prompts and answers write it: `Title (Year) | Genre, Genre`."""
     return f"{movie.label} | {', '.join(movie.genres) if movie.genres else 'Unknown'}"
 
 
@@ -38,9 +39,9 @@ def recent_movies(catalog: Sequence[Movie], history: Sequence[int]) -> list[Movi
 def _context_lines(recent: Sequence[Movie], predicted: Movie | None) -> list[str]:
     """DUALRec's context, shared by both prompts: the recent movies and the sequential model's pick."""
     lines = ["A movie fan recently watched, oldest first:"]
-    lines += [f"- {_movie_line(m)}" for m in list(recent)[-RECENT_MOVIES:]] or ["- (nothing yet)"]
+    lines += [f"- {movie_line(m)}" for m in list(recent)[-RECENT_MOVIES:]] or ["- (nothing yet)"]
     if predicted is not None:
-        lines.append(f"A sequential model predicts they will watch next: {_movie_line(predicted)}")
+        lines.append(f"A sequential model predicts they will watch next: {movie_line(predicted)}")
     return lines
 
 
@@ -89,7 +90,7 @@ def format_candidate_answer(lines: Sequence[str]) -> str:
 
 def format_answer(movies: Sequence[Movie]) -> str:
     """The training target for a prompt: the movies the user really watched next, then the end marker."""
-    return "".join(f"{_movie_line(m)}\n" for m in movies) + END_OF_ANSWER + "\n"
+    return "".join(f"{movie_line(m)}\n" for m in movies) + END_OF_ANSWER + "\n"
 
 
 def answer_grammar(n: int = DEFAULT_SUGGESTIONS) -> str:
