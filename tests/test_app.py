@@ -243,6 +243,38 @@ async def test_missing_lstm_shows_rebuild_command_and_logging_works(tmp_path: Pa
 
 
 @run_async
+async def test_search_and_log_on_a_catalog_read_from_its_disk_cache(tmp_path: Path, monkeypatch) -> None:
+    """A big catalog's later launches read its columns and search index from cache_dir() and make movies
+    lazily (issue #13): a query typed at once is answered when the catalog loads, and Enter logs the movie."""
+    from dualrec_tui.core import catalog as catalog_module
+    from dualrec_tui.core import catalog_columns
+
+    monkeypatch.setenv("DUALREC_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(catalog_columns, "CATALOG_DISK_CACHE_MIN_BYTES", 0)  # every catalog counts as big
+    monkeypatch.setattr(catalog_module, "SEARCH_INDEX_DISK_CACHE_MIN", 0)
+    (tmp_path / "models").mkdir()
+    small_catalog().to_json(tmp_path / "models" / "catalog.json")
+    _ = Catalog.from_json(tmp_path / "models" / "catalog.json")._search_index  # the first launch writes both
+    assert len(list((tmp_path / "cache").glob("*/*.npz"))) == 2
+    config = Config(db_path=tmp_path / "log.db", models_dir=tmp_path / "models", llm_enabled=False)
+    app = DualrecApp(config, today=lambda: TODAY)
+    async with app.run_test(size=SIZE) as pilot:
+        await type_text(pilot, "matrx")  # typed right away: maybe before the catalog or the watch log is ready
+        await settle(app, pilot)
+        catalog = app.hub.catalog
+        assert catalog is not None and catalog._columns is not None  # read from the cache, not parsed
+        results = app.main.query_one(ResultList)
+        assert results.display and app.shown_query == "matrx"
+        assert catalog[int(results.get_option_at_index(0).id)].label == "The Matrix (1999)"
+        await pilot.press("enter")
+        await settle(app, pilot)
+        entries = app.watchlog.history()
+        assert [(e.title, e.year, e.movie_id, e.genres) for e in entries] == [
+            ("The Matrix", 1999, 2571, ("Action", "Sci-Fi", "Thriller"))
+        ]
+
+
+@run_async
 async def test_missing_catalog_still_logs_free_text(tmp_path: Path) -> None:
     config = Config(db_path=tmp_path / "log.db", models_dir=tmp_path / "empty")
     app = DualrecApp(config, today=lambda: TODAY)
