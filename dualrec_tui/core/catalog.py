@@ -213,6 +213,8 @@ class _MovieColumns:
     the first time it is asked for. `ids`, `years` and `tmdb_ids` are int64 arrays (`MISSING`: unknown);
     a movie's genres and alternative titles are joined by `SEPARATOR`, an unknown IMDb id is ""."""
 
+    TEXTS = ("titles", "genres", "alternatives", "imdb_ids")
+
     def __init__(
         self,
         ids: Any,
@@ -227,8 +229,6 @@ class _MovieColumns:
         self.titles, self.genres, self.alternatives, self.imdb_ids = (texts[name] for name in self.TEXTS)
         self.fingerprint = fingerprint
         self._made: dict[int, Movie] = {}
-
-    TEXTS = ("titles", "genres", "alternatives", "imdb_ids")
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -923,7 +923,8 @@ class _SearchIndex:
         extra = indices[[index for _, _, index in hits]] if hits else indices[:0]
         for (_, value, _), key in zip(hits, extra.tolist(), strict=True):
             score[key] = max(score[key], 0.9 * value / 100.0)
-        return np.asarray(sorted({*candidates.tolist(), *extra.tolist()}), dtype=np.int64)  # few: no np.union1d
+        # Only reached with few candidates: a set, not np.union1d (which imports numpy.ma, ~20 ms, on first use).
+        return np.asarray(sorted({*candidates.tolist(), *extra.tolist()}), dtype=np.int64)
 
 
 # The search index's keys on disk. 87k movies: building them costs ~0.6-0.9 s of a launch (issue #13);
