@@ -64,6 +64,7 @@ class DualrecApp(App[None]):
         self.log_actions.watchlog = watchlog
         self.models_loaded = threading.Event()  # set when the loader thread is done (tests wait on it)
         self._stop_loading = threading.Event()
+        self._searched = threading.Event()  # the query typed while the catalog loaded is answered (or none)
         self._query = ""
         self.shown_query = ""  # the query whose results are on screen (benchmarks wait on it)
         self.runs = RecommendationRuns(self, self.hub, lambda: self.main, lambda: self.watchlog)
@@ -97,7 +98,7 @@ class DualrecApp(App[None]):
 
     def _load_models(self) -> None:
         try:
-            self.hub.load_all(lambda step: self.post_message(ModelsChanged(step)), self._stop_loading)
+            self.hub.load_all(lambda step: self.post_message(ModelsChanged(step)), self._stop_loading, self._searched)
         finally:
             self.models_loaded.set()
 
@@ -119,7 +120,9 @@ class DualrecApp(App[None]):
         if message.step == "catalog":
             self.log_actions.show_history()
             if self._query:
-                self.search(self._query)
+                self.search(self._query)  # answered from the catalog, it sets `_searched`: the LSTM loads then
+            if not (self._query.strip() and catalog.ok):
+                self._searched.set()  # no query for the LSTM load to wait for
             if not catalog.ok:
                 text = f"{catalog.problem}\nRebuild: {catalog.rebuild}\nLogging free text still works."
                 self.notify(text, title="Catalog unavailable", severity="error", timeout=15)
@@ -155,6 +158,8 @@ class DualrecApp(App[None]):
         if message.query == self._query:
             self.main.show_results(message.query, message.movies, self.hub.components["catalog"].state)
             self.shown_query = message.query
+        if message.movies is not None:  # answered from the catalog (None: not loaded yet)
+            self._searched.set()
 
     # ------------------------------------------------------------ the watch log
     @on(MainScreen.LogMovie)
@@ -262,6 +267,7 @@ class DualrecApp(App[None]):
 
     def on_unmount(self) -> None:
         self._stop_loading.set()
+        self._searched.set()
         if self.theme != self.config.theme:
             from .config import config_path, remember_theme
 

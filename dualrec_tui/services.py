@@ -22,6 +22,7 @@ from .core.catalog import Catalog
 from .core.errors import DualrecError, ModelMissingError, ModelUnavailableError
 
 PARTS = ("catalog", "lstm", "llm", "rerank")
+FIRST_SEARCH_WAIT = 1.0  # seconds the LSTM load waits for the first search after the catalog loads
 
 
 def rebuild_commands(models_dir: Path) -> dict[str, str]:
@@ -206,9 +207,17 @@ class ModelHub:
         )
 
     # ------------------------------------------------------------------ loading
-    def load_all(self, changed: Callable[[str], None], stop: threading.Event | None = None) -> None:
+    def load_all(
+        self,
+        changed: Callable[[str], None],
+        stop: threading.Event | None = None,
+        searched: threading.Event | None = None,
+    ) -> None:
         """Catalog, then LSTM, then LLM + re-ranker; `changed(step)` after each ("start" when one begins).
 
+        After the catalog, the LSTM waits (at most `FIRST_SEARCH_WAIT`) for `searched`: the app sets it
+        once the query typed while the catalog loaded is answered. At 87k movies the LSTM load is seconds
+        of Python under the same GIL, and would otherwise halve the speed of that first answer.
         A bug in a loader must show in the status line, not print over the screen: it marks every part
         still pending as failed."""
         try:
@@ -220,6 +229,8 @@ class ModelHub:
                     changed("start")
                 load()
                 changed(step)
+                if step == "catalog" and searched is not None:
+                    searched.wait(FIRST_SEARCH_WAIT)
         except Exception as exc:
             for component in self.components.values():
                 if component.pending:

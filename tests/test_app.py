@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from datetime import date
 from pathlib import Path
 
@@ -240,6 +241,115 @@ async def test_missing_lstm_shows_rebuild_command_and_logging_works(tmp_path: Pa
         await pilot.press("f4")
         await settle(app, pilot)
         assert "fix: python -m training lstm" in " ".join(str(w.render()) for w in app.screen.query(".model-fix"))
+
+
+@run_async
+async def test_search_and_log_on_a_catalog_read_from_its_disk_cache(tmp_path: Path, monkeypatch) -> None:
+    """A big catalog's later launches read its columns and search index from cache_dir() and make movies
+    lazily (issue #13): a query typed at once is answered when the catalog loads, and Enter logs the movie."""
+    from dualrec_tui.core import catalog as catalog_module
+    from dualrec_tui.core import catalog_columns
+
+    monkeypatch.setenv("DUALREC_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setattr(catalog_columns, "CATALOG_DISK_CACHE_MIN_BYTES", 0)  # every catalog counts as big
+    monkeypatch.setattr(catalog_module, "SEARCH_INDEX_DISK_CACHE_MIN", 0)
+    (tmp_path / "models").mkdir()
+    small_catalog().to_json(tmp_path / "models" / "catalog.json")
+    _ = Catalog.from_json(tmp_path / "models" / "catalog.json")._search_index  # the first launch writes both
+    assert len(list((tmp_path / "cache").glob("*/*.npz"))) == 2
+    config = Config(db_path=tmp_path / "log.db", models_dir=tmp_path / "models", llm_enabled=False)
+    app = DualrecApp(config, today=lambda: TODAY)
+    async with app.run_test(size=SIZE) as pilot:
+        await type_text(pilot, "matrx")  # typed right away: maybe before the catalog or the watch log is ready
+        await settle(app, pilot)
+        catalog = app.hub.catalog
+        assert catalog is not None and catalog._columns is not None  # read from the cache, not parsed
+        results = app.main.query_one(ResultList)
+        assert results.display and app.shown_query == "matrx"
+        assert catalog[int(results.get_option_at_index(0).id)].label == "The Matrix (1999)"
+        await pilot.press("enter")
+        await settle(app, pilot)
+        entries = app.watchlog.history()
+        assert [(e.title, e.year, e.movie_id, e.genres) for e in entries] == [
+            ("The Matrix", 1999, 2571, ("Action", "Sci-Fi", "Thriller"))
+        ]
+
+
+class _SlowCatalogHub(ModelHub):
+    """The catalog loads when the test says so; the LSTM step notes whether the first search was answered."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.release = threading.Event()
+        self.lstm_began: list[bool] = []
+        self.app: DualrecApp | None = None
+        self.broken_search = False
+
+    def load_catalog(self):
+        self.release.wait(30)
+        catalog = super().load_catalog()
+        if catalog is not None and self.broken_search:
+            catalog.search = _broken_search  # type: ignore[method-assign]
+        return catalog
+
+    def load_lstm(self):
+        assert self.app is not None
+        self.lstm_began.append(self.app._searched.is_set())  # set only by a search answered from the catalog
+        return super().load_lstm()
+
+
+def _broken_search(query: str, limit: int = 20) -> list:
+    raise RuntimeError("search index broken")
+
+
+def _slow_app(tmp_path: Path) -> tuple[DualrecApp, _SlowCatalogHub]:
+    (tmp_path / "models").mkdir()
+    small_catalog().to_json(tmp_path / "models" / "catalog.json")
+    hub = _SlowCatalogHub(tmp_path / "models", n_recommendations=5, llm_enabled=False)
+    config = Config(db_path=tmp_path / "log.db", models_dir=tmp_path / "models", llm_enabled=False)
+    hub.app = DualrecApp(config, hub=hub, today=lambda: TODAY)
+    return hub.app, hub
+
+
+@run_async
+async def test_lstm_load_waits_for_the_query_typed_while_the_catalog_loaded(tmp_path: Path) -> None:
+    """At 87k movies the LSTM load is seconds of Python under one GIL: it starts once the first query is
+    answered on screen, so that answer is not slowed down (issue #13)."""
+    app, hub = _slow_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await type_text(pilot, "matrx")  # before the catalog: the box says it is not loaded yet
+        await pilot.pause(0.1)
+        assert not app._searched.is_set()
+        hub.release.set()
+        await settle(app, pilot)
+        assert hub.lstm_began == [True]  # the answer was on screen before the LSTM load began
+        results = app.main.query_one(ResultList)
+        assert results.display and app.hub.catalog[int(results.get_option_at_index(0).id)].title == "The Matrix"
+        assert app.hub.components["lstm"].state == "missing"
+
+
+@run_async
+async def test_lstm_load_does_not_wait_without_a_query(tmp_path: Path) -> None:
+    app, hub = _slow_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        hub.release.set()
+        await settle(app, pilot)
+        assert hub.lstm_began == [True]
+
+
+@run_async
+async def test_lstm_still_loads_when_the_first_search_fails(tmp_path: Path, monkeypatch) -> None:
+    from dualrec_tui import services
+
+    monkeypatch.setattr(services, "FIRST_SEARCH_WAIT", 0.05)
+    app, hub = _slow_app(tmp_path)
+    hub.broken_search = True
+    async with app.run_test(size=SIZE) as pilot:
+        await type_text(pilot, "matrx")
+        hub.release.set()
+        await settle(app, pilot)
+        assert hub.lstm_began == [False]  # no answer came: the LSTM loaded after the short wait
+        assert app.hub.components["lstm"].state == "missing" and app.models_loaded.is_set()
 
 
 @run_async

@@ -252,7 +252,7 @@ def test_search_index_from_disk_cache_gives_the_same_results(index_cache, monkey
     assert built[0][0] == 1 and built[-1] == []  # the typo case found the Shawshank Redemption; nonsense nothing
 
 
-@pytest.mark.parametrize("damage", ["garbage", "truncated", "foreign", "inconsistent", "empty"])
+@pytest.mark.parametrize("damage", ["garbage", "truncated", "foreign", "inconsistent", "postings", "empty"])
 def test_damaged_search_index_cache_is_rebuilt(index_cache, damage: str) -> None:
     import numpy as np
 
@@ -272,6 +272,8 @@ def test_damaged_search_index_cache_is_rebuilt(index_cache, damage: str) -> None
             arrays = {name: data[name] for name in data.files}
         if damage == "foreign":
             arrays["name"] = np.asarray("another catalog")
+        elif damage == "postings":
+            arrays["posting_keys"] = arrays["posting_keys"][:-1]  # a word's inverted list cut short
         else:
             arrays["token_ids"] = arrays["token_ids"] + np.int32(10_000)  # word ids past the vocabulary
         with path.open("wb") as handle:

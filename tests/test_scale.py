@@ -293,6 +293,8 @@ def test_bench_scale_runs_every_step_on_a_tiny_shape(tmp_path: Path) -> None:
     rows = run_shape("tiny", tmp_path, batches=1)
     names = [r["step"] for r in rows]
     assert names[0] == "load" and "search per keystroke" in names
+    cached = next(r for r in rows if r["step"] == "catalog from_json, columns from disk cache")
+    assert cached["note"] == "movies made lazily"
     assert "LSTM epoch, full softmax (estimated)" in names
     assert "LSTM epoch, sampled softmax, 1,000 negatives (estimated)" in names
     assert all(r["seconds"] >= 0 and r["peak_rss_mb"] > 0 for r in rows)

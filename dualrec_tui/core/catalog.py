@@ -9,12 +9,13 @@ from __future__ import annotations
 import gc
 import hashlib
 import json
+import operator
 import re
 import unicodedata
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -185,45 +186,195 @@ class Resolution:
 DEFAULT_FUZZY_THRESHOLD = 90.0
 
 
-@dataclass(repr=False)
-class Catalog:
-    """All movies of one data release, in a fixed order: models address movies by `index`."""
+MISSING = -(2**63)  # an unknown year or TMDb id in a catalog's int64 columns
+SEPARATOR = "\x1f"  # between one movie's genres, and between its alternative titles, in a text column
 
-    movies: list[Movie]
-    name: str = "catalog"
-    popularity: list[int] = field(default_factory=list)  # interactions per movie, for tie-breaks
+
+class _TextColumn:
+    """Strings as one UTF-8 blob, newline-separated, with each string's end offset in bytes: reading a
+    column costs no per-string work, and one string is decoded when asked for."""
+
+    def __init__(self, blob: bytes, ends: Any) -> None:
+        self.blob, self.ends = blob, ends
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def __getitem__(self, index: int) -> str:
+        start = int(self.ends[index - 1]) + 1 if index else 0
+        return self.blob[start : int(self.ends[index])].decode("utf-8")
+
+    def all(self) -> list[str]:
+        return self.blob.decode("utf-8").split("\n") if len(self.ends) else []
+
+
+class _MovieColumns:
+    """A catalog's movies as columns (read back from `catalog_columns`' disk cache): a `Movie` is made
+    the first time it is asked for. `ids`, `years` and `tmdb_ids` are int64 arrays (`MISSING`: unknown);
+    a movie's genres and alternative titles are joined by `SEPARATOR`, an unknown IMDb id is ""."""
+
+    TEXTS = ("titles", "genres", "alternatives", "imdb_ids")
+
+    def __init__(
+        self,
+        ids: Any,
+        years: Any,
+        tmdb_ids: Any,
+        texts: dict[str, _TextColumn],  # titles, genres, alternatives, imdb_ids
+        fingerprint: str,
+    ) -> None:
+        if {len(years), len(tmdb_ids), *(len(texts[name]) for name in self.TEXTS)} != {len(ids)}:
+            raise ValueError("movie columns of different lengths")
+        self.ids, self.years, self.tmdb_ids = ids, years, tmdb_ids
+        self.titles, self.genres, self.alternatives, self.imdb_ids = (texts[name] for name in self.TEXTS)
+        self.fingerprint = fingerprint
+        self._made: dict[int, Movie] = {}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def movie(self, index: int) -> Movie:
+        """The movie at `index` (negative counts from the end), always the same object."""
+        if index < 0:
+            index += len(self.ids)
+        if not 0 <= index < len(self.ids):
+            raise IndexError(f"catalog index {index} out of range ({len(self.ids)} movies)")
+        movie = self._made.get(index)
+        if movie is None:  # setdefault: two threads asking at once still share one object
+            movie = self._made.setdefault(index, self._make(index))
+        return movie
+
+    def _make(self, index: int) -> Movie:
+        return self._movie(
+            index,
+            int(self.ids[index]),
+            self.titles[index],
+            int(self.years[index]),
+            self.genres[index],
+            self.alternatives[index],
+            self.imdb_ids[index],
+            int(self.tmdb_ids[index]),
+        )
+
+    @staticmethod
+    def _movie(
+        index: int, movie_id: int, title: str, year: int, genres: str, alternatives: str, imdb_id: str, tmdb_id: int
+    ) -> Movie:
+        return Movie(
+            index,
+            movie_id,
+            title,
+            None if year == MISSING else year,
+            tuple(genres.split(SEPARATOR)) if genres else (),
+            tuple(alternatives.split(SEPARATOR)) if alternatives else (),
+            imdb_id or None,
+            None if tmdb_id == MISSING else tmdb_id,
+        )
+
+    def all(self) -> list[Movie]:
+        """Every movie, in order (the ones already made are kept): the columns decoded in one pass each."""
+        columns = (
+            self.ids.tolist(),
+            self.titles.all(),
+            self.years.tolist(),
+            self.genres.all(),
+            self.alternatives.all(),
+            self.imdb_ids.all(),
+            self.tmdb_ids.tolist(),
+        )
+        made, movie = self._made, self._movie
+        with paused_gc():  # 87k movies: collections in between only cost time
+            # setdefault, as in `movie`: whichever thread makes a movie first, every caller gets that object.
+            return [
+                made.get(index) or made.setdefault(index, movie(index, *row))
+                for index, row in enumerate(zip(*columns, strict=True))
+            ]
+
+    def years_int32(self) -> Any:
+        import numpy as np
+
+        return np.where(self.years == MISSING, 0, self.years).astype(np.int32)
+
+
+class Catalog:
+    """All movies of one data release, in a fixed order: models address movies by `index`.
+
+    Built from `Movie`s, or (by `from_json`, from a big catalog's disk cache) from their columns: then
+    each `Movie` is made the first time it is asked for, and `movies` lists them all on first use, so a
+    launch at 87k movies does not make 87k objects to show 20 search results (issue #13).
+    """
+
+    def __init__(
+        self, movies: list[Movie] | _MovieColumns, name: str = "catalog", popularity: list[int] | None = None
+    ) -> None:
+        self._movies: list[Movie] | None
+        self._columns: _MovieColumns | None
+        self._by_id_map: dict[int, int] | None  # movie id -> index
+        if isinstance(movies, _MovieColumns):
+            # The reader checked the ids are distinct; the map is made on first use.
+            self._movies, self._columns, self._by_id_map = None, movies, None
+        else:
+            for position, movie in enumerate(movies):
+                if movie.index != position:
+                    raise ValueError(f"movie {movie.movie_id} has index {movie.index}, expected {position}")
+            self._movies, self._columns = movies, None
+            self._by_id_map = {movie.movie_id: movie.index for movie in movies}
+            if len(self._by_id_map) != len(movies):
+                raise ValueError("duplicate movie ids in catalog")
+        self.name = name
+        self.popularity: list[int] = popularity if popularity else [0] * len(self)  # interactions per movie
 
     def __repr__(self) -> str:
         # Short: Textual describes a worker by repr() of its arguments, and the generated repr of an
         # 87k-movie catalog took 0.9 s on every log (benchmarks/bench_app.py).
-        return f"Catalog({self.name!r}, {len(self.movies):,} movies)"
+        return f"Catalog({self.name!r}, {len(self):,} movies)"
 
-    def __post_init__(self) -> None:
-        for position, movie in enumerate(self.movies):
-            if movie.index != position:
-                raise ValueError(f"movie {movie.movie_id} has index {movie.index}, expected {position}")
-        if not self.popularity:
-            self.popularity = [0] * len(self.movies)
-        self._by_id = {movie.movie_id: movie for movie in self.movies}
-        if len(self._by_id) != len(self.movies):
-            raise ValueError("duplicate movie ids in catalog")
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        assert isinstance(other, Catalog)
+        return (self.movies, self.name, self.popularity) == (other.movies, other.name, other.popularity)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, compared by content
+
+    @property
+    def movies(self) -> list[Movie]:
+        if self._movies is None:
+            assert self._columns is not None
+            self._movies = self._columns.all()
+        return self._movies
 
     # ----------------------------------------------------------------- lookups
     def __len__(self) -> int:
-        return len(self.movies)
+        return len(self._movies) if self._movies is not None else len(self._columns or ())
 
     def __getitem__(self, index: int) -> Movie:
+        if self._movies is None and self._columns is not None:
+            try:
+                position = operator.index(index)
+            except TypeError:  # a slice: every movie
+                return self.movies[index]
+            return self._columns.movie(position)
         return self.movies[index]
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Movie]:
         return iter(self.movies)
 
+    @property
+    def _by_id(self) -> dict[int, int]:
+        """Movie id -> index."""
+        if self._by_id_map is None:
+            assert self._columns is not None
+            ids = self._columns.ids.tolist()
+            self._by_id_map = dict(zip(ids, range(len(ids)), strict=True))
+        return self._by_id_map
+
     def by_movie_id(self, movie_id: int) -> Movie | None:
-        return self._by_id.get(movie_id)
+        index = self._by_id.get(movie_id)
+        return None if index is None else self[index]
 
     def index_of(self, movie_id: int) -> int | None:
-        movie = self._by_id.get(movie_id)
-        return movie.index if movie else None
+        return self._by_id.get(movie_id)
 
     @cached_property
     def by_imdb_id(self) -> dict[str, Movie]:
@@ -236,10 +387,26 @@ class Catalog:
     @cached_property
     def fingerprint(self) -> str:
         """Content hash of ids, titles, years and genres: models refuse a catalog that differs."""
+        if self._movies is None and self._columns is not None:
+            return self._columns.fingerprint  # computed from these columns before they were cached
         digest = hashlib.sha256()
         for m in self.movies:
             digest.update(f"{m.movie_id}\t{m.title}\t{m.year}\t{'|'.join(m.genres)}\n".encode())
         return digest.hexdigest()[:16]
+
+    def _years(self) -> Any:
+        """Each movie's year as int32 (0: unknown), without making the movies."""
+        import numpy as np
+
+        if self._movies is None and self._columns is not None:
+            return self._columns.years_int32()
+        return np.fromiter((m.year or 0 for m in self.movies), dtype=np.int32, count=len(self))
+
+    def _alternatives_text(self) -> bytes:
+        """Every movie's alternative titles (`SEPARATOR` between titles, a newline between movies), UTF-8."""
+        if self._movies is None and self._columns is not None:
+            return self._columns.alternatives.blob
+        return "\n".join(SEPARATOR.join(m.alternatives) for m in self.movies).encode()
 
     # -------------------------------------------------------------- resolution
     @cached_property
@@ -389,7 +556,7 @@ class Catalog:
     def _search_index(self) -> _SearchIndex:
         """Built on first use; a big catalog's keys come from (or go to) the disk cache (`_cached_index_keys`)."""
         with paused_gc():  # ~100k small strings and lists, nothing cyclic
-            return _SearchIndex(self.movies, self.popularity, _cached_index_keys(self))
+            return _SearchIndex(self, _cached_index_keys(self))
 
     def search(self, query: str, limit: int = 20) -> list[Movie]:
         """As-you-type search: tolerant of articles, punctuation, typos, run-together words and a missing year.
@@ -417,18 +584,37 @@ class Catalog:
 
     @classmethod
     def from_json(cls, path: Path) -> Catalog:
+        """The catalog `to_json` wrote. A big file's parsed columns are kept in `cache_dir()`
+        (`catalog_columns`): reading them back costs ~0.05 s at 87k movies instead of ~0.5 s."""
+        from . import catalog_columns
+        from .errors import DataFormatError
+
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise DataFormatError(path, None, f"not a valid catalog file ({exc})") from exc
+        located = catalog_columns.cache_path(data)  # None: a small file, or no cache folder
+        if located is not None and (cached := catalog_columns.read(*located)) is not None:
+            return cached
+        catalog = cls._parse_json(path, data)
+        if located is not None:
+            catalog_columns.write(*located, catalog)
+        return catalog
+
+    @classmethod
+    def _parse_json(cls, path: Path, data: bytes) -> Catalog:
         from .errors import DataFormatError
 
         try:
             with paused_gc():  # 87k movies are ~1M new objects: collections in between only cost time
-                payload = json.loads(Path(path).read_text(encoding="utf-8"))
+                payload = json.loads(data.decode("utf-8"))
                 movies = [
                     Movie(i, int(r[0]), str(r[1]), r[2], tuple(r[3]), tuple(r[4]), r[5], r[6])
                     for i, r in enumerate(payload["movies"])
                 ]
                 popularity = list(payload.get("popularity", []))
                 catalog = cls(movies, name=payload.get("name", "catalog"), popularity=popularity)
-        except (OSError, ValueError, KeyError, IndexError, TypeError) as exc:
+        except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
             raise DataFormatError(path, None, f"not a valid catalog file ({exc})") from exc
         if payload.get("fingerprint") and payload["fingerprint"] != catalog.fingerprint:
             raise DataFormatError(path, None, "catalog content does not match its recorded fingerprint")
@@ -470,14 +656,18 @@ class _SearchIndex:
     prefix of each key with spaces removed, so run-together words ("walle", "spiderman") match.
     """
 
-    def __init__(self, movies: Sequence[Movie], popularity: Sequence[int], keys: dict[str, Any] | None = None) -> None:
-        """`keys`: what `build_keys(movies)` returns (given when read from the disk cache)."""
+    def __init__(self, catalog: Catalog, keys: dict[str, Any] | None = None) -> None:
+        """`keys`: what `build_keys(catalog.movies)` returns (given when read from the disk cache)."""
         import numpy as np
 
-        keys = keys if keys is not None else self.build_keys(movies)
+        # The scorers load with the index, in the loader thread, not on the first keystroke (~15 ms).
+        from rapidfuzz import process  # noqa: F401
+        from rapidfuzz.distance import OSA  # noqa: F401
+
+        keys = keys if keys is not None else self.build_keys(catalog.movies)
         words: list[str] = keys["words"]
         compact: list[str] = keys["compact"]
-        self.movies = movies
+        self.movies = catalog  # a result makes only its own `Movie` (a catalog from columns makes them lazily)
         self.words = words
         self.word_lengths = np.fromiter((len(w) for w in words), dtype=np.float32, count=len(words))
         self.token_ids = keys["token_ids"]
@@ -493,22 +683,20 @@ class _SearchIndex:
         self.compact_order = keys["compact_order"]
         self._compact_order_list: list[int] = self.compact_order.tolist()  # bisect over compact, sorted
         key_movie = self.key_movie
-        pop = np.asarray(popularity, dtype=np.float32) if len(popularity) else np.zeros(len(movies), np.float32)
-        years = np.fromiter((m.year or 0 for m in movies), dtype=np.int32, count=len(movies))
+        popularity = catalog.popularity
+        pop = np.asarray(popularity, dtype=np.float32) if len(popularity) else np.zeros(len(catalog), np.float32)
+        years = catalog._years()
         self.key_popularity = np.minimum(pop[key_movie], 300.0) / 60.0 if len(key_movie) else pop[:0]
         self.key_year = years[key_movie] if len(key_movie) else years[:0]
-        self.years = set(np.unique(years[years != 0]).tolist())
+        self.years = set(years[years != 0].tolist())  # (np.unique would import numpy.ma: ~20 ms of a launch)
         # Words grouped by length: a typo budget of b only needs the words within b letters of the query.
         self.words_by_length: dict[int, tuple[list[str], Any]] = {}
         lengths = self.word_lengths.astype(np.int64)
-        for length in np.unique(lengths).tolist():
+        for length in np.flatnonzero(np.bincount(lengths)).tolist():
             positions = np.flatnonzero(lengths == length)
             self.words_by_length[length] = ([words[i] for i in positions.tolist()], positions)
         # Inverted lists (word -> keys holding it): a word matching few keys costs only those keys.
-        per_key = np.diff(np.append(self.offsets, len(self.token_ids)))
-        owner = np.repeat(np.arange(len(self.offsets), dtype=np.int64), per_key)
-        by_word = np.argsort(self.token_ids, kind="stable")
-        self.posting_keys = owner[by_word]
+        self.posting_keys = keys["posting_keys"]
         self.posting_counts = np.bincount(self.token_ids, minlength=len(words)).astype(np.int64)
         self.posting_starts = np.concatenate(([0], np.cumsum(self.posting_counts)[:-1])).astype(np.int64)
         self._by_letter: dict[str, tuple[list[str], Any] | None] = {}
@@ -544,9 +732,14 @@ class _SearchIndex:
         rank = np.empty(len(order), dtype=np.int32)
         for position, word in enumerate(words):
             rank[vocabulary[word]] = position
+        ids = rank[np.asarray(token_ids, dtype=np.int64)] if token_ids else np.zeros(0, np.int32)
+        # The inverted lists: the keys holding each word, word by word (a stable sort: ~20 ms at 87k movies).
+        per_key = np.diff(np.append(offsets, len(token_ids)))
+        owner = np.repeat(np.arange(len(offsets), dtype=np.int64), per_key)
         return {
             "words": words,
-            "token_ids": rank[np.asarray(token_ids, dtype=np.int64)] if token_ids else np.zeros(0, np.int32),
+            "token_ids": ids,
+            "posting_keys": owner[np.argsort(ids, kind="stable")],
             "offsets": np.asarray(offsets, dtype=np.int64),
             "key_movie": np.asarray(key_movie, dtype=np.int64),
             "compact": compact,
@@ -730,14 +923,21 @@ class _SearchIndex:
         extra = indices[[index for _, _, index in hits]] if hits else indices[:0]
         for (_, value, _), key in zip(hits, extra.tolist(), strict=True):
             score[key] = max(score[key], 0.9 * value / 100.0)
-        return np.union1d(candidates, extra)
+        # Only reached with few candidates: a set, not np.union1d (which imports numpy.ma, ~20 ms, on first use).
+        return np.asarray(sorted({*candidates.tolist(), *extra.tolist()}), dtype=np.int64)
 
 
 # The search index's keys on disk. 87k movies: building them costs ~0.6-0.9 s of a launch (issue #13);
 # reading them back ~0.1 s. Smaller catalogs build in ~0.1 s and are not cached.
 SEARCH_INDEX_DISK_CACHE_MIN = 20_000  # movies
-SEARCH_INDEX_FORMAT = 1  # bump when the file layout changes (code changes are hashed into the name)
-_INDEX_ARRAYS = {"token_ids": "int32", "offsets": "int64", "key_movie": "int64", "compact_order": "int64"}
+SEARCH_INDEX_FORMAT = 2  # bump when the file layout changes (code changes are hashed into the name)
+_INDEX_ARRAYS = {
+    "token_ids": "int32",
+    "posting_keys": "int64",
+    "offsets": "int64",
+    "key_movie": "int64",
+    "compact_order": "int64",
+}
 
 
 def _cached_index_keys(catalog: Catalog) -> dict[str, Any] | None:
@@ -764,7 +964,7 @@ def _index_cache_path(catalog: Catalog) -> tuple[Path, str] | None:
     from .artifacts import cache_dir, hash_code
 
     digest = hashlib.sha256(f"search-index|{SEARCH_INDEX_FORMAT}|{catalog.fingerprint}|".encode())
-    digest.update("\n".join("\x1f".join(m.alternatives) for m in catalog.movies).encode())
+    digest.update(catalog._alternatives_text())
     for function in (_SearchIndex.build_keys, normalize_title, move_article_front):
         hash_code(digest, function.__code__)
     for pattern in (_TRAILING_ARTICLE, _LEADING_ARTICLE, _NON_ALNUM):
@@ -820,11 +1020,13 @@ def _read_index_keys(path: Path, name: str, movies: int) -> dict[str, Any] | Non
             compact = _unpack_strings(data["compact"], len(keys["offsets"]))
     except (OSError, EOFError, ValueError, KeyError, TypeError, UnicodeDecodeError, zipfile.BadZipFile):
         return None
-    token_ids, offsets, key_movie, order = (keys[field] for field in _INDEX_ARRAYS)
+    token_ids, posting_keys, offsets, key_movie, order = (keys[field] for field in _INDEX_ARRAYS)
     consistent = (
         all(keys[field].dtype == dtype and keys[field].ndim == 1 for field, dtype in _INDEX_ARRAYS.items())
         and len(key_movie) == len(offsets) == len(order) == len(compact)
+        and len(posting_keys) == len(token_ids)
         and (not len(token_ids) or (token_ids.min() >= 0 and token_ids.max() < len(words)))
+        and (not len(posting_keys) or (posting_keys.min() >= 0 and posting_keys.max() < len(offsets)))
         and (not len(offsets) or (offsets[0] == 0 and offsets[-1] <= len(token_ids)))
         and bool(np.all(np.diff(offsets) > 0))
         and (not len(key_movie) or (key_movie.min() >= 0 and key_movie.max() < movies))
