@@ -75,7 +75,7 @@ def main() -> None:
     from dualrec_tui.core.catalog import Catalog
     from dualrec_tui.core.llm import LlamaGenerator
     from dualrec_tui.core.llm_files import locate_llm
-    from dualrec_tui.core.llm_rank import LlamaCandidateRanker
+    from dualrec_tui.core.llm_rank import LlamaCandidateRanker, LlamaTitleScorer
     from dualrec_tui.core.pipeline import DualRec, FusedReady, LlmToken, LstmReady, read_fusion
     from dualrec_tui.core.rerank import SentenceReranker
 
@@ -106,7 +106,7 @@ def main() -> None:
         lstm,
         generator,
         reranker,
-        ranker=LlamaCandidateRanker(generator),
+        ranker=(LlamaTitleScorer if settings.get("llm_scoring") == "titles" else LlamaCandidateRanker)(generator),
         mode=args.mode,
         n_suggestions=args.n_suggestions,
         constrain_titles=args.constrain_titles,
