@@ -461,3 +461,17 @@ def test_fake_lstm_is_deterministic() -> None:
     catalog = small_catalog()
     lstm = FakeLstm(catalog)
     assert lstm.top_k([0, 1], 5) == lstm.top_k([0, 1], 5)
+
+
+@run_async
+async def test_a_progress_tick_while_the_screen_is_torn_down_is_harmless(tmp_path: Path) -> None:
+    """The once-a-second progress timer can fire after the status line left the DOM (at exit): no crash."""
+    from dualrec_tui.widgets.status import ModelStatus
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        await app.main.query_one(ModelStatus).remove()
+        app._show_progress()  # what the timer calls
+        app.main.show_status(app.hub.components, "loading")
+        assert not list(app.main.query(ModelStatus))

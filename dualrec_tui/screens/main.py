@@ -161,4 +161,6 @@ class MainScreen(Screen[None]):
         return self.query_one(RecommendationList).selected_position
 
     def show_status(self, components: dict[str, Component], progress: str | None = None) -> None:
-        self.query_one(ModelStatus).show(components, progress)
+        # query, not query_one: the app's progress timer may tick while the screen is torn down at exit
+        for status in self.query(ModelStatus):
+            status.show(components, progress)
