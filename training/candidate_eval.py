@@ -65,7 +65,7 @@ class SignalCache:
 
         self.ctx = ctx
         self.n_candidates = n_candidates
-        self.llm_scoring = getattr(ctx, "llm_scoring", "titles")
+        self.llm_scoring = ctx.llm_scoring  # EvalContext.llm_scoring: "titles" or "letters"
         self.lstm = ctx.require("lstm")
         self.ranker: Any = None
         self.reranker: Any = None
