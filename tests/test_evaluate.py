@@ -334,7 +334,9 @@ def test_export_reports_through_the_evaluation_harness(tmp_path: Path, monkeypat
 
     train = tmp_path / "train"
     (train / "checkpoint-20").mkdir(parents=True)
-    assert adapter_task(train / "checkpoint-20") == "candidates"  # no manifest: `training llm`'s default
+    assert adapter_task(train / "checkpoint-20") == "titles"  # no manifest: `training llm`'s default
+    (train / "manifest.json").write_text(json.dumps({"data": {"task": "candidates"}}))
+    assert adapter_task(train / "checkpoint-20") == "candidates"
     (train / "manifest.json").write_text(json.dumps({"data": {"task": "titles"}}))
     assert adapter_task(train / "checkpoint-20") == "titles"
     (train / "manifest.json").write_text(json.dumps({"data": {}}))  # written before the candidates task

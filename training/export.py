@@ -279,14 +279,14 @@ def adapter_task(adapter: Path) -> str:
     """The task an adapter was trained for ("candidates" or "titles"), from its training manifest.
 
     Manifests written before the candidates task existed have no `task`: those adapters write titles.
-    Without a manifest the default task of `python -m training llm` is assumed."""
+    Without a manifest the default task of `python -m training llm` ("titles") is assumed."""
     import json
 
     for folder in (adapter, adapter.parent):
         manifest = folder / "manifest.json"
         if manifest.is_file():
             return json.loads(manifest.read_text(encoding="utf-8")).get("data", {}).get("task", "titles")
-    return "candidates"
+    return "titles"
 
 
 def evaluate_export(
@@ -294,11 +294,13 @@ def evaluate_export(
 ) -> dict[str, Any]:
     """The exported GGUF in the evaluation harness (training/evaluate.py) beside the LSTM, on `users` seeded users.
 
-    The row is the one for the adapter's task: `llm-rank` (candidates) or `llm` (titles); `lstm` is the
-    paired reference. The harness's JSON is written beside `model` (evaluation.json); a summary is returned."""
+    The row is `llm-rank` (the LLM's order of the LSTM's candidates, as the app uses it), scored the way the
+    adapter's task was trained for: title likelihood (titles) or the lettered list (candidates); `lstm` is
+    the paired reference. The harness's JSON is written beside `model` (evaluation.json); a summary is
+    returned."""
     from .evaluate import print_report, run_evaluation
 
-    row = "llm-rank" if task == "candidates" else "llm"
+    row = "llm-rank"
     checkpoints = {row: str(model)}
     if lstm is not None:
         checkpoints["lstm"] = str(lstm)
@@ -313,6 +315,7 @@ def evaluate_export(
         json_path=json_path,
         work_dir=model.parent / "evaluation",
         paired_with=["lstm"],
+        llm_scoring="letters" if task == "candidates" else "titles",
     )
     if console is not None:
         print_report(report, console)
@@ -399,7 +402,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m training export",
         description="Adapter -> adapter.gguf and merged model-<quant>.gguf, each loaded by llama.cpp and run on a "
         "few tokens to check it. With --evaluate-users N, the exported model is also scored by the evaluation "
-        "harness (the `llm-rank` or `llm` row, by the adapter's task) beside the LSTM.",
+        "harness (the `llm-rank` row, scored by title likelihood or by letters as the adapter's task was "
+        "trained) beside the LSTM.",
     )
     parser.add_argument("--adapter", type=Path, required=True, help="adapter folder (or the --out of `training llm`)")
     parser.add_argument("--base", default=DEFAULT_BASE, help=f"{', '.join(KNOWN_BASES)}, an HF folder or a .gguf")
