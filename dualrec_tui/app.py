@@ -26,10 +26,10 @@ from .commands import DualrecCommands
 from .config import Config
 from .core.errors import DualrecError
 from .log_actions import LogActions
-from .messages import ModelsChanged, Recommended, SearchDone
+from .messages import ModelsChanged, Recommended, SearchDone, WatchLogOpened
 from .recommending import RecommendationRuns
 from .screens.main import MainScreen
-from .services import ModelHub, State
+from .services import FIRST_SEARCH_WAIT, ModelHub, State
 
 if TYPE_CHECKING:
     from .core.pipeline import Recommendation
@@ -65,6 +65,7 @@ class DualrecApp(App[None]):
         self.models_loaded = threading.Event()  # set when the loader thread is done (tests wait on it)
         self._stop_loading = threading.Event()
         self._searched = threading.Event()  # the query typed while the catalog loaded is answered (or none)
+        self._first_steps = threading.Event()  # ... and the watch log is open: the LSTM may load now
         self._query = ""
         self.shown_query = ""  # the query whose results are on screen (benchmarks wait on it)
         self.runs = RecommendationRuns(self, self.hub, lambda: self.main, lambda: self.watchlog)
@@ -86,21 +87,48 @@ class DualrecApp(App[None]):
         await self.push_screen("main")
         self.main.show_status(self.hub.components)
         self.main.show_recommendations([], "", "Log a movie to get recommendations")
-        # Paint first: opening the watch log imports sqlite-utils (~0.3 s) and the models take seconds.
+        # Paint first: the watch log, the catalog and the models all load after the first frame.
         self.call_after_refresh(self._after_first_paint)
 
     def _after_first_paint(self) -> None:
-        self.open_watchlog()
+        if self.watchlog is None:
+            self.log_actions.start_opening()
         self.log_actions.show_history()
         # A daemon thread, not a worker: quitting must not wait for torch or llama.cpp to finish loading.
         threading.Thread(target=self._load_models, name="dualrec-models", daemon=True).start()
+        self._open_watchlog()
         self._progress_timer = self.set_interval(1.0, self._show_progress)
+
+    @work(thread=True, group="watchlog", exit_on_error=False)
+    def _open_watchlog(self) -> None:
+        """Open the log once the query typed while the catalog loaded is answered (at most
+        `FIRST_SEARCH_WAIT`): opening imports sqlite-utils, ~0.1-0.2 s of Python under the same GIL, and
+        at launch the search box is what the user waits for. A key that needs the log waits for it."""
+        try:
+            if self.log_actions.opening:
+                self._searched.wait(FIRST_SEARCH_WAIT)
+                self.log_actions.open_in_background(self.config.resolved_db_path, LOCK_WAIT_SECONDS)
+                if get_current_worker().is_cancelled:  # the app quit meanwhile
+                    self.log_actions.close()
+                else:
+                    self.post_message(WatchLogOpened())
+        finally:
+            self._first_steps.set()
+
+    def on_watch_log_opened(self, message: WatchLogOpened) -> None:
+        self.log_actions.adopt_opened()  # a key may have adopted it already (`LogActions.usable`)
+        self.log_actions.show_history()
+        if self.hub.pipeline is not None:
+            self.recommend()
 
     def _load_models(self) -> None:
         try:
-            self.hub.load_all(lambda step: self.post_message(ModelsChanged(step)), self._stop_loading, self._searched)
+            self.hub.load_all(self._model_step_done, self._stop_loading, self._first_steps)
         finally:
             self.models_loaded.set()
+
+    def _model_step_done(self, step: str) -> None:  # the loader thread's callback
+        self.post_message(ModelsChanged(step))
 
     def _show_progress(self) -> None:
         """While models load, repaint the status line each second: a first-start step shows its progress."""
@@ -109,10 +137,6 @@ class DualrecApp(App[None]):
         if self.models_loaded.is_set():
             self._progress_timer.stop()
             self.refresh(layout=True)  # the status line may shrink: repaint the row it gave back (tmux)
-
-    def open_watchlog(self) -> None:
-        if self.watchlog is None:
-            self.log_actions.open(self.config.resolved_db_path, timeout=LOCK_WAIT_SECONDS)
 
     def on_models_changed(self, message: ModelsChanged) -> None:
         self.main.show_status(self.hub.components)
@@ -268,9 +292,9 @@ class DualrecApp(App[None]):
     def on_unmount(self) -> None:
         self._stop_loading.set()
         self._searched.set()
+        self._first_steps.set()
         if self.theme != self.config.theme:
             from .config import config_path, remember_theme
 
             remember_theme(self.config_file or config_path(), self.theme)
-        if self.watchlog is not None and hasattr(self.watchlog, "close"):
-            self.watchlog.close()
+        self.log_actions.close()

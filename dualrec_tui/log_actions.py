@@ -8,6 +8,7 @@ The app binds the keys and tells this object what happened; this object tells th
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -17,6 +18,7 @@ from .core.catalog import Catalog, Movie, parse_title
 from .core.errors import DualrecError
 
 HISTORY_LIMIT = 500  # newest entries drawn in the history
+OPENING_WAIT_SECONDS = 1.0  # a key pressed while the watch log opens waits this long for it, then is refused
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -42,32 +44,76 @@ class LogActions:
         self.today = today
         self.watchlog: Any = None
         self.problem = ""  # why the watch log cannot be used ("" = it can)
+        self.opening = False  # a worker is opening the log (`open_in_background`); not yet adopted
+        self._opened: tuple[Any, str] | None = None  # the worker's (log, problem), until adopted
+        self._open_done = threading.Event()
         self.undo_stack: list[tuple[str, Any]] = []  # ("delete", None) or ("hide", (movie_id, dataset, label))
 
     # ------------------------------------------------------------------ checks
     def open(self, path: Path, timeout: float) -> None:
-        """Open the watch log at `path`; a log that cannot be opened, or only read, is said at once."""
+        """Open the watch log at `path` now; a log that cannot be opened, or only read, is said at once."""
+        self.start_opening()
+        self.open_in_background(path, timeout)
+        self.adopt_opened()
+
+    def start_opening(self) -> None:
+        """The log is about to be opened off the UI thread: say "opening", and let keys wait for it."""
+        self.opening = True
+        self._open_done.clear()
+
+    def open_in_background(self, path: Path, timeout: float) -> None:
+        """Open the log (any thread): importing sqlite-utils and waiting for a lock stay off the UI thread.
+
+        Nothing here touches the screen; `adopt_opened` (UI thread) takes the result."""
         from .store import WatchLog
 
         try:
-            self.watchlog = WatchLog.open(path, timeout=timeout)
+            self._opened = (WatchLog.open(path, timeout=timeout), "")
         except DualrecError as exc:
-            self.problem = str(exc)
-            self.app.notify(f"{exc}", title="Watch log unavailable", severity="error", timeout=30)
-            return
-        if read_only := getattr(self.watchlog, "read_only", ""):
+            self._opened = (None, str(exc))
+        finally:
+            self._open_done.set()
+
+    def adopt_opened(self) -> bool:
+        """Take the opened log (UI thread) and say what is wrong with it; False when there was nothing new."""
+        if self._opened is None:
+            return False
+        self.watchlog, self.problem = self._opened
+        self._opened, self.opening = None, False
+        if self.watchlog is None:
+            self.app.notify(self.problem, title="Watch log unavailable", severity="error", timeout=30)
+        elif read_only := getattr(self.watchlog, "read_only", ""):
             text = f"{self.watchlog.path}: {read_only}. The history shows, but nothing can be logged or changed."
             self.app.notify(text, title="Watch log is read-only", severity="warning", timeout=30)
+        return True
+
+    def close(self) -> None:
+        """Close the log, adopted or still waiting to be (the app is quitting)."""
+        pending, self._opened = self._opened, None
+        for log in (self.watchlog, pending[0] if pending else None):
+            if log is not None and hasattr(log, "close"):
+                log.close()
 
     def trouble(self) -> str:
         """What is wrong with the watch log, for the model-status screen ("" when nothing is)."""
+        if self.watchlog is None and self.opening:
+            return "The watch log is still opening (another program may be holding its lock)."
         if self.watchlog is None:
             return f"The watch log is unavailable: {self.problem}"
         read_only = getattr(self.watchlog, "read_only", "")
         return f"The watch log is read-only: {read_only}. Nothing can be logged." if read_only else ""
 
     def usable(self, write: bool = True) -> bool:
-        """Whether the log can be read (and, with `write`, changed); says why not."""
+        """Whether the log can be read (and, with `write`, changed); says why not.
+
+        A key pressed in the moment the log is still opening waits for it (briefly) instead of failing."""
+        waited = self.watchlog is None and self.opening and self._open_done.wait(OPENING_WAIT_SECONDS)
+        if waited and self.adopt_opened():
+            self.show_history()
+        if self.watchlog is None and self.opening:
+            text = "The watch log is still opening (another program may be holding its lock). Try again in a moment."
+            self.app.notify(text, title="Watch log", severity="warning")
+            return False
         if self.watchlog is None:
             problem = self.problem or "it could not be opened"
             self.app.notify(f"The watch log is unavailable: {problem}", title="Watch log", severity="error", timeout=20)
@@ -82,7 +128,7 @@ class LogActions:
         """Redraw the history (newest first); `select_id` stays under the cursor wherever it moved."""
         main = self.main()
         if self.watchlog is None:
-            main.show_history([], 0, problem=self.problem or "the watch log is not open")
+            main.show_history([], 0, problem=self.problem or "the watch log is not open", opening=self.opening)
             return
         try:
             entries, total = self.watchlog.history(limit=HISTORY_LIMIT), self.watchlog.entry_count()

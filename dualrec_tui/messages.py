@@ -29,3 +29,7 @@ class Recommended(Message):
     def __init__(self, event: Any, run: int) -> None:
         super().__init__()
         self.event, self.run = event, run
+
+
+class WatchLogOpened(Message):
+    """The watch log was opened off the UI thread (or could not be): `LogActions.adopt_opened` takes it."""

@@ -352,6 +352,76 @@ async def test_lstm_still_loads_when_the_first_search_fails(tmp_path: Path, monk
         assert app.hub.components["lstm"].state == "missing" and app.models_loaded.is_set()
 
 
+def _slow_watchlog(monkeypatch: pytest.MonkeyPatch, app: DualrecApp) -> tuple[threading.Event, list[bool]]:
+    """`WatchLog.open` blocks until the test releases it; it records whether the first search was answered."""
+    from dualrec_tui.store import db
+
+    release, searched_first = threading.Event(), []
+    real_open = db.WatchLog.open.__func__
+
+    def slow_open(cls, *args, **kwargs):
+        searched_first.append(app._searched.is_set())
+        release.wait(30)
+        return real_open(cls, *args, **kwargs)
+
+    monkeypatch.setattr(db.WatchLog, "open", classmethod(slow_open))
+    return release, searched_first
+
+
+def _history_title(app: DualrecApp) -> str:
+    return str(app.main.query_one("#history-title").render())
+
+
+@run_async
+async def test_watch_log_opens_after_the_first_answer_and_a_quick_enter_waits_for_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Opening the log imports sqlite-utils (~0.1-0.2 s under one GIL): it waits for the first query's answer
+    (issue #13). A result picked while the log is still opening is logged once it is open, not refused."""
+    app, hub = _slow_app(tmp_path)
+    release, searched_first = _slow_watchlog(monkeypatch, app)
+    async with app.run_test(size=SIZE) as pilot:
+        await type_text(pilot, "matrx")
+        assert "opening the watch log" in _history_title(app)
+        hub.release.set()  # the catalog loads and answers "matrx"; then the log starts opening
+        for _ in range(200):
+            await pilot.pause(0.01)
+            if app.shown_query == "matrx" and searched_first:
+                break
+        assert app.shown_query == "matrx" and searched_first == [True] and app.watchlog is None
+        threading.Timer(0.3, release.set).start()  # the log opens while Enter waits for it
+        await pilot.press("down", "enter")
+        await settle(app, pilot)
+        assert [(e.title, e.year) for e in app.watchlog.history()] == [("The Matrix", 1999)]
+        assert "1 watched" in _history_title(app)
+
+
+@run_async
+async def test_a_watch_log_that_stays_locked_refuses_a_log_with_a_reason_then_opens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from dualrec_tui import log_actions
+
+    monkeypatch.setattr(log_actions, "OPENING_WAIT_SECONDS", 0.05)
+    app, hub = _slow_app(tmp_path)
+    release, _ = _slow_watchlog(monkeypatch, app)
+    hub.release.set()
+    async with app.run_test(size=SIZE) as pilot:
+        await type_text(pilot, "matrx")
+        for _ in range(200):
+            await pilot.pause(0.01)
+            if app.shown_query == "matrx":
+                break
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        assert any("still opening" in str(n.message) for n in app._notifications)
+        assert app.watchlog is None and "opening the watch log" in _history_title(app)
+        release.set()
+        await settle(app, pilot)
+        assert app.watchlog is not None and app.watchlog.history() == []  # nothing was logged behind the user
+        assert "nothing logged yet" in _history_title(app)
+
+
 @run_async
 async def test_missing_catalog_still_logs_free_text(tmp_path: Path) -> None:
     config = Config(db_path=tmp_path / "log.db", models_dir=tmp_path / "empty")

@@ -121,10 +121,17 @@ class MainScreen(Screen[None]):
         self.query_one(SearchInput).value = ""
         self.show_results("", [])
 
-    def show_history(self, entries: Sequence[Any], total: int, problem: str = "") -> None:
-        """`problem`: the watch log cannot be read; say so rather than "nothing logged yet"."""
+    def show_history(self, entries: Sequence[Any], total: int, problem: str = "", opening: bool = False) -> None:
+        """`problem`: the watch log cannot be read; say so rather than "nothing logged yet".
+        `opening`: it is still being opened (moments after launch): nothing is known yet."""
         history = self.query_one(HistoryList)
         title = self.query_one("#history-title", Label)
+        if opening:
+            history.set_options([])
+            history.border_title = None
+            title.update("History · opening the watch log…")
+            history.tooltip = None
+            return
         if problem:
             history.set_options([])
             history.border_title = None
