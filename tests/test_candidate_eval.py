@@ -109,3 +109,24 @@ def test_title_scoring_rows_score_labels_after_the_title_prompt_and_ship_the_cho
     assert model.weights.llm > 0 and rank.rank([[0, 2]], k=20)[0][0] == 8
     settings = json.loads((tmp_path / "fusion.json").read_text())
     assert settings["llm_scoring"] == "titles" and rank.stats()["llm_scoring"] == "titles"
+
+
+def test_an_adapter_scored_other_than_it_was_trained_is_warned_about(tmp_path, monkeypatch) -> None:
+    """A letters (candidates-task) adapter evaluated with title likelihood measures a prompt it never saw."""
+    from types import SimpleNamespace
+
+    from dualrec_tui.core import llm, llm_files
+
+    adapter = tmp_path / "adapter" / "adapter.gguf"
+    adapter.parent.mkdir()
+    adapter.write_bytes(b"GGUF")
+    (adapter.parent / "manifest.json").write_text(json.dumps({"data": {"task": "candidates"}}))
+    files = SimpleNamespace(model=tmp_path / "base.gguf", lora=adapter, rebuild="")
+    monkeypatch.setattr(llm_files, "locate_llm", lambda path: files)
+    monkeypatch.setattr(llm, "LlamaGenerator", lambda *args, **kwargs: object())
+    said = []
+    for scoring in ("titles", "letters"):
+        ctx = _Ctx(tmp_path, FakeLstm(PREFERENCE), scoring)
+        ctx.log = said.append
+        SignalCache(ctx).attach_llm(adapter.parent)
+    assert len(said) == 1 and "'candidates' task" in said[0] and "--llm-scoring letters" in said[0]

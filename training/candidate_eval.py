@@ -84,6 +84,17 @@ class SignalCache:
 
         files = locate_llm(path)
         self.llm_path = str(files.lora or files.model)
+        if files.lora is not None:
+            from .export import adapter_task
+
+            task = adapter_task(files.lora)  # "titles" or "candidates" (the lettered list: --llm-scoring letters)
+            scoring = "titles" if task == "titles" else "letters"
+            if scoring != self.llm_scoring:
+                self.ctx.log(
+                    f"[yellow]warning:[/] {files.lora} was trained for the {task!r} task, but this run scores "
+                    f"candidates by {self.llm_scoring!r} (--llm-scoring): its llm-rank and dualrec rows measure "
+                    f"a prompt the adapter never saw. Pass --llm-scoring {scoring} to score it as trained."
+                )
         generator = LlamaGenerator(files.model, lora_path=files.lora, rebuild=files.rebuild)
         scorer = LlamaTitleScorer if self.llm_scoring == "titles" else LlamaCandidateRanker
         self.ranker = scorer(generator)
