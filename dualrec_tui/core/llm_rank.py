@@ -20,7 +20,9 @@ from __future__ import annotations
 import ctypes
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -235,7 +237,7 @@ class LlamaTitleScorer:
                     raise RuntimeError("llama.cpp could not evaluate the candidates")
                 logits = _output_logits(llama_cpp, ctx, len(targets), n_vocab)
                 chosen = logits[np.arange(len(targets)), targets]
-                np.add.at(scores, owners, chosen - _logsumexp_rows(logits))
+                np.add.at(scores, owners, chosen - _logsumexp_rows(logits, workers=self.generator.n_threads))
                 for seq in seq_ids[: len(group)]:
                     llama_cpp.llama_memory_seq_rm(memory, seq, n_prompt if seq == 0 else -1, -1)
         finally:
@@ -260,17 +262,30 @@ def _output_logits(llama_cpp: Any, ctx: Any, n_outputs: int, n_vocab: int) -> np
     return np.stack([np.ctypeslib.as_array(p, shape=(n_vocab,)) for p in pointers])
 
 
-def _logsumexp_rows(logits: np.ndarray, rows_per_pass: int = 8) -> np.ndarray:
+def _logsumexp_rows(logits: np.ndarray, *, workers: int = 1, rows_per_pass: int = 8) -> np.ndarray:
     """log(sum(exp(row))) of each row: what a log-softmax subtracts, without a (rows, vocab) result array.
 
-    A few rows per pass through one reused buffer (a 262,144-token vocabulary is 1 MiB a row)."""
+    A few rows per pass through one reused buffer (a 262,144-token vocabulary is 1 MiB a row); with
+    workers > 1 the rows are split between threads (numpy releases the GIL), as the LLM's threads are idle."""
     result = np.empty(len(logits), dtype=np.float64)
-    work = np.empty((min(rows_per_pass, len(logits)), logits.shape[1]), dtype=np.float32)
-    for start in range(0, len(logits), rows_per_pass):
-        rows = logits[start : start + rows_per_pass]
-        buffer = work[: len(rows)]
-        top = rows.max(axis=1)
-        np.subtract(rows, top[:, None], out=buffer)
-        np.exp(buffer, out=buffer)
-        result[start : start + len(rows)] = top + np.log(buffer.sum(axis=1, dtype=np.float64))
+
+    def part(start: int, stop: int) -> None:
+        work = np.empty((min(rows_per_pass, stop - start), logits.shape[1]), dtype=np.float32)
+        for first in range(start, stop, rows_per_pass):
+            rows = logits[first : min(stop, first + rows_per_pass)]
+            buffer = work[: len(rows)]
+            top = rows.max(axis=1)
+            np.subtract(rows, top[:, None], out=buffer)
+            np.exp(buffer, out=buffer)
+            result[first : first + len(rows)] = top + np.log(buffer.sum(axis=1, dtype=np.float64))
+
+    bounds = np.linspace(0, len(logits), max(1, min(workers, len(logits) // rows_per_pass)) + 1).astype(int)
+    if len(bounds) == 2:
+        part(0, len(logits))
+        return result
+    with ThreadPoolExecutor(len(bounds) - 2) as pool:
+        futures = [pool.submit(part, int(a), int(b)) for a, b in pairwise(bounds[1:])]
+        part(0, int(bounds[1]))
+        for future in futures:
+            future.result()
     return result
