@@ -134,8 +134,9 @@ class LlamaTitleScorer:
     """Stage 2 as a likelihood: log p(candidate's "Title (Year)" | DUALRec's title prompt) for every candidate.
 
     The title prompt (`prompt.build_prompt`: 5 recent movies + the LSTM's pick, "Recommendations:") is
-    evaluated once; then each candidate's label is evaluated on top of that KV-cache prefix, with logits at
-    every position, and its tokens' log-probabilities are summed. No candidate is listed in the prompt, so
+    evaluated once; then every candidate's label is evaluated on top of that KV-cache prefix, each in a
+    sequence of its own, all in one llama_decode, with logits at every position, and its tokens'
+    log-probabilities are summed. No candidate is listed in the prompt, so
     there is no letter or position for the model to prefer, and it ranks with what fine-tuning on
     "what did they watch next" taught it (the v3 titles adapter), not with a new skill it must learn.
 
