@@ -279,3 +279,29 @@ def test_title_scorer_is_the_log_likelihood_of_each_label_whatever_the_order(gen
     greedy = generator.generate(prompt, max_tokens=12, temperature=0.0)
     scorer.run(prompt, labels, n_write=0)
     assert generator.generate(prompt, max_tokens=12, temperature=0.0) == greedy  # the cache is left consistent
+
+
+@pytest.mark.llama
+def test_title_scorer_batched_equals_one_candidate_at_a_time(tiny_gguf, generator) -> None:
+    """All candidates in one llama_decode (a sequence each, sharing the prompt's KV entries) score as the
+    one-sequence context does, one candidate per decode; groups split by too few sequences agree too."""
+    import llama_cpp
+    import numpy as np
+
+    from dualrec_tui.core.llm_rank import LlamaTitleScorer
+
+    catalog = toy_catalog()
+    prompt = _prompt()
+    labels = [m.label for m in catalog.movies] + ["", "Toy"]  # an empty text and a one-token text too
+    assert len(generator.llama.tokenize(b"Toy", add_bos=False, special=False)) == 1
+    assert llama_cpp.llama_n_seq_max(generator.llama.ctx) > len(labels)
+    batched, _ = LlamaTitleScorer(generator).run(prompt, labels, n_write=0)
+    assert batched[-2] == -np.inf and np.isfinite(np.delete(batched, -2)).all()
+    for n_seq_max in (1, 4):  # one candidate per decode in sequence 0; groups of 3 sequences
+        other = LlamaGenerator(tiny_gguf, n_ctx=512, n_threads=1, n_seq_max=n_seq_max)
+        try:
+            assert llama_cpp.llama_n_seq_max(other.llama.ctx) == n_seq_max
+            scores, _ = LlamaTitleScorer(other).run(prompt, labels, n_write=0)
+        finally:
+            other.close()
+        assert np.allclose(scores, batched, atol=1e-3, rtol=0)

@@ -19,7 +19,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,12 @@ if TYPE_CHECKING:
     from .title_grammar import TitleGuard
 
 DEFAULT_N_CTX = 1024
+# Sequences one context holds: LlamaTitleScorer decodes each candidate in a sequence of its own that shares
+# the prompt's KV entries, all candidates in one llama_decode (core/llm_rank.py). A unified KV cache keeps
+# the whole n_ctx for every sequence (a split cache would give each n_ctx / n_seq_max cells).
+DEFAULT_N_SEQ_MAX = 32
+
+_defaults_lock = threading.Lock()
 
 _log_callback: Any = None  # keep a reference: ctypes callbacks must outlive the native library's use
 
@@ -66,6 +73,31 @@ def llm_threads() -> int:
     return max(1, min(8, (os.cpu_count() or 2) // 2))
 
 
+@contextmanager
+def _context_defaults(**fields: Any) -> Iterator[None]:
+    """Start `llama_cpp.Llama`'s context from these llama_context_params fields.
+
+    Llama takes no n_seq_max or kv_unified argument: it fills the other fields into
+    `llama_context_default_params()`, so that function is wrapped while one Llama is built (under a lock)."""
+    from llama_cpp import llama as llama_module
+
+    module = llama_module.llama_cpp
+    with _defaults_lock:
+        original = module.llama_context_default_params
+
+        def with_fields() -> Any:
+            params = original()
+            for name, value in fields.items():
+                setattr(params, name, value)
+            return params
+
+        module.llama_context_default_params = with_fields
+        try:
+            yield
+        finally:
+            module.llama_context_default_params = original
+
+
 @dataclass
 class GenerationStats:
     """Timing of the last `generate` call (for benchmarks and the app's status line)."""
@@ -88,6 +120,7 @@ class LlamaGenerator:
         n_ctx: int = DEFAULT_N_CTX,
         n_threads: int | None = None,
         n_gpu_layers: int | None = None,
+        n_seq_max: int = DEFAULT_N_SEQ_MAX,
         rebuild: str = REBUILD_FINETUNED,
     ) -> None:
         self.model_path = check_gguf(Path(model_path), rebuild)
@@ -108,16 +141,18 @@ class LlamaGenerator:
         self._grammars: dict[str, Any] = {}
         self.fast_grammar = True  # greedy + grammar: check the grammar on the best tokens first
         self.last = GenerationStats()
+        n_seq_max = max(1, min(n_seq_max, llama_cpp.llama_max_parallel_sequences()))
         try:
-            self._llm = llama_cpp.Llama(
-                model_path=str(self.model_path),
-                lora_path=str(self.lora_path) if self.lora_path else None,
-                n_ctx=n_ctx,
-                n_threads=self.n_threads,
-                n_threads_batch=self.n_threads,
-                n_gpu_layers=n_gpu_layers,
-                verbose=False,
-            )
+            with _context_defaults(n_seq_max=n_seq_max, kv_unified=True):
+                self._llm = llama_cpp.Llama(
+                    model_path=str(self.model_path),
+                    lora_path=str(self.lora_path) if self.lora_path else None,
+                    n_ctx=n_ctx,
+                    n_threads=self.n_threads,
+                    n_threads_batch=self.n_threads,
+                    n_gpu_layers=n_gpu_layers,
+                    verbose=False,
+                )
         except (ValueError, RuntimeError, OSError) as exc:
             raise ModelUnavailableError(WHAT, f"llama.cpp could not load {self.model_path} ({exc})", rebuild) from exc
 

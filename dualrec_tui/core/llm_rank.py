@@ -17,9 +17,12 @@ with the same `run` method.
 
 from __future__ import annotations
 
+import ctypes
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -131,8 +134,9 @@ class LlamaTitleScorer:
     """Stage 2 as a likelihood: log p(candidate's "Title (Year)" | DUALRec's title prompt) for every candidate.
 
     The title prompt (`prompt.build_prompt`: 5 recent movies + the LSTM's pick, "Recommendations:") is
-    evaluated once; then each candidate's label is evaluated on top of that KV-cache prefix, with logits at
-    every position, and its tokens' log-probabilities are summed. No candidate is listed in the prompt, so
+    evaluated once; then every candidate's label is evaluated on top of that KV-cache prefix, each in a
+    sequence of its own, all in one llama_decode, with logits at every position, and its tokens'
+    log-probabilities are summed. No candidate is listed in the prompt, so
     there is no letter or position for the model to prefer, and it ranks with what fine-tuning on
     "what did they watch next" taught it (the v3 titles adapter), not with a new skill it must learn.
 
@@ -178,45 +182,65 @@ class LlamaTitleScorer:
         return scores, written
 
     def _score_texts(self, n_prompt: int, texts: Sequence[str]) -> np.ndarray:
-        """Sum of token log-probabilities of each text continuing the evaluated prompt (caller holds lock)."""
+        """Sum of token log-probabilities of each text continuing the evaluated prompt (caller holds lock).
+
+        Each text is decoded in a sequence of its own that shares the prompt's KV entries (copied from
+        sequence 0, nothing recomputed), as many texts per `llama_decode` as the context's sequences, batch
+        and free cells allow: one call for the usual 20 candidates instead of one call each. A text's last
+        token is not evaluated: it predicts nothing that is scored. A context of one sequence decodes the
+        texts one at a time in sequence 0.
+        """
         import llama_cpp
 
         llm = self.generator.llama
         ctx = llm.ctx
         n_vocab = llm.n_vocab()
         memory = llama_cpp.llama_get_memory(ctx)
-
-        def log_probs(index: int) -> np.ndarray:
-            logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, index), shape=(n_vocab,))
-            top = logits.max()
-            return logits - (top + np.log(np.exp(logits - top, dtype=np.float32).sum(dtype=np.float64)))
-
-        first = log_probs(-1)  # the prompt's last position predicts every text's first token
+        first = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, -1), shape=(1, n_vocab))
+        first_norm = float(_logsumexp_rows(first)[0])  # the prompt's last position predicts each first token
         encoded = [llm.tokenize(text.encode("utf-8"), add_bos=False, special=False) for text in texts]
-        longest = max(len(ids) for ids in encoded)
-        if n_prompt + longest > llm.n_ctx():
+        scores = np.array([float(first[0, ids[0]]) - first_norm if ids else -np.inf for ids in encoded])
+        room = min(llama_cpp.llama_n_batch(ctx), llm.n_ctx() - n_prompt)  # tokens one decode can take
+        if any(len(ids) - 1 > room for ids in encoded):
             raise ValueError(f"prompt and candidate do not fit the context of {llm.n_ctx()} tokens")
-        batch = llama_cpp.llama_batch_init(max(1, longest), 0, 1)
-        scores = np.empty(len(texts), dtype=np.float64)
+        n_seq = llama_cpp.llama_n_seq_max(ctx)
+        seq_ids = list(range(1, n_seq)) if n_seq > 1 else [0]
+        groups: list[list[int]] = []
+        used = room
+        for row, ids in enumerate(encoded):
+            if len(ids) < 2:
+                continue
+            if used + len(ids) - 1 > room or len(groups[-1]) == len(seq_ids):
+                groups.append([])
+                used = 0
+            groups[-1].append(row)
+            used += len(ids) - 1
+        batch = llama_cpp.llama_batch_init(max(1, room), 0, 1)
         try:
-            for row, ids in enumerate(encoded):
-                if not ids:
-                    scores[row] = -np.inf
-                    continue
-                total = float(first[ids[0]])
-                if len(ids) > 1:
-                    llama_cpp.llama_memory_seq_rm(memory, -1, n_prompt, -1)
-                    for j, token in enumerate(ids):
-                        batch.token[j] = token
-                        batch.pos[j] = n_prompt + j
-                        batch.n_seq_id[j] = 1
-                        batch.seq_id[j][0] = 0
-                        batch.logits[j] = j < len(ids) - 1  # the last token predicts nothing we score
-                    batch.n_tokens = len(ids)
-                    if llama_cpp.llama_decode(ctx, batch) != 0:
-                        raise RuntimeError("llama.cpp could not evaluate a candidate")
-                    total += sum(float(log_probs(j)[ids[j + 1]]) for j in range(len(ids) - 1))
-                scores[row] = total
+            for group in groups:
+                owners: list[int] = []
+                targets: list[int] = []
+                for seq, row in zip(seq_ids, group, strict=False):
+                    if seq != 0:
+                        llama_cpp.llama_memory_seq_cp(memory, 0, seq, 0, n_prompt)
+                    ids = encoded[row]
+                    for j, token in enumerate(ids[:-1]):
+                        i = len(targets)
+                        batch.token[i] = token
+                        batch.pos[i] = n_prompt + j
+                        batch.n_seq_id[i] = 1
+                        batch.seq_id[i][0] = seq
+                        batch.logits[i] = True
+                        targets.append(ids[j + 1])
+                        owners.append(row)
+                batch.n_tokens = len(targets)
+                if llama_cpp.llama_decode(ctx, batch) != 0:
+                    raise RuntimeError("llama.cpp could not evaluate the candidates")
+                logits = _output_logits(llama_cpp, ctx, len(targets), n_vocab)
+                chosen = logits[np.arange(len(targets)), targets]
+                np.add.at(scores, owners, chosen - _logsumexp_rows(logits, workers=self.generator.n_threads))
+                for seq in seq_ids[: len(group)]:
+                    llama_cpp.llama_memory_seq_rm(memory, seq, n_prompt if seq == 0 else -1, -1)
         finally:
             llama_cpp.llama_batch_free(batch)
             # Forget the whole cache: llama-cpp-python's own prefix reuse (create_completion) was seen to
@@ -226,3 +250,43 @@ class LlamaTitleScorer:
             llama_cpp.llama_memory_seq_rm(memory, -1, 0, -1)
             llm.n_tokens = 0
         return scores
+
+
+def _output_logits(llama_cpp: Any, ctx: Any, n_outputs: int, n_vocab: int) -> np.ndarray:
+    """(n_outputs, n_vocab) logits of the last decode, in batch order: a view when llama.cpp keeps them in
+    one block (it does), else copied row by row."""
+    pointers = [llama_cpp.llama_get_logits_ith(ctx, i) for i in range(n_outputs)]
+    first = ctypes.addressof(pointers[0].contents)
+    row_bytes = n_vocab * ctypes.sizeof(ctypes.c_float)
+    if all(ctypes.addressof(p.contents) == first + i * row_bytes for i, p in enumerate(pointers)):
+        return np.ctypeslib.as_array(pointers[0], shape=(n_outputs, n_vocab))
+    return np.stack([np.ctypeslib.as_array(p, shape=(n_vocab,)) for p in pointers])
+
+
+def _logsumexp_rows(logits: np.ndarray, *, workers: int = 1, rows_per_pass: int = 8) -> np.ndarray:
+    """log(sum(exp(row))) of each row: what a log-softmax subtracts, without a (rows, vocab) result array.
+
+    A few rows per pass through one reused buffer (a 262,144-token vocabulary is 1 MiB a row); with
+    workers > 1 the rows are split between threads (numpy releases the GIL), as the LLM's threads are idle."""
+    result = np.empty(len(logits), dtype=np.float64)
+
+    def part(start: int, stop: int) -> None:
+        work = np.empty((min(rows_per_pass, stop - start), logits.shape[1]), dtype=np.float32)
+        for first in range(start, stop, rows_per_pass):
+            rows = logits[first : min(stop, first + rows_per_pass)]
+            buffer = work[: len(rows)]
+            top = rows.max(axis=1)
+            np.subtract(rows, top[:, None], out=buffer)
+            np.exp(buffer, out=buffer)
+            result[first : first + len(rows)] = top + np.log(buffer.sum(axis=1, dtype=np.float64))
+
+    bounds = np.linspace(0, len(logits), max(1, min(workers, len(logits) // rows_per_pass)) + 1).astype(int)
+    if len(bounds) == 2:
+        part(0, len(logits))
+        return result
+    with ThreadPoolExecutor(len(bounds) - 2) as pool:
+        futures = [pool.submit(part, int(a), int(b)) for a, b in pairwise(bounds[1:])]
+        part(0, int(bounds[1]))
+        for future in futures:
+            future.result()
+    return result
