@@ -65,7 +65,6 @@ class DualrecApp(App[None]):
         self.models_loaded = threading.Event()  # set when the loader thread is done (tests wait on it)
         self._stop_loading = threading.Event()
         self._searched = threading.Event()  # the query typed while the catalog loaded is answered (or none)
-        self._first_steps = threading.Event()  # ... and the watch log is open: the LSTM may load now
         self._query = ""
         self.shown_query = ""  # the query whose results are on screen (benchmarks wait on it)
         self.runs = RecommendationRuns(self, self.hub, lambda: self.main, lambda: self.watchlog)
@@ -101,19 +100,20 @@ class DualrecApp(App[None]):
 
     @work(thread=True, group="watchlog", exit_on_error=False)
     def _open_watchlog(self) -> None:
-        """Open the log once the query typed while the catalog loaded is answered (at most
-        `FIRST_SEARCH_WAIT`): opening imports sqlite-utils, ~0.1-0.2 s of Python under the same GIL, and
-        at launch the search box is what the user waits for. A key that needs the log waits for it."""
-        try:
-            if self.log_actions.opening:
-                self._searched.wait(FIRST_SEARCH_WAIT)
-                self.log_actions.open_in_background(self.config.resolved_db_path, LOCK_WAIT_SECONDS)
-                if get_current_worker().is_cancelled:  # the app quit meanwhile
-                    self.log_actions.close()
-                else:
-                    self.post_message(WatchLogOpened())
-        finally:
-            self._first_steps.set()
+        """Open the log off the UI thread: a log another program holds locked waits up to
+        `LOCK_WAIT_SECONDS` without freezing the screen. A key that needs the log waits for it briefly.
+
+        Opening an up-to-date log only reads; sqlite-utils (~0.1 s of imports, for writes) is imported here
+        once the first query is answered, so neither the launch nor the first log pays for it."""
+        if not self.log_actions.opening:
+            return
+        self.log_actions.open_in_background(self.config.resolved_db_path, LOCK_WAIT_SECONDS)
+        if get_current_worker().is_cancelled:  # the app quit meanwhile
+            self.log_actions.close()
+            return
+        self.post_message(WatchLogOpened())
+        self._searched.wait(FIRST_SEARCH_WAIT)
+        self.log_actions.prepare_writes()
 
     def on_watch_log_opened(self, message: WatchLogOpened) -> None:
         self.log_actions.adopt_opened()  # a key may have adopted it already (`LogActions.usable`)
@@ -123,7 +123,7 @@ class DualrecApp(App[None]):
 
     def _load_models(self) -> None:
         try:
-            self.hub.load_all(self._model_step_done, self._stop_loading, self._first_steps)
+            self.hub.load_all(self._model_step_done, self._stop_loading, self._searched)
         finally:
             self.models_loaded.set()
 
@@ -292,7 +292,6 @@ class DualrecApp(App[None]):
     def on_unmount(self) -> None:
         self._stop_loading.set()
         self._searched.set()
-        self._first_steps.set()
         if self.theme != self.config.theme:
             from .config import config_path, remember_theme
 

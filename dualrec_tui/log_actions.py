@@ -87,6 +87,13 @@ class LogActions:
             self.app.notify(text, title="Watch log is read-only", severity="warning", timeout=30)
         return True
 
+    def prepare_writes(self) -> None:
+        """Import what writing needs (sqlite-utils) now, off the UI thread, not on the first Enter."""
+        opened = self._opened  # one read: the UI thread may adopt it meanwhile
+        log = self.watchlog or (opened[0] if opened else None)
+        if log is not None and hasattr(log, "db"):
+            _ = log.db
+
     def close(self) -> None:
         """Close the log, adopted or still waiting to be (the app is quitting)."""
         pending, self._opened = self._opened, None

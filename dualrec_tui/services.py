@@ -216,8 +216,8 @@ class ModelHub:
         """Catalog, then LSTM, then LLM + re-ranker; `changed(step)` after each ("start" when one begins).
 
         After the catalog, the LSTM waits (at most `FIRST_SEARCH_WAIT`) for `searched`: the app sets it
-        once the query typed while the catalog loaded is answered and the watch log is open. At 87k movies
-        the LSTM load is seconds of Python under the same GIL, and would otherwise halve their speed.
+        once the query typed while the catalog loaded is answered. At 87k movies the LSTM load is seconds
+        of Python under the same GIL, and would otherwise halve the speed of that first answer.
         A bug in a loader must show in the status line, not print over the screen: it marks every part
         still pending as failed."""
         try:

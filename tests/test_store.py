@@ -338,3 +338,23 @@ def test_entries_on_a_day_are_that_days_only(tmp_path: Path) -> None:
         log.add("Heat", year=1995, watched_on=date(2024, 5, 2))
         assert [e.title for e in log.entries_on(date(2024, 5, 2))] == ["Alien", "Heat"]
         assert log.entries_on(date(2024, 5, 3)) == []
+
+
+def test_opening_and_reading_an_up_to_date_log_does_not_import_sqlite_utils(tmp_path: Path) -> None:
+    """The app's launch only reads: sqlite-utils (~0.1 s of imports) waits for the first write."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "log.db"
+    with WatchLog.open(path) as log:
+        log.add("Heat", year=1995, watched_on="2020-01-01")
+    code = (
+        "import sys\nfrom dualrec_tui.store import WatchLog\n"
+        f"log = WatchLog.open({str(path)!r})\n"
+        "titles = [e.title for e in log.history(limit=5)] + [str(log.entry_count())]\n"
+        "before = 'sqlite_utils' in sys.modules\n"
+        "log.add('Fargo', year=1996, watched_on='2020-01-02')\n"
+        "print(titles, before, 'sqlite_utils' in sys.modules, log.entry_count())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["['Heat',", "'1']", "False", "True", "2"]

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from dualrec_tui.core.artifacts import watchlog_path
 from dualrec_tui.core.catalog import Catalog, Movie
 
-from .migrations import MIGRATIONS, Migration, WatchLogError, migrate, utc_now
+from .migrations import MIGRATIONS, Migration, WatchLogError, migrate, up_to_date, utc_now
 from .records import Entry, LogCounts, NotInterested, catalog_index
 from .safety import APPLICATION_ID, connect_read_only, explain, identify, why_read_only
 from .values import UNSET, check_year, clean_note, clean_tags, clean_title, parse_rating, parse_watched_on
@@ -56,11 +56,18 @@ def _not_writable(path: Path) -> str:
 
 
 # --------------------------------------------------------------------------- the log
+def _database(conn: sqlite3.Connection) -> Database:
+    from sqlite_utils import Database
+
+    return Database(conn, execute_plugins=False, recursive_triggers=False)
+
+
 class WatchLog:
     """The user's watch log. Open with `WatchLog.open()`; close with `close()` or a `with` block."""
 
-    def __init__(self, db: Database, path: Path) -> None:
-        self.db = db
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self._db: Database | None = None
         self.path = path
         self._lock = threading.RLock()
         self.read_only = ""  # why this log is open read-only ("" = writable)
@@ -80,9 +87,8 @@ class WatchLog:
         The file is identified read-only first (`identify`): another program's database, a newer
         dualrec's log or a damaged file is refused without a byte changed (journal mode included).
         A log we may not write (read-only file or folder) opens read-only: history shows, writes are
-        refused with the reason (`read_only`)."""
-        from sqlite_utils import Database
-
+        refused with the reason (`read_only`).
+        An up-to-date log opens without importing sqlite-utils (`db`): launching only reads."""
         path = Path(path).expanduser() if path is not None else watchlog_path()
         if path.is_dir():
             raise WatchLogError(
@@ -105,7 +111,8 @@ class WatchLog:
                 raise sqlite3.OperationalError("attempt to write a readonly database")
             conn.execute("PRAGMA synchronous = FULL")
             conn.execute("PRAGMA foreign_keys = ON")
-            migrate(Database(conn, execute_plugins=False, recursive_triggers=False), path, migrations)
+            if not up_to_date(conn, migrations):
+                migrate(_database(conn), path, migrations)
             if conn.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
                 conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
         except WatchLogError:
@@ -125,7 +132,7 @@ class WatchLog:
                     f"writing its -shm file beside it. Make {path.parent} writable, or copy the log elsewhere "
                     "and point --db at the copy. Nothing was changed."
                 ) from exc
-        log = cls(Database(conn, execute_plugins=False, recursive_triggers=False), path)
+        log = cls(conn, path)
         log.read_only = read_only
         return log
 
@@ -135,7 +142,7 @@ class WatchLog:
             if not self.read_only:
                 with contextlib.suppress(sqlite3.Error):
                     self.conn.execute("UPDATE deleted_entries SET instance = NULL WHERE instance = ?", (self.instance,))
-            self.db.conn.close()
+            self._conn.close()
 
     def __enter__(self) -> WatchLog:
         return self
@@ -145,7 +152,15 @@ class WatchLog:
 
     @property
     def conn(self) -> sqlite3.Connection:
-        return self.db.conn
+        return self._conn
+
+    @property
+    def db(self) -> Database:
+        """sqlite-utils' view of the connection, made on first use: importing it (~0.1 s: click, pluggy,
+        dateutil) is kept out of the launch, which only reads with plain SQL."""
+        if self._db is None:
+            self._db = _database(self._conn)
+        return self._db
 
     @property
     def _entries(self) -> Table:
@@ -353,8 +368,16 @@ class WatchLog:
         where: str | None = None,
         where_args: Sequence[Any] = (),
     ) -> list[Entry]:
+        # Plain SQL, not sqlite-utils' rows_where: the history drawn at launch then needs no sqlite-utils import.
+        sql = "SELECT * FROM entries" + (f" WHERE {where}" if where else "") + f" ORDER BY {order_by}"
+        args = [*where_args]
+        if limit is not None or offset:
+            sql += " LIMIT ? OFFSET ?"
+            args += [-1 if limit is None else limit, offset or 0]
         with self._reading():
-            rows = list(self._entries.rows_where(where, where_args, order_by=order_by, limit=limit, offset=offset))
+            cursor = self.conn.execute(sql, args)
+            columns = [column[0] for column in cursor.description]
+            rows = [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
         return [Entry.from_row(row) for row in rows]
 
     def entries_on(self, day: date) -> list[Entry]:

@@ -132,6 +132,13 @@ def _applied(conn: sqlite3.Connection) -> list[int]:
     return [row[0] for row in conn.execute("SELECT id FROM schema_migrations ORDER BY id")]
 
 
+def up_to_date(conn: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> bool:
+    """Every migration applied and the version stamped (the usual case: nothing to write, no lock)."""
+    known = {m.id for m in migrations}
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    return set(_applied(conn)) == known and version == max(known, default=0)
+
+
 def migrate(db: Database, path: Path | str, migrations: Sequence[Migration] = MIGRATIONS) -> list[int]:
     """Apply the pending migrations in order; return the ids applied now.
 
@@ -142,10 +149,7 @@ def migrate(db: Database, path: Path | str, migrations: Sequence[Migration] = MI
     known = {m.id for m in migrations}
     newest_known = max(known, default=0)
     done_now: list[int] = []
-    # Up to date (the usual case): no write lock needed, so opening never waits on another writer.
-    applied_before = _applied(conn)
-    version_before = conn.execute("PRAGMA user_version").fetchone()[0]
-    if set(applied_before) == known and version_before == newest_known:
+    if up_to_date(conn, migrations):  # no write lock needed, so opening never waits on another writer
         return done_now
     for step in sorted(migrations, key=lambda m: m.id):
         conn.execute("BEGIN IMMEDIATE")
