@@ -120,6 +120,8 @@ class DualrecApp(App[None]):
         self.log_actions.show_history()
         if self.hub.pipeline is not None:
             self.recommend()
+        elif not self.hub.components["lstm"].pending:  # the LSTM is known missing: say whether logging works
+            self._show_no_lstm()
 
     def _load_models(self) -> None:
         try:
@@ -153,11 +155,19 @@ class DualrecApp(App[None]):
         elif message.step in ("lstm", "llm") and self.hub.pipeline is not None:
             self.recommend()
         elif message.step == "lstm" and not lstm.pending:
-            problem = "no trained LSTM found" if lstm.state is State.MISSING else lstm.problem
-            logging = "Logging works." if self.watchlog is not None else "The watch log is unavailable too."
-            self.main.show_recommendations(
-                [], "", f"No recommendations: {problem}.\nF4 shows how to rebuild it. {logging}"
-            )
+            self._show_no_lstm()
+
+    def _show_no_lstm(self) -> None:
+        """Why there are no recommendations, and whether logging works (unsaid while the log is opening)."""
+        lstm = self.hub.components["lstm"]
+        problem = "no trained LSTM found" if lstm.state is State.MISSING else lstm.problem
+        if self.log_actions.opening:
+            logging = ""
+        elif self.watchlog is not None:
+            logging = " Logging works."
+        else:
+            logging = " The watch log is unavailable too."
+        self.main.show_recommendations([], "", f"No recommendations: {problem}.\nF4 shows how to rebuild it.{logging}")
 
     # -------------------------------------------------------------------- search
     @on(MainScreen.SearchChanged)
