@@ -50,12 +50,6 @@ class LogActions:
         self.undo_stack: list[tuple[str, Any]] = []  # ("delete", None) or ("hide", (movie_id, dataset, label))
 
     # ------------------------------------------------------------------ checks
-    def open(self, path: Path, timeout: float) -> None:
-        """Open the watch log at `path` now; a log that cannot be opened, or only read, is said at once."""
-        self.start_opening()
-        self.open_in_background(path, timeout)
-        self.adopt_opened()
-
     def start_opening(self) -> None:
         """The log is about to be opened off the UI thread: say "opening", and let keys wait for it."""
         self.opening = True
@@ -91,8 +85,7 @@ class LogActions:
         """Import what writing needs (sqlite-utils) now, off the UI thread, not on the first Enter."""
         opened = self._opened  # one read: the UI thread may adopt it meanwhile
         log = self.watchlog or (opened[0] if opened else None)
-        if log is not None and hasattr(log, "db"):
-            _ = log.db
+        _ = getattr(log, "db", None)  # the property imports sqlite-utils (a test's fake log may have none)
 
     def close(self) -> None:
         """Close the log, adopted or still waiting to be (the app is quitting)."""

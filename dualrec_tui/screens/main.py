@@ -126,17 +126,12 @@ class MainScreen(Screen[None]):
         `opening`: it is still being opened (moments after launch): nothing is known yet."""
         history = self.query_one(HistoryList)
         title = self.query_one("#history-title", Label)
-        if opening:
+        if opening or problem:
             history.set_options([])
             history.border_title = None
-            title.update("History · opening the watch log…")
-            history.tooltip = None
-            return
-        if problem:
-            history.set_options([])
-            history.border_title = None
-            title.update("History · watch log unavailable (see the message; F4)")
-            history.tooltip = problem
+            opening_text = "History · opening the watch log…"
+            title.update(opening_text if opening else "History · watch log unavailable (see the message; F4)")
+            history.tooltip = None if opening else problem
             return
         history.tooltip = None
         history.show_entries(entries)
