@@ -57,6 +57,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse flags, read settings, run the app. Returns the exit status."""
+    from . import launch_gc
+
+    launch_gc.pause()  # the app resumes it at its first answer (see launch_gc); every other way out here too
+    try:
+        return _run(argv)
+    finally:
+        launch_gc.resume()
+
+
+def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     from .config import Config
     from .core.errors import DualrecError

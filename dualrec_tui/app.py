@@ -21,6 +21,7 @@ from textual.app import App
 from textual.binding import BindingType
 from textual.worker import get_current_worker
 
+from . import launch_gc
 from .bindings import APP_BINDINGS
 from .commands import DualrecCommands
 from .config import Config
@@ -149,6 +150,7 @@ class DualrecApp(App[None]):
                 self.search(self._query)  # answered from the catalog, it sets `_searched`: the LSTM loads then
             if not (self._query.strip() and catalog.ok):
                 self._searched.set()  # no query for the LSTM load to wait for
+                launch_gc.resume()
             if not catalog.ok:
                 text = f"{catalog.problem}\nRebuild: {catalog.rebuild}\nLogging free text still works."
                 self.notify(text, title="Catalog unavailable", severity="error", timeout=15)
@@ -193,7 +195,14 @@ class DualrecApp(App[None]):
             self.main.show_results(message.query, message.movies, self.hub.components["catalog"].state)
             self.shown_query = message.query
         if message.movies is not None:  # answered from the catalog (None: not loaded yet)
-            self._searched.set()
+            # Released once the answer is painted, not when it is found: the LSTM load that waits on
+            # `_searched` is seconds of Python at 87k movies, and sharing the GIL with it held the
+            # answer's frame back ~50 ms.
+            self.call_after_refresh(self._first_answer_shown)
+
+    def _first_answer_shown(self) -> None:
+        self._searched.set()
+        launch_gc.resume()
 
     # ------------------------------------------------------------ the watch log
     @on(MainScreen.LogMovie)
@@ -302,6 +311,7 @@ class DualrecApp(App[None]):
     def on_unmount(self) -> None:
         self._stop_loading.set()
         self._searched.set()
+        launch_gc.resume()
         if self.theme != self.config.theme:
             from .config import config_path, remember_theme
 

@@ -545,3 +545,80 @@ async def test_a_progress_tick_while_the_screen_is_torn_down_is_harmless(tmp_pat
         app._show_progress()  # what the timer calls
         app.main.show_status(app.hub.components, "loading")
         assert not list(app.main.query(ModelStatus))
+
+
+@run_async
+async def test_footer_shows_the_focused_widgets_keys_and_skips_rebuilds_that_change_nothing(tmp_path: Path) -> None:
+    """KeyFooter: the keys follow focus as Textual's Footer's do, but a burst of binding changes that
+    leaves the keys as they are rebuilds nothing (a launch sent five, each rebuilding ~15 widgets)."""
+    from textual.widgets._footer import FooterKey
+
+    from dualrec_tui.widgets.footer import KeyFooter
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(app, pilot)
+        footer = app.main.query_one(KeyFooter)
+
+        def shown() -> set[str]:
+            return {key.description for key in footer.query(FooterKey)}
+
+        assert {"Help", "Log as typed"} <= shown() and "Edit" not in shown()
+        rebuilds = []
+        original = footer.recompose
+
+        async def counted() -> None:
+            rebuilds.append(1)
+            await original()
+
+        footer.recompose = counted  # type: ignore[method-assign]
+        for _ in range(5):
+            app.main.refresh_bindings()
+        await pilot.pause()
+        await pilot.pause()
+        assert rebuilds == []  # same keys: nothing rebuilt
+        app.main.query_one(HistoryList).focus()
+        await pilot.pause()
+        await pilot.pause()
+        assert len(rebuilds) == 1 and {"Edit", "Delete", "Help"} <= shown() and "Log as typed" not in shown()
+        app.main.query_one("#search").focus()
+        await pilot.pause()
+        await pilot.pause()
+        assert len(rebuilds) == 2 and "Log as typed" in shown() and "Edit" not in shown()
+
+
+def test_launch_gc_pauses_until_resumed_and_resume_alone_changes_nothing() -> None:
+    import gc
+
+    from dualrec_tui import launch_gc
+
+    assert gc.isenabled()
+    try:
+        launch_gc.resume()  # nothing paused: a no-op (no freeze either)
+        assert gc.isenabled() and gc.get_freeze_count() == 0
+        launch_gc.pause()
+        assert not gc.isenabled()
+        launch_gc.resume()
+        assert gc.isenabled() and gc.get_freeze_count() > 0  # what the launch built is out of later passes
+    finally:
+        gc.enable()
+        gc.unfreeze()
+
+
+@run_async
+async def test_the_app_turns_the_collector_back_on_once_the_catalog_is_up(tmp_path: Path) -> None:
+    """The entry point pauses the collector (launch_gc); the app resumes it at its first answer, or when
+    the catalog is up and no query waits."""
+    import gc
+
+    from dualrec_tui import launch_gc
+
+    app = make_app(tmp_path)
+    launch_gc.pause()
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(app, pilot)
+            assert gc.isenabled()
+    finally:
+        gc.enable()
+        gc.unfreeze()

@@ -13,10 +13,11 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Input, Label, OptionList, Static
+from textual.widgets import Header, Input, Label, OptionList, Static
 
 from ..core.catalog import Movie
 from ..services import Component, State
+from ..widgets.footer import KeyFooter
 from ..widgets.lists import HistoryList, RecommendationList, ResultList, SearchInput
 from ..widgets.status import ModelStatus
 
@@ -28,6 +29,7 @@ class MainScreen(Screen[None]):
     """Search, log, history and recommendations in one place."""
 
     AUTO_FOCUS = "#search"
+    _history_shown: tuple[Any, ...] | None = None  # what show_history drew last
 
     class SearchChanged(Message):
         """The search box text changed."""
@@ -65,7 +67,7 @@ class MainScreen(Screen[None]):
                 yield Static("", id="recs-state")
                 yield RecommendationList(id="recs")
         yield ModelStatus(id="status")
-        yield Footer(compact=True)  # compact: F1-F4 still fit at 80 columns
+        yield KeyFooter(compact=True)  # compact: F1-F4 still fit at 80 columns
 
     def on_mount(self) -> None:
         self.query_one(ResultList).display = False
@@ -123,7 +125,12 @@ class MainScreen(Screen[None]):
 
     def show_history(self, entries: Sequence[Any], total: int, problem: str = "", opening: bool = False) -> None:
         """`problem`: the watch log cannot be read; say so rather than "nothing logged yet".
-        `opening`: it is still being opened (moments after launch): nothing is known yet."""
+        `opening`: it is still being opened (moments after launch): nothing is known yet.
+        The same history again redraws nothing (a launch asks three times, while the catalog loads)."""
+        shown = (tuple(entries), total, problem, opening)
+        if shown == self._history_shown:
+            return
+        self._history_shown = shown
         history = self.query_one(HistoryList)
         title = self.query_one("#history-title", Label)
         if opening or problem:

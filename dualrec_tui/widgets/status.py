@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from textual.content import Content
 from textual.widgets import Static
 
@@ -35,12 +37,17 @@ def describe(component: Component) -> Content:
 class ModelStatus(Static):
     """A one-line summary of the catalog, LSTM and LLM; the full problem goes into its tooltip."""
 
+    _shown: tuple[str, Any] | None = None
+
     def show(self, components: dict[str, Component], progress: str | None = None) -> None:
         """`progress` (a slow first-start step) replaces the parts still loading."""
         parts = [describe(c) for c in components.values() if not (progress and c.state == "loading")]
         if progress:
             parts.append(Content.from_markup("[$warning]$progress[/]", progress=progress))
-        self.update(Content("  ·  ").join(parts))
+        line = Content("  ·  ").join(parts)
+        if (line.plain, line.spans) != self._shown:  # the same line again: no relayout (launch asks often)
+            self._shown = (line.plain, line.spans)
+            self.update(line)
         problems = [
             f"{LABELS.get(c.name, c.name)}: {c.problem}" + (f"\n  rebuild: {c.rebuild}" if c.rebuild else "")
             for c in components.values()
