@@ -7,6 +7,8 @@ Targets (docs/architecture.md, issue #5): cold start < 1 s, search < 50 ms per k
     python benchmarks/bench_app.py --repeat 10
     python benchmarks/bench_app.py --typed        # cold starts only, a query typed at once (answered on screen)
     python benchmarks/bench_app.py --typed --existing-log   # ... on a watch log made before (a returning user)
+    python benchmarks/bench_app.py --terminal     # the real `dualrec-tui` in a pseudo-terminal (see bench_terminal)
+    python benchmarks/bench_app.py --terminal --existing-log --against ../main-worktree   # A/B, launch by launch
     DUALREC_MODELS_DIR=DIR python benchmarks/bench_app.py   # another models folder (benchmarks/scale_models.py)
 
 The LSTM timing uses the shipped models/lstm when it exists; otherwise an untrained LSTM of the default
@@ -21,6 +23,7 @@ import asyncio
 import compileall
 import os
 import platform
+import re
 import statistics
 import subprocess
 import sys
@@ -114,6 +117,7 @@ def bench_cold_start(
                 stderr=subprocess.PIPE,
                 text=True,
                 env=env,
+                cwd=ROOT,  # `-c` puts the working directory first on sys.path: this checkout's code runs
             )
             assert proc.stdout is not None
             line = proc.stdout.readline()
@@ -131,6 +135,77 @@ def bench_cold_start(
             else:
                 searchable.append(elapsed + float(catalog_line.split()[1]) + float(search_line.split()[1]))
     return samples, searchable, cpu, log_open
+
+
+# Escape sequences Textual writes (CSI: colours, cursor moves; OSC: title; charset, keypad): stripped to find text.
+ANSI_CODES = re.compile(
+    rb"\x1b\[[0-9;?<>=]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[()][0-9A-Za-z]|\x1b[=>78]"
+)
+
+
+def bench_terminal(
+    repeat: int, existing_log: bool, movie, roots: list[Path]
+) -> dict[Path, tuple[list[float], list[float]]]:
+    """The user's view: `python -m dualrec_tui --no-llm` (the installed entry point) in a 100x30 pseudo-terminal.
+    When its screen appears (the search box's placeholder is on the terminal), the first letters of
+    `movie`'s title are typed; timed until that title is on the terminal. Returns, per checkout in
+    `roots` (whose code runs), (launch -> screen, launch -> answer) per launch; several checkouts take
+    turns launch by launch, in alternating order, so that a busy moment of the machine hits both.
+    Settings, logs and the watch log are temporary."""
+    import fcntl
+    import pty
+    import select
+    import struct
+    import termios
+
+    query, expected = movie.title.lower()[:9].encode(), movie.title[:12].encode()
+    times: dict[Path, tuple[list[float], list[float]]] = {root: ([], []) for root in roots}
+    for turn in range(repeat * len(roots)):
+        root = (roots if (turn // len(roots)) % 2 == 0 else roots[::-1])[turn % len(roots)]
+        with tempfile.TemporaryDirectory() as tmp:
+            log_path = Path(tmp) / "log.db"
+            if existing_log:
+                from dualrec_tui.store import WatchLog
+
+                with WatchLog.open(log_path) as log:
+                    log.add("Heat", year=1995, watched_on="2020-01-01")
+            env = {
+                **os.environ,
+                "PYTHONPATH": str(root),
+                "TERM": "xterm-256color",
+                "DUALREC_CONFIG": f"{tmp}/config.toml",
+                "DUALREC_LOG_DIR": f"{tmp}/logs",
+            }
+            master, slave = pty.openpty()
+            fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+            command = [sys.executable, "-m", "dualrec_tui", "--db", str(log_path), "--no-llm"]
+            start = time.perf_counter()
+            proc = subprocess.Popen(  # cwd: `-m` puts it first on sys.path, so it decides which code runs
+                command, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=root, start_new_session=True
+            )
+            os.close(slave)
+            output, typed_at, screen, answer = b"", 0, None, None
+            try:
+                while time.perf_counter() - start < 30 and answer is None:
+                    if select.select([master], [], [], 0.2)[0]:
+                        output += os.read(master, 1 << 16)
+                    if screen is None and b"Search a title" in ANSI_CODES.sub(b"", output):
+                        screen, typed_at = time.perf_counter() - start, len(output)
+                        os.write(master, query)  # typed as soon as the screen shows
+                    elif screen is not None and expected in ANSI_CODES.sub(b"", output[typed_at:]):
+                        answer = time.perf_counter() - start
+            finally:
+                os.write(master, b"\x11")  # Ctrl+Q
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                os.close(master)
+            if screen is None or answer is None:
+                raise SystemExit(f"no {'screen' if screen is None else 'answer'} within 30 s: {output[-2000:]!r}")
+            times[root][0].append(screen)
+            times[root][1].append(answer)
+    return times
 
 
 def bench_search(catalog) -> list[float]:
@@ -221,6 +296,17 @@ def main() -> None:
         "--typed", action="store_true", help="only the cold starts, with a query typed at once (answered on screen)"
     )
     parser.add_argument(
+        "--terminal",
+        action="store_true",
+        help="only the cold starts of the real app in a pseudo-terminal, typing when its screen shows",
+    )
+    parser.add_argument(
+        "--against",
+        type=Path,
+        metavar="DIR",
+        help="with --terminal: also launch another checkout's code (e.g. a worktree of main), taking turns",
+    )
+    parser.add_argument(
         "--existing-log", action="store_true", help="launch on a watch log made beforehand (a returning user)"
     )
     args = parser.parse_args()
@@ -237,6 +323,21 @@ def main() -> None:
     print(f"python {platform.python_version()}, {platform.machine()}, {os.cpu_count()} CPUs, torch threads 1")
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     print(f"load average before: {load} (wall times stretch when the CPUs are busy)")
+    if args.terminal:
+        catalog = Catalog.from_json(models_dir() / "catalog.json")
+        top = max(range(len(catalog)), key=lambda i: catalog.popularity[i] if catalog.popularity else -i)
+        roots = [ROOT] + ([args.against.resolve()] if args.against else [])
+        times = bench_terminal(args.repeat, args.existing_log, catalog[top], roots)
+        print(f"models: {models_dir()} ({len(catalog):,} movies); typed: {catalog[top].title.lower()[:9]!r}")
+        print("watch log: " + ("one made before (a returning user)" if args.existing_log else "created by each launch"))
+        for root, (screens, answers) in times.items():
+            print(f"{root}:")
+            print(f"  real terminal, launch -> screen shown, n={len(screens)}: {stats(screens)}")
+            print(f"  real terminal, launch -> the typed query's answer shown, n={len(answers)}: {stats(answers)}")
+        if args.against:
+            ours, theirs = (statistics.median(times[root][1]) for root in roots)
+            print(f"median answer, this checkout / {args.against}: {ours / theirs:.2f}")
+        return
     cold, searchable, cpu, log_open = bench_cold_start(args.repeat, args.typed, args.existing_log)
     print("watch log: " + ("one made before (a returning user)" if args.existing_log else "created by each launch"))
     print(f"cold start -> interactive (process launch to focused search box), n={len(cold)}: {stats(cold)}")
