@@ -8,6 +8,7 @@ The app binds the keys and tells this object what happened; this object tells th
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from datetime import date
@@ -19,6 +20,8 @@ from .core.errors import DualrecError
 
 HISTORY_LIMIT = 500  # newest entries drawn in the history
 OPENING_WAIT_SECONDS = 1.0  # a key pressed while the watch log opens waits this long for it, then is refused
+
+logger = logging.getLogger("dualrec")
 
 if TYPE_CHECKING:
     from textual.app import App
@@ -65,6 +68,9 @@ class LogActions:
             self._opened = (WatchLog.open(path, timeout=timeout), "")
         except DualrecError as exc:
             self._opened = (None, str(exc))
+        except Exception as exc:  # a bug or an OS error nobody foresaw: say so, never stay "opening" forever
+            logger.exception("could not open the watch log %s", path)
+            self._opened = (None, f"{path}: could not be opened ({type(exc).__name__}: {exc}); F4 shows the log file")
         finally:
             self._open_done.set()
 
@@ -108,7 +114,8 @@ class LogActions:
 
         A key pressed in the moment the log is still opening waits for it (briefly) instead of failing."""
         waited = self.watchlog is None and self.opening and self._open_done.wait(OPENING_WAIT_SECONDS)
-        if waited and self.adopt_opened():
+        adopted = bool(waited) and self.adopt_opened()  # which says what is wrong with the log, if anything
+        if adopted:
             self.show_history()
         if self.watchlog is None and self.opening:
             text = "The watch log is still opening (another program may be holding its lock). Try again in a moment."
@@ -116,11 +123,14 @@ class LogActions:
             return False
         if self.watchlog is None:
             problem = self.problem or "it could not be opened"
-            self.app.notify(f"The watch log is unavailable: {problem}", title="Watch log", severity="error", timeout=20)
+            if not adopted:  # adopt_opened has just said it: once is enough
+                text = f"The watch log is unavailable: {problem}"
+                self.app.notify(text, title="Watch log", severity="error", timeout=20)
             return False
         read_only = getattr(self.watchlog, "read_only", "")
         if write and read_only:
-            self.app.notify(f"The watch log is read-only: {read_only}.", title="Not saved", severity="error")
+            if not adopted:
+                self.app.notify(f"The watch log is read-only: {read_only}.", title="Not saved", severity="error")
             return False
         return True
 

@@ -396,6 +396,41 @@ async def test_a_slow_watch_log_does_not_hold_up_search_and_a_quick_enter_waits_
         assert "1 watched" in _history_title(app)
 
 
+@pytest.mark.parametrize("failure", ["foreign", "unforeseen"])
+@run_async
+async def test_a_key_that_waits_for_a_log_that_fails_to_open_is_told_why_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, failure: str
+) -> None:
+    """Enter waits for the opening log; the open fails meanwhile: one notice with the reason, not two.
+    An exception nobody foresaw is reported the same way (the log never stays "opening" for good)."""
+    from dualrec_tui.store import db
+    from dualrec_tui.store.migrations import WatchLogError
+
+    app, hub = _slow_app(tmp_path)
+    release = threading.Event()
+
+    def failing_open(cls, *args, **kwargs):
+        release.wait(30)
+        if failure == "foreign":
+            raise WatchLogError("log.db: another program's SQLite database (tables: photos). It was not changed")
+        raise OSError(5, "Input/output error: photos")
+
+    monkeypatch.setattr(db.WatchLog, "open", classmethod(failing_open))
+    hub.release.set()
+    async with app.run_test(size=SIZE) as pilot:
+        await type_text(pilot, "matrx")
+        for _ in range(200):
+            await pilot.pause(0.01)
+            if app.shown_query == "matrx":
+                break
+        threading.Timer(0.3, release.set).start()  # fails while Enter waits for it
+        await pilot.press("down", "enter")
+        await settle(app, pilot)
+        about_log = [str(n.message) for n in app._notifications if "photos" in str(n.message)]
+        assert len(about_log) == 1 and app.watchlog is None and not app.log_actions.opening
+        assert "unavailable" in _history_title(app)
+
+
 @run_async
 async def test_a_watch_log_that_stays_locked_refuses_a_log_with_a_reason_then_opens(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch

@@ -153,23 +153,23 @@ def test_top_k_excludes_history_and_handles_empty_unknown_and_long_histories():
     recommender = LstmRecommender(make_model(catalog, window=8), catalog)
     history = [5, 6, 7]
     top = recommender.top_k(history, k=10, exclude=[9])
-    assert len(top) == 10 and recommender.last_fallback is None
+    assert len(top) == 10 and recommender.fallback(history) is None
     assert not {i for i, _ in top} & {5, 6, 7, 9}
     assert [s for _, s in top] == sorted((s for _, s in top), reverse=True)
     # Empty history: popularity fallback, and it says so.
     empty = recommender.top_k([], k=5)
-    assert recommender.last_fallback == "popularity"
+    assert recommender.fallback([]) == "popularity"
     assert [i for i, _ in empty] == list(np.argsort(-np.asarray(catalog.popularity), kind="stable")[:5])
     # Unknown ids are skipped: same result as without them.
     assert recommender.top_k([5, 6, 7, 10_000, -3], k=10, exclude=[9]) == top
-    assert recommender.top_k([10_000], k=3) == empty[:3] and recommender.last_fallback == "popularity"
+    assert recommender.top_k([10_000], k=3) == empty[:3] and recommender.fallback([10_000]) == "popularity"
     # Longer than the window: only the most recent `window` movies count.
     long = list(range(20))
     np.testing.assert_allclose(recommender.score([long]), recommender.score([long[-8:]]), rtol=1e-6, atol=1e-6)
     # No popularity at all: uniform fallback.
     bare = make_catalog(popularity=False)
     uniform = LstmRecommender(make_model(bare), bare)
-    assert [i for i, _ in uniform.top_k([], k=3)] == [0, 1, 2] and uniform.last_fallback == "uniform"
+    assert [i for i, _ in uniform.top_k([], k=3)] == [0, 1, 2] and uniform.fallback([]) == "uniform"
 
 
 def _list_chunks(sequences: list[list[int]], window: int, stride: int) -> tuple[list[list[int]], list[list[bool]]]:

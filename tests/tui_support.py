@@ -64,7 +64,6 @@ class FakeLstm:
     def __init__(self, catalog: Catalog) -> None:
         self.catalog = catalog
         self.n_items = len(catalog)
-        self.last_fallback: str | None = None
 
     def score(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
         out = np.zeros((len(histories), self.n_items), dtype=np.float32)
@@ -76,7 +75,6 @@ class FakeLstm:
         return out
 
     def top_k(self, history: Sequence[int], k: int = 20, exclude: Iterable[int] = ()) -> list[tuple[int, float]]:
-        self.last_fallback = None if history else "popularity"
         scores = self.score([list(history)])[0].astype(np.float64)
         banned = set(history) | set(exclude)
         order = [i for i in np.argsort(-scores, kind="stable").tolist() if i not in banned]

@@ -263,9 +263,9 @@ def load_model(directory: Path, catalog: Catalog, rebuild: str = REBUILD_COMMAND
 class LstmRecommender:
     """Fast CPU inference around a trained LSTM: a torch module (training) or a `NumpyLstm` (the app).
 
-    `top_k` sets `last_fallback`: None when the LSTM scored the history, "popularity" (or "uniform" when
-    the catalog has no popularity counts) when the history held no known movie and the ranking is a
-    fallback. The same applies per row to `score`, whose rows for empty histories are the fallback scores.
+    A history with no known movie gets a fallback ranking, not the LSTM's: `fallback(history)` says which
+    ("popularity", or "uniform" when the catalog has no popularity counts; None when the LSTM scores it).
+    The same applies per row to `score`, whose rows for empty histories are the fallback scores.
     """
 
     def __init__(self, model, catalog: Catalog, popularity: Sequence[float] | np.ndarray | None = None) -> None:
@@ -279,7 +279,6 @@ class LstmRecommender:
         # Fallback scores: popularity (ties by catalog index, as the rankers do) or all equal.
         flat = np.zeros(self.n_items, dtype=np.float32)
         self.fallback_scores = pop.astype(np.float32) if self.fallback_kind == "popularity" else flat
-        self.last_fallback: str | None = None
         # A NumpyLstm scores (ids, lengths) itself; a torch module goes through _torch_scores.
         self._numpy_scores = getattr(model, "last_scores", None)
         if self._numpy_scores is None:
@@ -341,11 +340,14 @@ class LstmRecommender:
             last = states[rows, torch.from_numpy(lengths).to(self.device) - 1]  # (b, H)
             return self.model.logits(last, self._items).float().cpu().numpy()
 
+    def fallback(self, history: Sequence[int]) -> str | None:
+        """What ranks `history` instead of the LSTM: None when it holds a known movie (the LSTM ranks it)."""
+        return None if any(0 <= i < self.n_items for i in history) else self.fallback_kind
+
     def top_k(self, history: Sequence[int], k: int = 20, exclude: Iterable[int] = ()) -> list[tuple[int, float]]:
         """The k best (catalog index, score) pairs, never one of the user's own movies or `exclude`."""
         known = [i for i in history if 0 <= i < self.n_items]
         scores = self.score([known])[0].astype(np.float64)
-        self.last_fallback = None if known else self.fallback_kind
         banned = [i for i in (*known, *exclude) if 0 <= i < self.n_items]
         scores[banned] = -np.inf
         k = max(0, min(k, self.n_items - len(set(banned))))
