@@ -75,6 +75,11 @@ class DualrecApp(App[None]):
     def watchlog(self) -> Any:
         return self.log_actions.watchlog
 
+    def _shutting_down(self) -> bool:
+        """The screens are gone: a report from the loader thread or a worker arrived during the exit
+        (they are not waited for), and has nothing left to update."""
+        return not self.is_screen_installed("main")
+
     @property
     def main(self) -> MainScreen:
         screen = self.get_screen("main")
@@ -117,6 +122,8 @@ class DualrecApp(App[None]):
         self.log_actions.prepare_writes()
 
     def on_watch_log_opened(self, message: WatchLogOpened) -> None:
+        if self._shutting_down():
+            return
         self.log_actions.adopt_opened()  # a key may have adopted it already (`LogActions.usable`)
         self.log_actions.show_history()
         if self.hub.pipeline is not None:
@@ -142,6 +149,8 @@ class DualrecApp(App[None]):
             self.refresh(layout=True)  # the status line may shrink: repaint the row it gave back (tmux)
 
     def on_models_changed(self, message: ModelsChanged) -> None:
+        if self._shutting_down():
+            return
         self.main.show_status(self.hub.components)
         catalog, lstm = self.hub.components["catalog"], self.hub.components["lstm"]
         if message.step == "catalog":
@@ -191,6 +200,8 @@ class DualrecApp(App[None]):
             self.post_message(SearchDone(query, movies))
 
     def on_search_done(self, message: SearchDone) -> None:
+        if self._shutting_down():
+            return
         if message.query == self._query:
             self.main.show_results(message.query, message.movies, self.hub.components["catalog"].state)
             self.shown_query = message.query
@@ -239,6 +250,8 @@ class DualrecApp(App[None]):
         self.runs.start()
 
     def on_recommended(self, message: Recommended) -> None:
+        if self._shutting_down():
+            return
         self.runs.show(message)
 
     @on(MainScreen.LogRecommendation)
