@@ -112,6 +112,16 @@ def test_small_files_are_not_cached(tmp_path, monkeypatch) -> None:
     assert not (tmp_path / "cache").exists()  # not even the folder
 
 
+def test_the_shipped_catalog_is_cached_with_the_default_thresholds(tmp_path, monkeypatch) -> None:
+    """Its parse and its search index (~0.1 s each) were on every launch's path to the first answer."""
+    monkeypatch.setenv("DUALREC_CACHE_DIR", str(tmp_path / "cache"))
+    assert Catalog.from_json(SHIPPED).search("matrix", limit=1)  # a first launch: writes both
+    assert len(list((tmp_path / "cache" / "catalog").glob("columns-*.npz"))) == 1
+    assert len(list((tmp_path / "cache" / "search").glob("index-*.npz"))) == 1
+    again = Catalog.from_json(SHIPPED)  # the next launch reads them
+    assert again._columns is not None and len(again) > 9000
+
+
 def test_movies_are_made_lazily_once(tmp_path, cache) -> None:
     path = _write(tmp_path, _movies())
     parsed = Catalog.from_json(path)
