@@ -163,7 +163,9 @@ class DualrecApp(App[None]):
             if not catalog.ok:
                 text = f"{catalog.problem}\nRebuild: {catalog.rebuild}\nLogging free text still works."
                 self.notify(text, title="Catalog unavailable", severity="error", timeout=15)
-        elif message.step in ("lstm", "llm") and self.hub.pipeline is not None:
+        if message.step in ("lstm", "llm"):
+            launch_gc.resume()  # at the latest: a first search that never answered must not keep it off
+        if message.step in ("lstm", "llm") and self.hub.pipeline is not None:
             self.recommend()
         elif message.step == "lstm" and not lstm.pending:
             self._show_no_lstm()

@@ -339,17 +339,25 @@ async def test_lstm_load_does_not_wait_without_a_query(tmp_path: Path) -> None:
 
 @run_async
 async def test_lstm_still_loads_when_the_first_search_fails(tmp_path: Path, monkeypatch) -> None:
-    from dualrec_tui import services
+    import gc
+
+    from dualrec_tui import launch_gc, services
 
     monkeypatch.setattr(services, "FIRST_SEARCH_WAIT", 0.05)
     app, hub = _slow_app(tmp_path)
     hub.broken_search = True
-    async with app.run_test(size=SIZE) as pilot:
-        await type_text(pilot, "matrx")
-        hub.release.set()
-        await settle(app, pilot)
-        assert hub.lstm_began == [False]  # no answer came: the LSTM loaded after the short wait
-        assert app.hub.components["lstm"].state == "missing" and app.models_loaded.is_set()
+    launch_gc.pause()  # as the entry point does
+    try:
+        async with app.run_test(size=SIZE) as pilot:
+            await type_text(pilot, "matrx")
+            hub.release.set()
+            await settle(app, pilot)
+            assert hub.lstm_began == [False]  # no answer came: the LSTM loaded after the short wait
+            assert app.hub.components["lstm"].state == "missing" and app.models_loaded.is_set()
+            assert gc.isenabled()  # no first answer either: the collector is back on once the LSTM step ends
+    finally:
+        gc.enable()
+        gc.unfreeze()
 
 
 def _slow_watchlog(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Event, threading.Event]:
