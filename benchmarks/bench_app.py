@@ -144,9 +144,10 @@ ANSI_CODES = re.compile(
 
 
 def bench_terminal(
-    repeat: int, existing_log: bool, movie, roots: list[Path]
+    repeat: int, existing_log: bool, movie, roots: list[Path], with_llm: bool = False
 ) -> dict[Path, tuple[list[float], list[float]]]:
-    """The user's view: `python -m dualrec_tui --no-llm` (the installed entry point) in a 100x30 pseudo-terminal.
+    """The user's view: `python -m dualrec_tui --no-llm` (the installed entry point; `with_llm`: without
+    --no-llm) in a 100x30 pseudo-terminal.
     When its screen appears (the search box's placeholder is on the terminal), the first letters of
     `movie`'s title are typed; timed until that title is on the terminal. Returns, per checkout in
     `roots` (whose code runs), (launch -> screen, launch -> answer) per launch; several checkouts take
@@ -178,7 +179,7 @@ def bench_terminal(
             }
             master, slave = pty.openpty()
             fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
-            command = [sys.executable, "-m", "dualrec_tui", "--db", str(log_path), "--no-llm"]
+            command = [sys.executable, "-m", "dualrec_tui", "--db", str(log_path)] + ([] if with_llm else ["--no-llm"])
             start = time.perf_counter()
             proc = subprocess.Popen(  # cwd: `-m` puts it first on sys.path, so it decides which code runs
                 command, stdin=slave, stdout=slave, stderr=slave, env=env, cwd=root, start_new_session=True
@@ -301,6 +302,11 @@ def main() -> None:
         help="only the cold starts of the real app in a pseudo-terminal, typing when its screen shows",
     )
     parser.add_argument(
+        "--with-llm",
+        action="store_true",
+        help="with --terminal: launch with the LLM on (it loads after the LSTM; default --no-llm)",
+    )
+    parser.add_argument(
         "--against",
         type=Path,
         metavar="DIR",
@@ -327,7 +333,7 @@ def main() -> None:
         catalog = Catalog.from_json(models_dir() / "catalog.json")
         top = max(range(len(catalog)), key=lambda i: catalog.popularity[i] if catalog.popularity else -i)
         roots = [ROOT] + ([args.against.resolve()] if args.against else [])
-        times = bench_terminal(args.repeat, args.existing_log, catalog[top], roots)
+        times = bench_terminal(args.repeat, args.existing_log, catalog[top], roots, args.with_llm)
         print(f"models: {models_dir()} ({len(catalog):,} movies); typed: {catalog[top].title.lower()[:9]!r}")
         print("watch log: " + ("one made before (a returning user)" if args.existing_log else "created by each launch"))
         for root, (screens, answers) in times.items():
