@@ -415,10 +415,17 @@ async def test_a_key_that_waits_for_a_log_that_fails_to_open_is_told_why_once(
     from dualrec_tui.store.migrations import WatchLogError
 
     app, hub = _slow_app(tmp_path)
-    release = threading.Event()
+    key_waits = threading.Event()
+
+    class SaysWhenAKeyWaits(threading.Event):
+        def wait(self, timeout=None):
+            key_waits.set()
+            return super().wait(timeout)
+
+    app.log_actions._open_done = SaysWhenAKeyWaits()  # only a key (LogActions.usable) waits on it
 
     def failing_open(cls, *args, **kwargs):
-        release.wait(30)
+        key_waits.wait(30)  # fail while Enter waits for the log, however slow the machine
         if failure == "foreign":
             raise WatchLogError("log.db: another program's SQLite database (tables: photos). It was not changed")
         raise OSError(5, "Input/output error: photos")
@@ -431,7 +438,6 @@ async def test_a_key_that_waits_for_a_log_that_fails_to_open_is_told_why_once(
             await pilot.pause(0.01)
             if app.shown_query == "matrx":
                 break
-        threading.Timer(0.3, release.set).start()  # fails while Enter waits for it
         await pilot.press("down", "enter")
         await settle(app, pilot)
         about_log = [str(n.message) for n in app._notifications if "photos" in str(n.message)]
