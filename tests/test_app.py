@@ -41,6 +41,14 @@ async def type_text(pilot, text: str) -> None:
     await pilot.press(*[c if c != " " else "space" for c in text])
 
 
+async def wait_for_results(app, pilot, query: str, seconds: float = 2.0) -> None:
+    """Wait (up to `seconds`) until the result list shows the answer to `query`; a slow machine needs longer."""
+    for _ in range(int(seconds / 0.01)):
+        if app.shown_query == query:
+            return
+        await pilot.pause(0.01)
+
+
 @run_async
 async def test_search_log_recommend_streams_lstm_then_llm(tmp_path: Path) -> None:
     app = make_app(tmp_path)
@@ -392,10 +400,7 @@ async def test_a_slow_watch_log_does_not_hold_up_search_and_a_quick_enter_waits_
         await type_text(pilot, "matrx")
         assert "opening the watch log" in _history_title(app)
         hub.release.set()  # the catalog loads and answers "matrx" while the log is still opening
-        for _ in range(200):
-            await pilot.pause(0.01)
-            if app.shown_query == "matrx":
-                break
+        await wait_for_results(app, pilot, "matrx")
         assert app.shown_query == "matrx" and began.is_set() and app.watchlog is None
         threading.Timer(0.3, release.set).start()  # the log opens while Enter waits for it
         await pilot.press("down", "enter")
@@ -434,10 +439,7 @@ async def test_a_key_that_waits_for_a_log_that_fails_to_open_is_told_why_once(
     hub.release.set()
     async with app.run_test(size=SIZE) as pilot:
         await type_text(pilot, "matrx")
-        for _ in range(200):
-            await pilot.pause(0.01)
-            if app.shown_query == "matrx":
-                break
+        await wait_for_results(app, pilot, "matrx")
         await pilot.press("down", "enter")
         await settle(app, pilot)
         about_log = [str(n.message) for n in app._notifications if "photos" in str(n.message)]
@@ -457,10 +459,7 @@ async def test_a_watch_log_that_stays_locked_refuses_a_log_with_a_reason_then_op
     hub.release.set()
     async with app.run_test(size=SIZE) as pilot:
         await type_text(pilot, "matrx")
-        for _ in range(200):
-            await pilot.pause(0.01)
-            if app.shown_query == "matrx":
-                break
+        await wait_for_results(app, pilot, "matrx")
         await pilot.press("down", "enter")
         await pilot.pause()
         assert any("still opening" in str(n.message) for n in app._notifications)

@@ -130,3 +130,79 @@ def test_an_adapter_scored_other_than_it_was_trained_is_warned_about(tmp_path, m
         ctx.log = said.append
         SignalCache(ctx).attach_llm(adapter.parent)
     assert len(said) == 1 and "'candidates' task" in said[0] and "--llm-scoring letters" in said[0]
+
+
+class _PriorRanker:
+    """Title scores that depend on the prompt: with a history the LLM likes a popular movie most, but the
+    popular movie is as likely without any history, while the target rises only with this history."""
+
+    def __init__(self, with_history: dict[int, float], without: dict[int, float]) -> None:
+        self.with_history, self.without = with_history, without
+        self.calls = 0
+
+    def run(self, prompt, lines, *, n_write, on_scores=None, on_line=None):
+        self.calls += 1
+        table = self.without if "(nothing yet)" in prompt else self.with_history
+        by_label = {CATALOG[i].label: v for i, v in table.items()}
+        return np.array([by_label.get(line, -5.0) for line in lines]), []
+
+
+def test_the_pmi_row_ranks_what_the_history_raises(tmp_path) -> None:
+    """Raw likelihood puts the popular movie (Alien, 4) first; subtracting each title's likelihood without a
+    history (scored once per movie, under the prompt with nothing watched) puts Clueless (8) first."""
+    from dualrec_tui.core.prompt import prior_prompt
+    from training.candidate_eval import LlmPmiRankModel
+
+    ranker = _PriorRanker({4: -1.0, 8: -2.0}, {4: -0.5, 8: -9.0})
+    ctx, rank, _ = _rows(tmp_path, ranker, _Reranker(None), llm_scoring="titles")
+    assert rank.rank([[0, 2]], k=20)[0][0] == 4 and ranker.calls == 1  # no priors unless a row asks
+    pmi = LlmPmiRankModel(ctx)
+    pmi.fit(SPLIT, CATALOG, 0)
+    assert pmi.rank([[0, 2]], k=20)[0][0] == 8
+    signal = rank.cache.signals([[0, 2]])[0]
+    assert np.allclose(signal.llm_signal(1.0), signal.llm - signal.llm_prior)
+    calls = ranker.calls
+    pmi.rank([[0, 1]], k=20)  # another user: only the movies not scored yet
+    assert ranker.calls - calls <= 2 and pmi.stats()["prior_weight"] == 1.0
+    assert prior_prompt().count("(nothing yet)") == 1
+
+
+def test_ablation_rows_tune_one_signal_each_and_leave_the_app_settings_alone(tmp_path) -> None:
+    """`lstm+llm` and `lstm+sim` tune on the same validation targets as `dualrec`, with the other weight held
+    at 0; only `dualrec` writes fusion.json."""
+    from training.candidate_eval import LstmLlmModel, LstmSimModel
+
+    ctx, _, _ = _rows(tmp_path, ScriptedRanker([8]), _Reranker(8))
+    only_llm, only_sim = LstmLlmModel(ctx), LstmSimModel(ctx)
+    for model in (only_llm, only_sim):
+        model.cache = ctx.models["_candidate_signals"]
+        model._tune(SPLIT)
+    assert only_llm.weights.llm > 0 and only_llm.weights.sim == 0
+    assert only_sim.weights.sim > 0 and only_sim.weights.llm == 0
+    assert all(k.startswith("w_llm=0.0,") for k in only_sim.tuning["grid"])
+    assert not (tmp_path / "fusion.json").exists()
+    assert only_llm.rank([[0, 2]], k=20)[0][0] == 8 and only_sim.rank([[0, 2]], k=20)[0][0] == 8
+
+
+def test_llm_scores_are_kept_on_disk_for_the_same_llm_only(tmp_path) -> None:
+    """A rerun (or a run resumed after an interruption) reuses the stored scores; another LLM does not."""
+    from training.candidate_eval import ScoreStore
+
+    def fresh(identity):
+        ranker = _PriorRanker({8: -1.0}, {8: -3.0})
+        _, rank, _ = _rows(tmp_path, ranker, _Reranker(None), llm_scoring="titles")
+        rank.cache.store = ScoreStore(tmp_path / "llm-scores.jsonl", identity)
+        rank.cache.with_prior = True
+        return ranker, rank.cache.signals([[0, 2], [0, 1]])
+
+    first_ranker, first = fresh({"model.gguf": [1, 2]})
+    assert first_ranker.calls > 0
+    again_ranker, again = fresh({"model.gguf": [1, 2]})
+    assert again_ranker.calls == 0
+    for a, b in zip(first, again, strict=True):
+        assert np.allclose(a.llm, b.llm) and np.allclose(a.llm_prior, b.llm_prior)
+    with (tmp_path / "llm-scores.jsonl").open("a") as out:
+        out.write('{"p": "cut sh')  # an interrupted write is skipped, not fatal
+    assert fresh({"model.gguf": [1, 2]})[0].calls == 0
+    other_ranker, _ = fresh({"model.gguf": [9, 9]})
+    assert other_ranker.calls == first_ranker.calls

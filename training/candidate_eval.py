@@ -14,13 +14,21 @@
   reuses chosen settings instead. The validation targets are each user's second-to-last item: different
   items from the test targets, but the same users (the JSON says so).
 
+- `llm-rank-pmi`: the same candidates ordered by the LLM's title likelihood *minus* the title's likelihood
+  under the same prompt with no history (`prompt.prior_prompt`): how much this user's history raises the
+  title, not how likely the model finds the title anyway (short, popular titles). Titles scoring only.
+
 Every signal is computed once per (user, split) and cached, so tuning 300+ configurations costs no more
-LLM time than one, and `llm-rank` and `dualrec` share their LLM passes.
+LLM time than one, and the LLM rows share their LLM passes. In titles scoring the LLM's scores are also
+kept on disk (`<work_dir>/llm-scores.jsonl`, valid for one LLM file), so a rerun or an interrupted run
+does not pay for them again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +36,9 @@ from typing import Any
 
 import numpy as np
 
+from dualrec_tui.core.errors import DualrecError
 from dualrec_tui.core.fusion import FusionWeights, fuse_candidates, fused_ranking, lstm_log_probs
-from dualrec_tui.core.prompt import CANDIDATE_LETTERS, DEFAULT_CANDIDATES, candidate_lines
+from dualrec_tui.core.prompt import CANDIDATE_LETTERS, DEFAULT_CANDIDATES, candidate_lines, prior_prompt
 
 from . import metrics
 from .evaluate import select_users
@@ -39,6 +48,7 @@ LLM_RANK_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0)
 SIM_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
 ALPHAS = (0.0, 0.5, 1.0)
 DEPTHS = (5, 10, 20)
+PRIOR_CHUNK = 20  # titles per scorer pass when scoring title priors
 
 
 @dataclass
@@ -48,6 +58,7 @@ class CandidateSignals:
     order: np.ndarray  # full LSTM ranking (watched removed)
     lstm: np.ndarray  # (K,) LSTM log-probabilities
     llm: np.ndarray | None  # (K,) LLM log-probabilities (None: no LLM)
+    llm_prior: np.ndarray | None  # (K,) log p(title | prompt without history) (titles scoring; else None)
     sim_prediction: np.ndarray | None  # (K,) cosine to the LSTM's top pick
     sim_history: np.ndarray | None  # (K,) cosine to the mean of the recent history
 
@@ -55,6 +66,52 @@ class CandidateSignals:
         if self.sim_prediction is None or self.sim_history is None:
             return None
         return alpha * self.sim_prediction + (1.0 - alpha) * self.sim_history
+
+    def llm_signal(self, prior_weight: float) -> np.ndarray | None:
+        """The LLM's candidate scores, less `prior_weight` x each title's likelihood without a history."""
+        if self.llm is None or prior_weight == 0 or self.llm_prior is None:
+            return self.llm
+        return self.llm - prior_weight * self.llm_prior
+
+
+class ScoreStore:
+    """LLM title scores on disk, one JSON line per (prompt, title): a rerun reuses them.
+
+    The first line names the LLM file (path, size, mtime); a different LLM starts the file afresh. A title's
+    score does not depend on the other titles decoded with it, so scores are stored one title at a time.
+    """
+
+    def __init__(self, path: Path, llm_identity: dict[str, Any]) -> None:
+        self.path = path
+        self.identity = llm_identity
+        self.scores: dict[tuple[str, str], float] = {}
+        lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
+        if lines and json.loads(lines[0]) == {"llm": llm_identity}:
+            for line in lines[1:]:
+                try:
+                    row = json.loads(line)
+                    self.scores[(row["p"], row["t"])] = float(row["s"])
+                except (ValueError, KeyError, TypeError):
+                    continue  # a line cut short by an interrupted run
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"llm": llm_identity}) + "\n", encoding="utf-8")
+
+    @staticmethod
+    def prompt_key(prompt: str) -> str:
+        return hashlib.sha1(prompt.encode("utf-8")).hexdigest()[:20]
+
+    def get(self, prompt: str, titles: list[str]) -> np.ndarray | None:
+        key = self.prompt_key(prompt)
+        found = [self.scores.get((key, t)) for t in titles]
+        return None if any(v is None for v in found) else np.asarray(found, dtype=np.float64)
+
+    def put(self, prompt: str, titles: list[str], scores: np.ndarray) -> None:
+        key = self.prompt_key(prompt)
+        with self.path.open("a", encoding="utf-8") as out:
+            for title, score in zip(titles, scores.tolist(), strict=True):
+                self.scores[(key, title)] = float(score)
+                out.write(json.dumps({"p": key, "t": title, "s": round(float(score), 6)}) + "\n")
 
 
 class SignalCache:
@@ -70,10 +127,14 @@ class SignalCache:
         self.ranker: Any = None
         self.reranker: Any = None
         self.llm_path: str | None = None
+        self.store: ScoreStore | None = None
+        self.with_prior = False  # title priors too (the llm-rank-pmi row asks for them)
         self._pipeline = DualRec(ctx.catalog, self.lstm, n_candidates=n_candidates)  # prompt + shuffle only
         self._cache: dict[tuple[int, ...], CandidateSignals] = {}
         self.llm_seconds = 0.0
         self.llm_calls = 0
+        self.stored_calls = 0  # scorer passes answered by the store instead
+        self._prior: dict[int, float] = {}  # catalog index -> log p(title | no history) (llm-rank-pmi)
         self.position_scores = np.zeros(len(CANDIDATE_LETTERS))  # mean LLM log-prob by prompt position
         self.position_counts = np.zeros(len(CANDIDATE_LETTERS))
 
@@ -98,6 +159,10 @@ class SignalCache:
         generator = LlamaGenerator(files.model, lora_path=files.lora, rebuild=files.rebuild)
         scorer = LlamaTitleScorer if self.llm_scoring == "titles" else LlamaCandidateRanker
         self.ranker = scorer(generator)
+        if self.llm_scoring == "titles":
+            files_used = [f for f in (files.model, files.lora) if f is not None]
+            identity = {str(f): [f.stat().st_size, f.stat().st_mtime_ns] if f.is_file() else None for f in files_used}
+            self.store = ScoreStore(Path(self.ctx.work_dir) / "llm-scores.jsonl", identity)
 
     def attach_reranker(self) -> None:
         from dualrec_tui.core.rerank import SentenceReranker
@@ -117,6 +182,8 @@ class SignalCache:
             for history, signal in zip(histories, out, strict=True):
                 if signal.llm is None:
                     signal.llm = self._llm_scores(history, signal.order[: self.n_candidates])
+                if self.with_prior and signal.llm_prior is None:
+                    signal.llm_prior = self._title_prior(signal.order[: self.n_candidates])
         return out
 
     def _compute(self, history: list[int], row: np.ndarray) -> CandidateSignals:
@@ -131,17 +198,13 @@ class SignalCache:
             top1 = int(candidates[0])
             sim_p = np.asarray(self.reranker.score(candidates.tolist(), history, top1, alpha=1.0), dtype=np.float64)
             sim_h = np.asarray(self.reranker.score(candidates.tolist(), history, top1, alpha=0.0), dtype=np.float64)
-        return CandidateSignals(order, lstm, None, sim_p, sim_h)
+        return CandidateSignals(order, lstm, None, None, sim_p, sim_h)
 
     def _llm_scores(self, history: list[int], candidates: np.ndarray) -> np.ndarray:
         n = candidates.shape[0]
         if self.llm_scoring == "titles":  # the title prompt; candidates are continuations, not listed
             prompt = self._pipeline.prompt_for(history, int(candidates[0]))
-            start = time.perf_counter()
-            scores, _ = self.ranker.run(prompt, [self.ctx.catalog[int(i)].label for i in candidates], n_write=0)
-            self.llm_seconds += time.perf_counter() - start
-            self.llm_calls += 1
-            return np.asarray(scores, dtype=np.float64)
+            return self._title_scores(prompt, [self.ctx.catalog[int(i)].label for i in candidates])
         shown_order = self._pipeline.candidate_order(history, n)
         shown = candidates[shown_order]
         lines = candidate_lines([self.ctx.catalog[int(i)] for i in shown])
@@ -156,6 +219,31 @@ class SignalCache:
         llm[shown_order] = prompt_scores
         return llm
 
+    def _title_scores(self, prompt: str, titles: list[str]) -> np.ndarray:
+        """log p(title | prompt) for each title: from the store, else one scorer pass (then stored)."""
+        if self.store is not None:
+            stored = self.store.get(prompt, titles)
+            if stored is not None:
+                self.stored_calls += 1
+                return stored
+        start = time.perf_counter()
+        scores, _ = self.ranker.run(prompt, titles, n_write=0)
+        self.llm_seconds += time.perf_counter() - start
+        self.llm_calls += 1
+        scores = np.asarray(scores, dtype=np.float64)
+        if self.store is not None:
+            self.store.put(prompt, titles, scores)
+        return scores
+
+    def _title_prior(self, candidates: np.ndarray) -> np.ndarray:
+        """log p(title | the prompt with no history) per candidate: a property of the movie, cached."""
+        missing = list(dict.fromkeys(int(i) for i in candidates if int(i) not in self._prior))
+        for lo in range(0, len(missing), PRIOR_CHUNK):
+            chunk = missing[lo : lo + PRIOR_CHUNK]
+            scores = self._title_scores(prior_prompt(), [self.ctx.catalog[i].label for i in chunk])
+            self._prior.update(zip(chunk, scores.tolist(), strict=True))
+        return np.asarray([self._prior[int(i)] for i in candidates], dtype=np.float64)
+
     def stats(self) -> dict[str, Any]:
         counted = self.position_counts > 0
         return {
@@ -163,6 +251,7 @@ class SignalCache:
             "llm_scoring": self.llm_scoring,
             "n_candidates": self.n_candidates,
             "llm_calls": self.llm_calls,
+            "llm_calls_from_store": self.stored_calls,
             "llm_seconds_per_call": self.llm_seconds / self.llm_calls if self.llm_calls else 0.0,
             # a position-blind model scores every prompt position alike on average (shuffled candidates)
             "mean_llm_logprob_by_position": [
@@ -191,6 +280,7 @@ class LlmRankModel:
     """The LLM's own order of the LSTM's top-K candidates, then the rest in LSTM order."""
 
     name = "llm-rank"
+    prior_weight = 0.0
 
     def __init__(self, ctx: Any) -> None:
         self.ctx = ctx
@@ -211,20 +301,41 @@ class LlmRankModel:
         assert self.cache is not None
         lists = []
         for signal in self.cache.signals(histories):
-            assert signal.llm is not None
-            weights = FusionWeights(llm=1.0, depth=signal.llm.shape[0])
-            fused = fuse_candidates(np.zeros_like(signal.lstm), weights, signal.llm)  # the LLM alone
+            llm = signal.llm_signal(self.prior_weight)
+            assert llm is not None
+            weights = FusionWeights(llm=1.0, depth=llm.shape[0])
+            fused = fuse_candidates(np.zeros_like(signal.lstm), weights, llm)  # the LLM alone
             lists.append(fused_ranking(signal.order, fused))
         return lists
 
     def stats(self) -> dict[str, Any]:
-        return self.cache.stats() if self.cache is not None else {}
+        out: dict[str, Any] = {"prior_weight": self.prior_weight}
+        if self.cache is not None:
+            out.update(self.cache.stats())
+        return out
+
+
+class LlmPmiRankModel(LlmRankModel):
+    """`llm-rank` with each title's likelihood without a history subtracted (titles scoring only)."""
+
+    name = "llm-rank-pmi"
+    prior_weight = 1.0
+
+    def _setup(self, path: Path | None) -> None:
+        if self.ctx.llm_scoring != "titles":
+            raise DualrecError("llm-rank-pmi needs titles scoring (--llm-scoring titles)")
+        self.ctx.require("llm-rank")  # the LLM (its --checkpoint, else models_dir()/llm)
+        self.cache = _shared_cache(self.ctx)
+        self.cache.with_prior = True
 
 
 class CandidateDualRecModel:
     """The app's pipeline: LSTM + LLM + Sentence-BERT score fusion, tuned on validation targets."""
 
     name = "dualrec"
+    llm_weights: tuple[float, ...] = LLM_RANK_WEIGHTS
+    sim_weights: tuple[float, ...] = SIM_WEIGHTS
+    writes_fusion = True  # the app's settings come from this row
 
     def __init__(self, ctx: Any) -> None:
         self.ctx = ctx
@@ -271,12 +382,12 @@ class CandidateDualRecModel:
         self.ctx.log(f"[bold]dualrec[/]: scoring {len(users)} validation users for tuning")
         signals = []
         for lo in range(0, len(histories), 64):
-            signals.extend(self.cache.signals(histories[lo : lo + 64]))
+            signals.extend(self.cache.signals(histories[lo : lo + 64], llm=max(self.llm_weights) > 0))
             self.ctx.log(f"  {min(lo + 64, len(histories))}/{len(histories)} users")
         grid: dict[str, float] = {}
         best: tuple[tuple, dict[str, Any]] | None = None
         lstm_only = 0.0
-        for w_llm, w_sim, alpha, depth in itertools.product(LLM_RANK_WEIGHTS, SIM_WEIGHTS, ALPHAS, DEPTHS):
+        for w_llm, w_sim, alpha, depth in itertools.product(self.llm_weights, self.sim_weights, ALPHAS, DEPTHS):
             if w_sim == 0 and alpha != ALPHAS[0]:
                 continue  # alpha only matters when similarity is on
             weights = FusionWeights(llm=w_llm, sim=w_sim, depth=depth)
@@ -306,7 +417,8 @@ class CandidateDualRecModel:
             "best": chosen["value"],
             "grid": grid,
         }
-        write_fusion(self.ctx.work_dir, self.fusion_settings())
+        if self.writes_fusion:
+            write_fusion(self.ctx.work_dir, self.fusion_settings())
 
     def fusion_settings(self) -> dict[str, Any]:
         assert self.cache is not None
@@ -337,3 +449,24 @@ class CandidateDualRecModel:
         if self.cache is not None:
             out.update(self.cache.stats())
         return out
+
+
+class LstmLlmModel(CandidateDualRecModel):
+    """Ablation of `dualrec`: LSTM + LLM only (similarity weight 0), tuned on the same validation targets."""
+
+    name = "lstm+llm"
+    sim_weights = (0.0,)
+    writes_fusion = False
+
+
+class LstmSimModel(CandidateDualRecModel):
+    """Ablation of `dualrec`: LSTM + Sentence-BERT similarity only (LLM weight 0), same tuning."""
+
+    name = "lstm+sim"
+    llm_weights = (0.0,)
+    writes_fusion = False
+
+    def _setup(self) -> None:  # no LLM needed
+        self.cache = _shared_cache(self.ctx)
+        if self.cache.reranker is None:
+            self.cache.attach_reranker()

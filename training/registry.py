@@ -18,7 +18,10 @@ MODELS: dict[str, str] = {
     "lstm+markov": "training.ensembles:LstmMarkovModel",
     # The candidate-grounded pipeline (the product): the LLM's own order of the LSTM's top K, and the fusion.
     "llm-rank": "training.candidate_eval:LlmRankModel",
+    "llm-rank-pmi": "training.candidate_eval:LlmPmiRankModel",
     "dualrec": "training.candidate_eval:CandidateDualRecModel",
+    "lstm+llm": "training.candidate_eval:LstmLlmModel",
+    "lstm+sim": "training.candidate_eval:LstmSimModel",
     # DUALRec as first built (the LLM writes titles from the whole catalog), kept so before/after stay measurable.
     "llm-base": "training.llm_eval:LlmBaseModel",
     "llm": "training.llm_eval:LlmModel",

@@ -53,6 +53,16 @@ def build_prompt(recent: Sequence[Movie], predicted: Movie | None, n: int = DEFA
     return "\n".join(lines) + "\n"
 
 
+def prior_prompt(n: int = DEFAULT_SUGGESTIONS) -> str:
+    """The title prompt with no history and no prediction: what a title scores before any taste is known.
+
+    Subtracting a title's likelihood here from its likelihood after a user's prompt removes what the model
+    favours for every user (short, popular titles) and keeps what the user's history adds (stage 2's
+    prior-corrected score, `prior_weight` in fusion.json).
+    """
+    return build_prompt([], None, n)
+
+
 def candidate_line(letter: str, movie: Movie) -> str:
     """One candidate as the prompt lists it and the answer names it: `C. Title (Year)`.
 
