@@ -1,4 +1,4 @@
-"""Harness rows for the candidate-grounded pipeline: `llm-rank` and `dualrec`.
+"""Harness rows for the candidate-grounded pipeline: `llm-rank`, `dualrec` and their variants.
 
     python -m training evaluate --data DIR --models lstm,lstm+markov,llm-rank,dualrec \
         --checkpoint lstm=models/lstm --paired-with lstm [--checkpoint llm-rank=models/llm]
@@ -14,6 +14,8 @@
   reuses chosen settings instead. The validation targets are each user's second-to-last item: different
   items from the test targets, but the same users (the JSON says so).
 
+- `lstm+llm` / `lstm+sim`: ablations of `dualrec`, tuned the same way on the same validation targets with
+  the other weight held at 0 (they do not write fusion.json): which signal carries the fusion.
 - `llm-rank-pmi`: the same candidates ordered by the LLM's title likelihood *minus* the title's likelihood
   under the same prompt with no history (`prompt.prior_prompt`): how much this user's history raises the
   title, not how likely the model finds the title anyway (short, popular titles). Titles scoring only.
