@@ -381,7 +381,7 @@ class CandidateDualRecModel:
         users = select_users(len(split.user_ids), self.ctx.tune_users or "all", self.ctx.seed + 1)
         histories = [split.valid_input(int(u)) for u in users]
         targets = [int(split.valid_target[int(u)]) for u in users]
-        self.ctx.log(f"[bold]dualrec[/]: scoring {len(users)} validation users for tuning")
+        self.ctx.log(f"[bold]{self.name}[/]: scoring {len(users)} validation users for tuning")
         signals = []
         for lo in range(0, len(histories), 64):
             signals.extend(self.cache.signals(histories[lo : lo + 64], llm=max(self.llm_weights) > 0))
