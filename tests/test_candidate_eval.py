@@ -206,3 +206,25 @@ def test_llm_scores_are_kept_on_disk_for_the_same_llm_only(tmp_path) -> None:
     assert fresh({"model.gguf": [1, 2]})[0].calls == 0
     other_ranker, _ = fresh({"model.gguf": [9, 9]})
     assert other_ranker.calls == first_ranker.calls
+
+
+def test_a_damaged_or_unwritable_score_store_never_stops_the_run(tmp_path) -> None:
+    """A store whose first line is garbage starts afresh; one that cannot be written (here its folder is a
+    file; a full disk alike) is reported once and the run goes on with the scores it computed."""
+    from training.candidate_eval import ScoreStore
+
+    damaged = tmp_path / "llm-scores.jsonl"
+    damaged.write_bytes(b"\x00\xff{not json\n")
+    store = ScoreStore(damaged, {"model.gguf": [1, 2]})
+    assert store.write_error is None and damaged.read_text().startswith('{"llm": {"model.gguf": [1, 2]}}')
+
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the work dir should be")
+    ranker = _PriorRanker({8: -1.0}, {8: -3.0})
+    ctx, rank, _ = _rows(tmp_path, ranker, _Reranker(None), llm_scoring="titles")
+    said: list[str] = []
+    ctx.log = said.append
+    rank.cache.store = ScoreStore(blocker / "llm-scores.jsonl", {"model.gguf": [1, 2]})
+    signals = rank.cache.signals([[0, 2], [0, 1]])
+    assert all(s.llm is not None for s in signals) and ranker.calls == 2
+    assert len([m for m in said if "not stored" in m]) == 1 and "not-a-folder" in said[0]

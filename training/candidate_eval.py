@@ -87,17 +87,17 @@ class ScoreStore:
         self.path = path
         self.identity = llm_identity
         self.scores: dict[tuple[str, str], float] = {}
-        lines = path.read_text(encoding="utf-8").splitlines() if path.is_file() else []
-        if lines and json.loads(lines[0]) == {"llm": llm_identity}:
+        self.write_error: str | None = None  # why scores are no longer written (the run goes on without)
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines() if path.is_file() else []
+        if lines and _json_or_none(lines[0]) == {"llm": llm_identity}:
             for line in lines[1:]:
+                row = _json_or_none(line)
                 try:
-                    row = json.loads(line)
                     self.scores[(row["p"], row["t"])] = float(row["s"])
                 except (ValueError, KeyError, TypeError):
                     continue  # a line cut short by an interrupted run
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps({"llm": llm_identity}) + "\n", encoding="utf-8")
+        else:  # none yet, another LLM's, or a damaged header: start afresh
+            self._write(json.dumps({"llm": llm_identity}) + "\n", mode="w")
 
     @staticmethod
     def prompt_key(prompt: str) -> str:
@@ -110,10 +110,29 @@ class ScoreStore:
 
     def put(self, prompt: str, titles: list[str], scores: np.ndarray) -> None:
         key = self.prompt_key(prompt)
-        with self.path.open("a", encoding="utf-8") as out:
-            for title, score in zip(titles, scores.tolist(), strict=True):
-                self.scores[(key, title)] = float(score)
-                out.write(json.dumps({"p": key, "t": title, "s": round(float(score), 6)}) + "\n")
+        rows = []
+        for title, score in zip(titles, scores.tolist(), strict=True):
+            self.scores[(key, title)] = float(score)
+            rows.append(json.dumps({"p": key, "t": title, "s": round(float(score), 6)}) + "\n")
+        self._write("".join(rows), mode="a")
+
+    def _write(self, text: str, mode: str) -> None:
+        """Write to the store file; a full disk or a read-only folder stops the writing, not the run."""
+        if self.write_error is not None:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self.path.open(mode, encoding="utf-8") as out:
+                out.write(text)
+        except OSError as exc:
+            self.write_error = f"{self.path}: {exc.strerror or exc}"
+
+
+def _json_or_none(line: str) -> Any:
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
 
 
 class SignalCache:
@@ -136,6 +155,7 @@ class SignalCache:
         self.llm_seconds = 0.0
         self.llm_calls = 0
         self.stored_calls = 0  # scorer passes answered by the store instead
+        self._store_warned = False
         self._prior: dict[int, float] = {}  # catalog index -> log p(title | no history) (llm-rank-pmi)
         self.position_scores = np.zeros(len(CANDIDATE_LETTERS))  # mean LLM log-prob by prompt position
         self.position_counts = np.zeros(len(CANDIDATE_LETTERS))
@@ -235,6 +255,9 @@ class SignalCache:
         scores = np.asarray(scores, dtype=np.float64)
         if self.store is not None:
             self.store.put(prompt, titles, scores)
+            if self.store.write_error is not None and not self._store_warned:
+                self._store_warned = True
+                self.ctx.log(f"[yellow]warning:[/] LLM scores are not stored ({self.store.write_error})")
         return scores
 
     def _title_prior(self, candidates: np.ndarray) -> np.ndarray:
@@ -349,7 +372,8 @@ class CandidateDualRecModel:
         self.users = 0
 
     def _setup(self) -> None:
-        self.ctx.require("llm-rank")  # the LLM (its --checkpoint, else models_dir()/llm)
+        if max(self.llm_weights) > 0:
+            self.ctx.require("llm-rank")  # the LLM (its --checkpoint, else models_dir()/llm)
         self.cache = _shared_cache(self.ctx)
         if self.cache.reranker is None:
             self.cache.attach_reranker()
@@ -467,8 +491,3 @@ class LstmSimModel(CandidateDualRecModel):
     name = "lstm+sim"
     llm_weights = (0.0,)
     writes_fusion = False
-
-    def _setup(self) -> None:  # no LLM needed
-        self.cache = _shared_cache(self.ctx)
-        if self.cache.reranker is None:
-            self.cache.attach_reranker()

@@ -57,8 +57,8 @@ def prior_prompt(n: int = DEFAULT_SUGGESTIONS) -> str:
     """The title prompt with no history and no prediction: what a title scores before any taste is known.
 
     Subtracting a title's likelihood here from its likelihood after a user's prompt removes what the model
-    favours for every user (short, popular titles) and keeps what the user's history adds (stage 2's
-    prior-corrected score, `prior_weight` in fusion.json).
+    favours for every user (short, popular titles) and keeps what the user's history adds. Measured by the
+    harness row `llm-rank-pmi` (it did not help, docs/results.md), so the app does not use it.
     """
     return build_prompt([], None, n)
 
