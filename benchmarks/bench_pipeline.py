@@ -1,12 +1,14 @@
 """One user's full DUALRec recommendation, end to end, as the app runs it.
 
     python benchmarks/bench_pipeline.py [--threads 2] [--users 5] [--gguf PATH] [--mode candidates|titles]
-        [--constrain-titles]
+        [--constrain-titles] [--llm-scoring titles|title-prefix] [--against-scoring titles|title-prefix]
 
 candidates mode (the app's default): LSTM + Sentence-BERT similarity of the top K + one LLM scoring pass
 + fusion (the list is on screen: "fused") + the LLM's written picks. Targets: <= 2.0 s median per user,
 the fused list before the written answer ends, LSTM picks < 300 ms. titles mode: the LLM writes titles
-(DUALRec as first built). Fusion settings come from models_dir()/llm/fusion.json, as in the app.
+(DUALRec as first built). Fusion settings come from models_dir()/llm/fusion.json, as in the app;
+--llm-scoring overrides how the LLM scores the candidates, and --against-scoring times a second scoring on
+the same users in the same run (alternating per user), with the ratio of the medians.
 
 Models: the catalog from models_dir(); the trained LSTM from models_dir()/lstm (a random-weight LSTM
 of the default shape when none is built: its speed does not depend on its weights); the fine-tuned
@@ -69,6 +71,8 @@ def main() -> None:
     parser.add_argument("--n-suggestions", type=int, default=3)
     parser.add_argument("--constrain-titles", action="store_true", help="titles mode: catalog titles only")
     parser.add_argument("--mode", choices=("candidates", "titles"), default="candidates")
+    parser.add_argument("--llm-scoring", choices=("titles", "title-prefix"), help="default: fusion.json's")
+    parser.add_argument("--against-scoring", choices=("titles", "title-prefix"), help="a baseline, same run")
     args = parser.parse_args()
     os.environ["DUALREC_LLM_THREADS"] = str(args.threads)
 
@@ -81,6 +85,7 @@ def main() -> None:
     from dualrec_tui.core.llm_files import locate_llm
     from dualrec_tui.core.llm_rank import LlamaCandidateRanker, LlamaTitleScorer
     from dualrec_tui.core.pipeline import DualRec, FusedReady, LlmToken, LstmReady, read_fusion
+    from dualrec_tui.core.prompt import TITLE_SCORINGS
     from dualrec_tui.core.rerank import SentenceReranker
 
     cold: dict[str, float] = {}
@@ -105,19 +110,29 @@ def main() -> None:
 
     settings = read_fusion(models_dir() / "llm") if args.mode == "candidates" else {}
     settings = {k: v for k, v in settings.items() if k not in ("mode", "n_suggestions", "constrain_titles")}
-    pipeline = DualRec(
-        catalog,
-        lstm,
-        generator,
-        reranker,
-        ranker=(LlamaTitleScorer if settings.get("llm_scoring") == "titles" else LlamaCandidateRanker)(generator),
-        mode=args.mode,
-        n_suggestions=args.n_suggestions,
-        constrain_titles=args.constrain_titles,
-        **settings,
-    )
+    if args.llm_scoring:
+        settings["llm_scoring"] = args.llm_scoring
+
+    def build(scoring: str | None) -> DualRec:
+        chosen = {**settings, **({"llm_scoring": scoring} if scoring else {})}
+        scorer = LlamaTitleScorer if chosen.get("llm_scoring") in TITLE_SCORINGS else LlamaCandidateRanker
+        return DualRec(
+            catalog,
+            lstm,
+            generator,
+            reranker,
+            ranker=scorer(generator),
+            mode=args.mode,
+            n_suggestions=args.n_suggestions,
+            constrain_titles=args.constrain_titles,
+            **chosen,
+        )
+
     histories = sample_histories(catalog, args.users + 1, args.seed)
+    pipeline = build(None)
     pipeline.recommend(histories[0], k=10)  # warm-up user (grammar compile, first decode)
+    baseline = build(args.against_scoring) if args.against_scoring else None
+    baseline_totals: list[float] = []
     totals, cpus, tokens, first_tokens = [], [], [], []
     lstm_shown, fused_shown = [], []
     stages: dict[str, list[float]] = {"lstm": [], "llm": [], "rerank": []}
@@ -139,6 +154,10 @@ def main() -> None:
 
         result = pipeline.recommend(history, k=10, on_event=on_event)
         totals.append(time.perf_counter() - start)
+        if baseline is not None:  # the same user under the baseline scoring, right after (same machine state)
+            mark = time.perf_counter()
+            baseline.recommend(history, k=10)
+            baseline_totals.append(time.perf_counter() - mark)
         cpus.append(time.process_time() - cpu)
         tokens.append(generator.last.completion_tokens if args.mode == "titles" else pipeline.ranker.last.prompt_tokens)
         first_tokens.append(first[0] if first else float("nan"))
@@ -156,6 +175,12 @@ def main() -> None:
     print("cold start: " + ", ".join(f"{k} {v:.2f} s" for k, v in cold.items()))
     target = "2.0 s" if args.mode == "candidates" else "3 s"
     print(f"per user (warm): median {statistics.median(totals):.2f} s, max {max(totals):.2f} s  (target <= {target})")
+    if baseline_totals:
+        base = statistics.median(baseline_totals)
+        print(
+            f"  baseline llm_scoring {args.against_scoring!r}, same users: median {base:.2f} s, "
+            f"max {max(baseline_totals):.2f} s; this / baseline = {statistics.median(totals) / base:.2f}"
+        )
     print(f"  LSTM picks shown after {statistics.median(lstm_shown) * 1000:.0f} ms (median; target < 300 ms)")
     if args.mode == "candidates":
         print(f"  fused list shown after {statistics.median(fused_shown):.2f} s (median), before the written picks")

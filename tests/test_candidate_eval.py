@@ -228,3 +228,38 @@ def test_a_damaged_or_unwritable_score_store_never_stops_the_run(tmp_path) -> No
     signals = rank.cache.signals([[0, 2], [0, 1]])
     assert all(s.llm is not None for s in signals) and ranker.calls == 2
     assert len([m for m in said if "not stored" in m]) == 1 and "not-a-folder" in said[0]
+
+
+class _TextRanker:
+    """Scores by the exact text scored: the year-free prefix and the full label can disagree."""
+
+    def __init__(self, scores: dict[str, float]) -> None:
+        self.scores = scores
+        self.lines: list[list[str]] = []
+
+    def run(self, prompt, lines, *, n_write, on_scores=None, on_line=None):
+        self.lines.append(list(lines))
+        return np.array([self.scores.get(line, -5.0) for line in lines]), []
+
+
+def test_prefix_rows_score_titles_without_years_on_the_same_llm_and_tune_apart(tmp_path) -> None:
+    """`llm-rank-prefix` / `dualrec-prefix` score "Title (" with the run's own LLM, score store and
+    re-ranker, tune on their own scores, and write their settings beside (not over) dualrec's."""
+    from training.candidate_eval import LlmPrefixRankModel, PrefixDualRecModel, ScoreStore
+
+    ranker = _TextRanker({CATALOG[4].label: -1.0, "Clueless (": -0.5})  # full labels: Alien; prefixes: Clueless
+    ctx, rank, _ = _rows(tmp_path, ranker, _Reranker(None), llm_scoring="titles")
+    main = ctx.models["_candidate_signals"]
+    main.store = ScoreStore(tmp_path / "llm-scores.jsonl", {"model.gguf": [1, 2]})
+    prefix_rank, prefix_model = LlmPrefixRankModel(ctx), PrefixDualRecModel(ctx)
+    prefix_rank.fit(SPLIT, CATALOG, 0)
+    prefix_model.fit(SPLIT, CATALOG, 0)
+    assert prefix_model.cache is prefix_rank.cache and prefix_model.cache is not main
+    assert prefix_model.cache.ranker is ranker and prefix_model.cache.store is main.store
+    assert all(line.endswith(" (") for line in ranker.lines[0])
+    assert prefix_rank.rank([[0, 2]], k=20)[0][0] == 8 and rank.rank([[0, 2]], k=20)[0][0] == 4
+    assert prefix_model.weights.llm > 0
+    settings = json.loads((tmp_path / "title-prefix" / "fusion.json").read_text())
+    assert settings["llm_scoring"] == "title-prefix" and not (tmp_path / "fusion.json").exists()
+    stored = {json.loads(line)["t"] for line in (tmp_path / "llm-scores.jsonl").read_text().splitlines()[1:]}
+    assert "Clueless (" in stored and CATALOG[8].label in stored  # both scorings share one store

@@ -19,6 +19,7 @@ from dualrec_tui.core.pipeline import (
     fuse,
     lstm_ranking,
 )
+from dualrec_tui.core.prompt import scored_title
 from tests.tui_support import report_ranking
 
 CATALOG = build_catalog(
@@ -345,7 +346,13 @@ class ScriptedRanker:
         # letter lines ("C. Title (Year)") or bare labels (the title-likelihood scorer's candidates)
         titles = [(line[3:] if line[1:3] == ". " else line).split(" |")[0] for line in lines]
         labels = [CATALOG[i].label for i in self.liked]
-        raw = np.array([5.0 - labels.index(t) if t in labels else -5.0 for t in titles])
+        prefixes = [scored_title(CATALOG[i], "title-prefix") for i in self.liked]  # "Title (": no year
+        raw = np.array(
+            [
+                5.0 - labels.index(t) if t in labels else 5.0 - prefixes.index(line) if line in prefixes else -5.0
+                for t, line in zip(titles, lines, strict=True)
+            ]
+        )
         scores = raw - np.log(np.exp(raw).sum())
         return report_ranking(scores, n_write, on_scores, on_line)
 
@@ -492,6 +499,20 @@ def test_title_scoring_scores_labels_after_the_title_prompt_and_answers_catalog_
     assert result.suggestions[0].movie.index == 8 and result.stages["llm"] == "wrote"
 
 
+def test_title_prefix_scoring_scores_titles_without_their_year() -> None:
+    """llm_scoring "title-prefix": each candidate is scored as "Title (" (the year is not decoded), and
+    the written answer is still the full catalog line."""
+    from dualrec_tui.core.prompt import movie_line
+
+    ranker = ScriptedRanker([8])
+    pipeline = DualRec(
+        CATALOG, FakeLstm(PREFERENCE), ranker=ranker, n_candidates=8, llm_rank_weight=1.0, llm_scoring="title-prefix"
+    )
+    result = pipeline.recommend(HISTORY, k=5)
+    assert ranker.lines[0] == [f"{CATALOG[i].title} (" for i in result.candidates]
+    assert result.recommendations[0].index == 8 and result.answer.splitlines()[0] == movie_line(CATALOG[8])
+
+
 def test_fusion_json_llm_scoring_picks_the_title_scorer(tmp_path) -> None:
     from dualrec_tui.core.llm_rank import LlamaCandidateRanker, LlamaTitleScorer
     from dualrec_tui.core.pipeline import OptionalStages, build_pipeline, write_fusion
@@ -502,6 +523,9 @@ def test_fusion_json_llm_scoring_picks_the_title_scorer(tmp_path) -> None:
     pipeline = build_pipeline(CATALOG, FakeLstm(PREFERENCE), stages, tmp_path)
     assert isinstance(pipeline.ranker, LlamaTitleScorer) and pipeline.ranker.generator is generator
     assert pipeline.llm_scoring == "titles" and not pipeline.notes
+    write_fusion(tmp_path, {"mode": "candidates", "llm_scoring": "title-prefix", "llm_rank_weight": 0.2})
+    pipeline = build_pipeline(CATALOG, FakeLstm(PREFERENCE), stages, tmp_path)
+    assert isinstance(pipeline.ranker, LlamaTitleScorer) and pipeline.llm_scoring == "title-prefix"
     write_fusion(tmp_path, {"mode": "candidates", "llm_rank_weight": 0.2})  # older files: the letters
     pipeline = build_pipeline(CATALOG, FakeLstm(PREFERENCE), stages, tmp_path)
     assert isinstance(pipeline.ranker, LlamaCandidateRanker) and pipeline.llm_scoring == "letters"

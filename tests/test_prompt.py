@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dualrec_tui.core.catalog import build_catalog
-from dualrec_tui.core.prompt import END_OF_ANSWER, answer_grammar, build_prompt, format_answer, parse_answer
+from dualrec_tui.core.prompt import (
+    END_OF_ANSWER,
+    answer_grammar,
+    build_prompt,
+    format_answer,
+    movie_line,
+    parse_answer,
+    scored_title,
+)
 
 CATALOG = build_catalog(
     [
@@ -86,6 +95,19 @@ def test_resolver_never_confuses_sequels_and_handles_articles() -> None:
     assert CATALOG.resolve("Matrix, The", year=1999).movie is CATALOG[2]
     assert CATALOG.resolve("the matrix").movie is CATALOG[2]
     assert CATALOG.resolve("Cité des enfants perdus, La (1995)").movie is CATALOG[4]
+
+
+def test_a_title_prefix_is_how_the_answer_line_starts_and_ends_the_title() -> None:
+    """ "Title (" is the start of the answer line the model was tuned to write, and ends the title, so "Toy
+    Story" is not also counting "Toy Story 2"; a movie without a year ends its title with " |"."""
+    no_year = build_catalog([(99, "Untitled Project", ["Drama"])])[0]
+    for movie in (*CATALOG.movies, no_year):
+        assert movie_line(movie).startswith(scored_title(movie, "title-prefix"))
+        assert scored_title(movie, "titles") == movie.label
+    assert scored_title(CATALOG[0], "title-prefix") == "Toy Story ("
+    assert scored_title(no_year, "title-prefix") == "Untitled Project |"
+    with pytest.raises(ValueError, match="title scoring"):
+        scored_title(CATALOG[0], "letters")
 
 
 def test_prompt_uses_last_five_and_the_prediction() -> None:

@@ -542,11 +542,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--llm-scoring",
-        choices=("titles", "letters"),
+        choices=("titles", "title-prefix", "letters"),
         default="titles",
-        help="how llm-rank and dualrec score the LSTM's candidates: 'titles' (default, what ships: the "
-        "log-likelihood of each candidate's title after the title prompt) or 'letters' (the lettered "
-        "candidate list, one verbalizer pass)",
+        help="how llm-rank and dualrec score the LSTM's candidates: 'titles' (default: the log-likelihood "
+        "of each candidate's 'Title (Year)' after the title prompt), 'title-prefix' (of 'Title (' only: the "
+        "year is not decoded; the rows llm-rank-prefix and dualrec-prefix score this way in any run) or "
+        "'letters' (the lettered candidate list, one verbalizer pass)",
     )
     parser.add_argument("--work-dir", type=Path, default=None, help="scratch folder for models (runs/eval-<data>)")
     parser.add_argument(

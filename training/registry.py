@@ -19,9 +19,11 @@ MODELS: dict[str, str] = {
     # The candidate-grounded pipeline (the product): the LLM's own order of the LSTM's top K, and the fusion.
     "llm-rank": "training.candidate_eval:LlmRankModel",
     "llm-rank-pmi": "training.candidate_eval:LlmPmiRankModel",
+    "llm-rank-prefix": "training.candidate_eval:LlmPrefixRankModel",
     "dualrec": "training.candidate_eval:CandidateDualRecModel",
     "lstm+llm": "training.candidate_eval:LstmLlmModel",
     "lstm+sim": "training.candidate_eval:LstmSimModel",
+    "dualrec-prefix": "training.candidate_eval:PrefixDualRecModel",
     # DUALRec as first built (the LLM writes titles from the whole catalog), kept so before/after stay measurable.
     "llm-base": "training.llm_eval:LlmBaseModel",
     "llm": "training.llm_eval:LlmModel",

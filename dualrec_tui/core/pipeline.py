@@ -11,7 +11,8 @@ Two modes (fusion.json `mode`, chosen when the models are built):
       -> stage 2 scores all K (core/llm_rank.py), as fusion.json's `llm_scoring` says:
          "titles" (shipped): the title prompt (5 most recent movies + the LSTM's top pick) is
            evaluated once, then each candidate's "Title (Year)" on top of it; the score is its
-           log-likelihood (LlamaTitleScorer);
+           log-likelihood (LlamaTitleScorer); "title-prefix": the same with "Title (" only, the
+           year not decoded (faster; prompt.scored_title);
          "letters": the candidate prompt lists the K candidates in a seeded, history-dependent
            shuffled order and one forward pass scores their letters (LlamaCandidateRanker)
       -> score fusion (core/fusion.py) re-orders the head of the LSTM ranking                [FusedReady]
@@ -51,6 +52,7 @@ from .prompt import (
     DEFAULT_CANDIDATES,
     DEFAULT_SUGGESTIONS,
     END_OF_ANSWER,
+    TITLE_SCORINGS,
     Suggestion,
     build_candidate_prompt,
     build_prompt,
@@ -58,13 +60,14 @@ from .prompt import (
     movie_line,
     parse_answer,
     recent_movies,
+    scored_title,
 )
 
 RRF_C = 10.0
 DEFAULT_LLM_WEIGHT = 1.0
 TOKENS_PER_SUGGESTION = 32
 MODES = ("candidates", "titles")
-LLM_SCORINGS = ("titles", "letters")  # candidates mode: how stage 2 scores the LSTM's candidates
+LLM_SCORINGS = (*TITLE_SCORINGS, "letters")  # candidates mode: how stage 2 scores the LSTM's candidates
 SIGNAL_REASONS = {"llm": "the LLM rates it highly", "sim": "close to your recent movies"}
 
 
@@ -458,12 +461,12 @@ class DualRec:
             publish(None)  # the LLM's scores cannot move the order: show the fused list now, not after the LLM
             emit(FusedReady(result.recommendations))
         if self.ranker is not None:
-            titles = self.llm_scoring == "titles"
+            titles = self.llm_scoring in TITLE_SCORINGS
             # letters: prompt position j shows candidate shown_order[j]; titles: no list in the prompt
             shown_order = np.arange(n) if titles else self.candidate_order(history, n)
             shown = candidates[shown_order]
             movies = [self.catalog[int(i)] for i in shown]
-            lines = [m.label for m in movies] if titles else candidate_lines(movies)
+            lines = [scored_title(m, self.llm_scoring) for m in movies] if titles else candidate_lines(movies)
             answers = [movie_line(m) for m in movies] if titles else lines
             start = time.perf_counter()
 
@@ -758,7 +761,7 @@ def build_pipeline(catalog: Catalog, lstm: Scorer, stages: OptionalStages, llm_d
     parts = {"generator": stages.generator, "ranker": stages.ranker, "reranker": stages.reranker}
     try:
         settings = read_fusion(llm_dir)
-        if settings.get("llm_scoring") == "titles" and stages.generator is not None:
+        if settings.get("llm_scoring") in TITLE_SCORINGS and stages.generator is not None:
             from .llm_rank import LlamaTitleScorer
 
             parts["ranker"] = LlamaTitleScorer(stages.generator)

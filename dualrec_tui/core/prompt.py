@@ -63,6 +63,25 @@ def prior_prompt(n: int = DEFAULT_SUGGESTIONS) -> str:
     return build_prompt([], None, n)
 
 
+# How the title likelihood scores a candidate (fusion.json's "llm_scoring"; "letters" is the lettered list).
+TITLE_SCORINGS = ("titles", "title-prefix")
+
+
+def scored_title(movie: Movie, scoring: str = "titles") -> str:
+    """The text whose likelihood after the title prompt is a candidate's LLM score.
+
+    "titles": the whole label, `Title (Year)`. "title-prefix": the title and the mark that ends it,
+    `Title (` (` |` when the year is unknown, as `movie_line` writes it): the probability that the answer
+    starts with this title, whatever year follows. The 4 year digits and ")" are not decoded, which is
+    about 60% of the candidates' decoding time; the closing mark keeps "Toy Story" from also counting
+    "Toy Story 2". The two are different scores: each has its own weights chosen on validation."""
+    if scoring == "titles":
+        return movie.label
+    if scoring == "title-prefix":
+        return f"{movie.title} (" if movie.year else f"{movie.title} |"
+    raise ValueError(f"title scoring must be one of {', '.join(TITLE_SCORINGS)}, not {scoring!r}")
+
+
 def candidate_line(letter: str, movie: Movie) -> str:
     """One candidate as the prompt lists it and the answer names it: `C. Title (Year)`.
 
