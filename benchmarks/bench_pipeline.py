@@ -8,7 +8,8 @@ candidates mode (the app's default): LSTM + Sentence-BERT similarity of the top 
 the fused list before the written answer ends, LSTM picks < 300 ms. titles mode: the LLM writes titles
 (DUALRec as first built). Fusion settings come from models_dir()/llm/fusion.json, as in the app;
 --llm-scoring overrides how the LLM scores the candidates, and --against-scoring times a second scoring on
-the same users in the same run (alternating per user), with the ratio of the medians.
+the same users in the same run (each user right after under the baseline; swap the two flags' values to
+reverse the order), with the ratio of the medians. Both are for candidates mode.
 
 Models: the catalog from models_dir(); the trained LSTM from models_dir()/lstm (a random-weight LSTM
 of the default shape when none is built: its speed does not depend on its weights); the fine-tuned
@@ -71,9 +72,13 @@ def main() -> None:
     parser.add_argument("--n-suggestions", type=int, default=3)
     parser.add_argument("--constrain-titles", action="store_true", help="titles mode: catalog titles only")
     parser.add_argument("--mode", choices=("candidates", "titles"), default="candidates")
-    parser.add_argument("--llm-scoring", choices=("titles", "title-prefix"), help="default: fusion.json's")
-    parser.add_argument("--against-scoring", choices=("titles", "title-prefix"), help="a baseline, same run")
+    from dualrec_tui.core.prompt import TITLE_SCORINGS
+
+    parser.add_argument("--llm-scoring", choices=TITLE_SCORINGS, help="default: fusion.json's")
+    parser.add_argument("--against-scoring", choices=TITLE_SCORINGS, help="a baseline scoring, same users, same run")
     args = parser.parse_args()
+    if args.mode != "candidates" and (args.llm_scoring or args.against_scoring):
+        parser.error("--llm-scoring and --against-scoring score candidates: they need --mode candidates")
     os.environ["DUALREC_LLM_THREADS"] = str(args.threads)
 
     import torch
@@ -85,7 +90,6 @@ def main() -> None:
     from dualrec_tui.core.llm_files import locate_llm
     from dualrec_tui.core.llm_rank import LlamaCandidateRanker, LlamaTitleScorer
     from dualrec_tui.core.pipeline import DualRec, FusedReady, LlmToken, LstmReady, read_fusion
-    from dualrec_tui.core.prompt import TITLE_SCORINGS
     from dualrec_tui.core.rerank import SentenceReranker
 
     cold: dict[str, float] = {}

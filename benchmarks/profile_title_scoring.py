@@ -23,11 +23,13 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def main() -> None:
+    from dualrec_tui.core.prompt import TITLE_SCORINGS
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--users", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--llm-scoring", choices=("titles", "title-prefix"), default="titles")
+    parser.add_argument("--llm-scoring", choices=TITLE_SCORINGS, default="titles")
     args = parser.parse_args()
     os.environ["DUALREC_LLM_THREADS"] = str(args.threads)
 
@@ -38,13 +40,15 @@ def main() -> None:
     from dualrec_tui.core.catalog import Catalog
     from dualrec_tui.core.llm import LlamaGenerator
     from dualrec_tui.core.llm_files import locate_llm
-    from dualrec_tui.core.prompt import build_prompt, scored_title
+    from dualrec_tui.core.pipeline import DualRec
+    from dualrec_tui.core.prompt import scored_title
 
     catalog = Catalog.from_json(models_dir() / "catalog.json")
     lstm, _ = load_lstm(catalog, models_dir() / "lstm")
     files = locate_llm(None)
     generator = LlamaGenerator(files.model, lora_path=files.lora, n_threads=args.threads)
     scorer = llm_rank.LlamaTitleScorer(generator)
+    pipeline = DualRec(catalog, lstm)  # its prompt only
     logsumexp = llm_rank._logsumexp_rows
     spent: list[float] = []
 
@@ -58,7 +62,7 @@ def main() -> None:
     rows = []
     for history in sample_histories(catalog, args.users + 1, args.seed):
         top = [i for i, _ in lstm.top_k(history, 20, exclude=history)]
-        prompt = build_prompt([catalog[i] for i in history[-5:]], catalog[top[0]])
+        prompt = pipeline.prompt_for(history, top[0])  # the app's title prompt
         texts = [scored_title(catalog[i], args.llm_scoring) for i in top]
         encoded = [generator.llama.tokenize(t.encode(), add_bos=False, special=False) for t in texts]
         spent.clear()

@@ -263,3 +263,42 @@ def test_prefix_rows_score_titles_without_years_on_the_same_llm_and_tune_apart(t
     assert settings["llm_scoring"] == "title-prefix" and not (tmp_path / "fusion.json").exists()
     stored = {json.loads(line)["t"] for line in (tmp_path / "llm-scores.jsonl").read_text().splitlines()[1:]}
     assert "Clueless (" in stored and CATALOG[8].label in stored  # both scorings share one store
+
+
+def test_prefix_rows_refuse_what_they_cannot_score_and_reuse_a_prefix_run(tmp_path, monkeypatch) -> None:
+    """A letters run has no title scorer to share; llm-rank-prefix has no LLM of its own to load; a run
+    scored by title-prefix throughout needs no second cache; similarity found later reaches the prefix
+    rows; and fusion settings chosen for one scoring are refused by a row that scores another way."""
+    import pytest
+
+    from dualrec_tui.core.errors import DualrecError
+    from dualrec_tui.core.pipeline import write_fusion
+    from training.candidate_eval import LlmPrefixRankModel, PrefixDualRecModel
+
+    letters_ctx, _, _ = _rows(tmp_path, ScriptedRanker([8]), _Reranker(None), llm_scoring="letters")
+    with pytest.raises(DualrecError, match="titles scoring"):
+        LlmPrefixRankModel(letters_ctx).fit(SPLIT, CATALOG, 0)
+    titles_ctx, _, _ = _rows(tmp_path, ScriptedRanker([8]), _Reranker(None), llm_scoring="titles")
+    with pytest.raises(DualrecError, match="--checkpoint llm-rank="):
+        LlmPrefixRankModel(titles_ctx).load(tmp_path)
+
+    prefix_ctx, _, _ = _rows(tmp_path, ScriptedRanker([8]), _Reranker(None), llm_scoring="title-prefix")
+    model = PrefixDualRecModel(prefix_ctx)
+    model.fit(SPLIT, CATALOG, 0)
+    assert model.cache is prefix_ctx.models["_candidate_signals"]  # one scoring, one cache
+
+    ctx, _, _ = _rows(tmp_path, ScriptedRanker([8]), None, llm_scoring="titles")
+    monkeypatch.setattr(SignalCache, "attach_reranker", lambda self: setattr(self, "reranker", _Reranker(3)))
+    rank = LlmPrefixRankModel(ctx)
+    rank.fit(SPLIT, CATALOG, 0)
+    assert rank.cache.signals([[0, 2]])[0].sim_prediction is None  # llm-rank-prefix needs no similarity
+    PrefixDualRecModel(ctx).fit(SPLIT, CATALOG, 0)
+    assert rank.cache.signals([[0, 2]])[0].sim_prediction is not None
+
+    write_fusion(tmp_path / "prefix", {"mode": "candidates", "llm_scoring": "title-prefix", "llm_rank_weight": 0.05})
+    titles_dualrec = CandidateDualRecModel(ctx)
+    with pytest.raises(DualrecError, match="--llm-scoring title-prefix"):
+        titles_dualrec.load(tmp_path / "prefix" / "fusion.json")
+    loaded = PrefixDualRecModel(ctx)
+    loaded.load(tmp_path / "prefix" / "fusion.json")
+    assert loaded.weights.llm == 0.05

@@ -56,6 +56,8 @@ def test_training_all_builds_what_the_app_loads(tmp_path: Path, monkeypatch: pyt
     report = json.loads((out / "evaluation.json").read_text())
     assert set(report["models"]) >= {"mostpop", "lstm", "llm", "dualrec"}
     assert all(isinstance(report["models"][m]["NDCG@10"], float) for m in ("mostpop", "lstm"))
+    # the settings dualrec chose on validation ship, scored the way the shipped models are (title-prefix)
+    assert json.loads((out / "llm" / "fusion.json").read_text())["llm_scoring"] == "title-prefix"
 
     # the app's model loading, on exactly these files
     from dualrec_tui.services import ModelHub
@@ -65,7 +67,7 @@ def test_training_all_builds_what_the_app_loads(tmp_path: Path, monkeypatch: pyt
     assert catalog is not None and len(catalog) == 60
     assert hub.load_lstm() is not None, hub.components["lstm"].problem
     pipeline = hub.load_llm()
-    assert pipeline is not None
+    assert pipeline is not None and pipeline.llm_scoring == "title-prefix"
     assert {name: hub.components[name].state for name in ("catalog", "lstm", "llm", "rerank")} == dict.fromkeys(
         ("catalog", "lstm", "llm", "rerank"), "ready"
     ), {name: hub.components[name].problem for name in hub.components}

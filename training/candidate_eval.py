@@ -385,6 +385,8 @@ class LlmPrefixRankModel(LlmRankModel):
     name = "llm-rank-prefix"
 
     def _setup(self, path: Path | None) -> None:
+        if path is not None:
+            raise DualrecError("llm-rank-prefix scores with llm-rank's LLM: pass --checkpoint llm-rank=PATH instead")
         self.cache = _prefix_cache(self.ctx, reranker=False)
 
 
@@ -440,8 +442,16 @@ class CandidateDualRecModel:
         from dualrec_tui.core.pipeline import read_fusion
 
         self._setup()
+        assert self.cache is not None
         path = Path(path)
         settings = read_fusion(path if path.is_dir() else path.parent)
+        scoring = settings.get("llm_scoring", "letters")  # files from before titles scoring: the letters
+        if scoring != self.cache.llm_scoring:
+            raise DualrecError(
+                f"{path}: these weights were chosen for llm_scoring {scoring!r}, but {self.name} scores "
+                f"{self.cache.llm_scoring!r} here; pass --llm-scoring {scoring}"
+                + (" (or use the dualrec-prefix row)" if scoring == "title-prefix" else "")
+            )
         self.weights = FusionWeights(
             llm=settings.get("llm_rank_weight", 0.0),
             sim=settings.get("sim_weight", 0.0),

@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from dualrec_tui.core.errors import DualrecError
+from dualrec_tui.core.prompt import TITLE_SCORINGS
 
 from . import metrics
 
@@ -542,7 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--llm-scoring",
-        choices=("titles", "title-prefix", "letters"),
+        choices=(*TITLE_SCORINGS, "letters"),
         default="titles",
         help="how llm-rank and dualrec score the LSTM's candidates: 'titles' (default: the log-likelihood "
         "of each candidate's 'Title (Year)' after the title prompt), 'title-prefix' (of 'Title (' only: the "

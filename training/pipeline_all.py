@@ -24,6 +24,8 @@ from dualrec_tui.core.pipeline import FUSION_FILE
 from .cli import run_subcommand
 
 STEPS = ("catalog", "lstm", "llm", "export", "evaluate")
+# How the shipped fusion.json scores candidates; chosen over "titles" on validation (docs/results.md, session 9).
+SHIPPED_LLM_SCORING = "title-prefix"
 
 
 def run_all(
@@ -79,7 +81,8 @@ def run_all(
         if llm_steps is not None:
             settings.steps = llm_steps
         lstm_dir = out / "lstm" if (out / "lstm" / "manifest.json").is_file() else None
-        # the titles task: the app scores the LSTM's candidates by their title likelihood (llm_scoring "titles")
+        # the titles task: the app scores the LSTM's candidates by the likelihood of their title ("Title (",
+        # llm_scoring "title-prefix", set by the evaluate step below)
         manifest = finetune.finetune_llm(
             data, out / "llm-train", base, lstm_dir, settings, max_examples=llm_examples, console=console, task="titles"
         )
@@ -106,6 +109,7 @@ def run_all(
             console=console,
             json_path=out / "evaluation.json",
             work_dir=out / "eval",
+            llm_scoring=SHIPPED_LLM_SCORING,
         )
         fusion = out / "eval" / FUSION_FILE
         if fusion.is_file():  # the fusion settings `dualrec` chose on validation ship with the adapter

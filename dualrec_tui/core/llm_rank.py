@@ -131,10 +131,12 @@ class LlamaCandidateRanker:
 
 
 class LlamaTitleScorer:
-    """Stage 2 as a likelihood: log p(candidate's "Title (Year)" | DUALRec's title prompt) for every candidate.
+    """Stage 2 as a likelihood: log p(candidate's text | DUALRec's title prompt) for every candidate.
+
+    The text is what `prompt.scored_title` gives: "Title (" (title-prefix, shipped) or "Title (Year)".
 
     The title prompt (`prompt.build_prompt`: 5 recent movies + the LSTM's pick, "Recommendations:") is
-    evaluated once; then every candidate's label is evaluated on top of that KV-cache prefix, each in a
+    evaluated once; then every candidate's text is evaluated on top of that KV-cache prefix, each in a
     sequence of its own, all in one llama_decode, with logits at every position, and its tokens'
     log-probabilities are summed. No candidate is listed in the prompt, so
     there is no letter or position for the model to prefer, and it ranks with what fine-tuning on

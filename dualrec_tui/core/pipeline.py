@@ -9,10 +9,10 @@ Two modes (fusion.json `mode`, chosen when the models are built):
       -> the LSTM's top K are the candidates; Sentence-BERT scores each against the LSTM's
          top pick and the recent history (stage 3, core/rerank.py)
       -> stage 2 scores all K (core/llm_rank.py), as fusion.json's `llm_scoring` says:
-         "titles" (shipped): the title prompt (5 most recent movies + the LSTM's top pick) is
-           evaluated once, then each candidate's "Title (Year)" on top of it; the score is its
-           log-likelihood (LlamaTitleScorer); "title-prefix": the same with "Title (" only, the
-           year not decoded (faster; prompt.scored_title);
+         "title-prefix" (shipped) / "titles": the title prompt (5 most recent movies + the LSTM's
+           top pick) is evaluated once, then each candidate's "Title (" (its year not decoded) or
+           "Title (Year)" on top of it; the score is its log-likelihood (LlamaTitleScorer,
+           prompt.scored_title);
          "letters": the candidate prompt lists the K candidates in a seeded, history-dependent
            shuffled order and one forward pass scores their letters (LlamaCandidateRanker)
       -> score fusion (core/fusion.py) re-orders the head of the LSTM ranking                [FusedReady]
