@@ -15,7 +15,7 @@ ACTIONS: tuple[tuple[str, str, str], ...] = (
     ("Undo the last delete or 'not interested'", "undo", "Restore the deleted entry, or show the hidden movie again"),
     ("Log the selected recommendation as watched", "log_recommendation", "Add it to the watch log, dated today"),
     ("Not interested in the selected recommendation", "not_interested", "Never recommend this movie again"),
-    ("Refresh recommendations", "refresh", "Run the LSTM and the LLM again"),
+    ("Refresh recommendations", "refresh", "New recommendations: the movies on screen are set aside"),
     ("Hidden movies (not interested)", "hidden_movies", "See the movies you hid and show one again"),
     ("Import / export the watch log", "import_export", "Letterboxd, IMDb, CSV or JSON in; CSV or JSON out"),
     ("Settings", "settings", "Models folder, number of recommendations, LLM on/off, GPU layers, threads"),

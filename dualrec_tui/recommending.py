@@ -96,7 +96,9 @@ class RecommendationRuns:
     def drop(self, rec: Recommendation) -> None:
         """Take a hidden pick off the list on screen (the next run leaves it out for good)."""
         self.recs = [r for r in self.recs if r.index != rec.index]
-        self.main().show_recommendations(self.recs, f"Hidden {rec.label} · Ctrl+Z undoes · palette: hidden movies")
+        main = self.main()
+        main.show_recommendations(self.recs, main.recs_state)  # the line still says what ordered the list
+        self.app.notify(f"Hidden {rec.label} · Ctrl+Z undoes · palette: hidden movies")
 
     def refresh(self) -> None:
         """Ctrl+R: the next-best movies, for MAX rounds; then the top again."""

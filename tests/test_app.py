@@ -182,11 +182,15 @@ async def test_not_interested_is_remembered(tmp_path: Path) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await settle(app, pilot)
         first = app.recs[0]
+        state = str(app.main.query_one("#recs-state").render())
         app.main.query_one(RecommendationList).focus()
         await pilot.press("n")
         await settle(app, pilot)
         assert first.index in app.watchlog.not_interested_indices(app.hub.catalog)
         assert first.index not in [r.index for r in app.recs]
+        # the line above the list still says what ordered it; the hide (and its undo key) is a notification
+        assert str(app.main.query_one("#recs-state").render()) == state
+        assert any(f"Hidden {first.label}" in str(n.message) for n in app._notifications)
         await pilot.press("ctrl+r")
         await settle(app, pilot)
         assert app.rec_stage == "final" and first.index not in [r.index for r in app.recs]

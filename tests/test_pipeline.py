@@ -417,6 +417,8 @@ def test_zero_weights_keep_the_lstm_order_and_say_so() -> None:
     assert result.stages["reordered"] is False and all(r.signals == ("lstm",) for r in result.recommendations)
     text = pipeline.describe(result)
     assert text.startswith("LSTM order (the LLM and similarity did not improve it") and "re-ordered" not in text
+    # the LLM's first pick (Clueless) is not among the 4 shown, and the line says so
+    assert text.endswith("LLM's picks: Clueless (not listed), Heat, Fargo")
 
 
 def test_similarity_is_a_signal_of_its_own() -> None:

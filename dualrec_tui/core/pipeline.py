@@ -407,9 +407,13 @@ class DualRec:
             text = f"{base} (the LLM and similarity did not improve it on validation, so they are not weighed)"
         else:
             text = base
-        picks = [s.movie.title for s in result.suggestions if s.movie is not None]
+        # the LLM's written picks, in its order; one the fused list does not show is marked, so the line
+        # never seems to point at a pick the user cannot find below it
+        listed = {r.index for r in result.recommendations}
+        picks = [s.movie for s in result.suggestions if s.movie is not None]
         if picks:
-            text += f" · LLM's picks: {', '.join(picks)}"
+            names = [m.title if m.index in listed else f"{m.title} (not listed)" for m in picks]
+            text += f" · LLM's picks: {', '.join(names)}"
         elif stages.get("llm") == "failed":
             text += " · the LLM failed"
         return text

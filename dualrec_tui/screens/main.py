@@ -54,6 +54,8 @@ class MainScreen(Screen[None]):
     class LogRecommendation(Message):
         """Log the recommendation under the cursor."""
 
+    recs_state = ""  # what the line above the recommendations says now (kept when a pick is hidden)
+
     def compose(self) -> ComposeResult:
         yield Header(icon="▶")
         with Horizontal(id="body"):
@@ -147,11 +149,13 @@ class MainScreen(Screen[None]):
     def show_recommendations(self, recs: Sequence[Recommendation], state: str, empty: str = "") -> None:
         self.query_one(RecommendationList).show_recommendations(recs, empty)
         self.query_one("#recs-state", Static).update(state)
+        self.recs_state = state
 
     def show_recs_state(self, state: str, tooltip: str | None = None) -> None:
         recs_state = self.query_one("#recs-state", Static)
         recs_state.update(state)
         recs_state.tooltip = tooltip
+        self.recs_state = state
 
     def select_history_entry(self, entry_id: int) -> None:
         """Keep an entry under the cursor after the history was redrawn (it may have moved)."""
