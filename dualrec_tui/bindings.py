@@ -9,7 +9,7 @@ APP_BINDINGS: list[BindingType] = [
     Binding("f1", "help", "Help", id="help", tooltip="This list of keys"),
     Binding("q", "quit", "Quit", show=False, id="quit_q", tooltip="Quit (when not typing in a text box)"),
     Binding("ctrl+f", "focus_search", "Search", show=False, id="focus_search", tooltip="Jump to the search box"),
-    Binding("ctrl+r", "refresh", "Refresh", id="refresh", tooltip="New recommendations (varied when run again)"),
+    Binding("ctrl+r", "refresh", "Refresh", id="refresh", tooltip="New picks (the ones on screen are set aside)"),
     Binding("ctrl+z", "undo", "Undo", show=False, id="undo", tooltip="Undo the last delete or 'not interested'"),
     Binding("f2", "settings", "Settings", id="settings", tooltip="Models folder, number of picks, LLM options"),
     Binding(

@@ -58,11 +58,17 @@ class HelpScreen(ModalScreen[None]):
             table: DataTable = DataTable(id="help-table", cursor_type="row", zebra_stripes=True)
             table.add_column("Where", width=15)
             table.add_column("Keys", width=14)
-            table.add_column("What", width=31)  # fits 80 columns; longer text wraps (height=None)
+            table.add_column("What", width=self.what_width())  # longer text wraps (height=None)
             for row in binding_rows():
                 table.add_row(*row, height=None)
             yield table
             yield Static("Escape closes this screen.", classes="muted")
+
+    def what_width(self) -> int:
+        """The "What" column: 31 cells fit an 80-column terminal; a wider one gives the dialog (#help:
+        90 cells, at most 95% of the screen) more room, and this column takes all of it."""
+        dialog = min(90, int(self.app.size.width * 0.95))
+        return 31 + max(0, dialog - int(80 * 0.95))
 
     def action_close(self) -> None:
         self.dismiss(None)
