@@ -88,7 +88,7 @@ def main() -> None:
     from dualrec_tui.core.catalog import Catalog
     from dualrec_tui.core.llm import LlamaGenerator
     from dualrec_tui.core.llm_files import locate_llm
-    from dualrec_tui.core.llm_rank import LlamaCandidateRanker, LlamaTitleScorer
+    from dualrec_tui.core.llm_rank import scorer_for
     from dualrec_tui.core.pipeline import DualRec, FusedReady, LlmToken, LstmReady, read_fusion
     from dualrec_tui.core.rerank import SentenceReranker
 
@@ -119,13 +119,12 @@ def main() -> None:
 
     def build(scoring: str | None) -> DualRec:
         chosen = {**settings, **({"llm_scoring": scoring} if scoring else {})}
-        scorer = LlamaTitleScorer if chosen.get("llm_scoring") in TITLE_SCORINGS else LlamaCandidateRanker
         return DualRec(
             catalog,
             lstm,
             generator,
             reranker,
-            ranker=scorer(generator),
+            ranker=scorer_for(chosen.get("llm_scoring", "letters"), generator),
             mode=args.mode,
             n_suggestions=args.n_suggestions,
             constrain_titles=args.constrain_titles,

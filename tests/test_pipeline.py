@@ -528,6 +528,10 @@ def test_fusion_json_llm_scoring_picks_the_title_scorer(tmp_path) -> None:
     write_fusion(tmp_path, {"mode": "candidates", "llm_scoring": "title-prefix", "llm_rank_weight": 0.2})
     pipeline = build_pipeline(CATALOG, FakeLstm(PREFERENCE), stages, tmp_path)
     assert isinstance(pipeline.ranker, LlamaTitleScorer) and pipeline.llm_scoring == "title-prefix"
+    from dualrec_tui.core.llm_rank import scorer_for  # the one choice, shared by the harness and benchmarks
+
+    assert isinstance(scorer_for("letters", generator), LlamaCandidateRanker)
+    assert all(isinstance(scorer_for(s, generator), LlamaTitleScorer) for s in ("titles", "title-prefix"))
     write_fusion(tmp_path, {"mode": "candidates", "llm_rank_weight": 0.2})  # older files: the letters
     pipeline = build_pipeline(CATALOG, FakeLstm(PREFERENCE), stages, tmp_path)
     assert isinstance(pipeline.ranker, LlamaCandidateRanker) and pipeline.llm_scoring == "letters"

@@ -174,7 +174,7 @@ class SignalCache:
     def attach_llm(self, path: Path | None) -> None:
         from dualrec_tui.core.llm import LlamaGenerator
         from dualrec_tui.core.llm_files import locate_llm
-        from dualrec_tui.core.llm_rank import LlamaCandidateRanker, LlamaTitleScorer
+        from dualrec_tui.core.llm_rank import scorer_for
 
         files = locate_llm(path)
         self.llm_path = str(files.lora or files.model)
@@ -190,8 +190,7 @@ class SignalCache:
                     f"a prompt the adapter never saw. Pass --llm-scoring {scoring} to score it as trained."
                 )
         generator = LlamaGenerator(files.model, lora_path=files.lora, rebuild=files.rebuild)
-        scorer = LlamaTitleScorer if self.llm_scoring in TITLE_SCORINGS else LlamaCandidateRanker
-        self.ranker = scorer(generator)
+        self.ranker = scorer_for(self.llm_scoring, generator)
         if self.llm_scoring in TITLE_SCORINGS:
             files_used = [f for f in (files.model, files.lora) if f is not None]
             identity = {str(f): [f.stat().st_size, f.stat().st_mtime_ns] if f.is_file() else None for f in files_used}
@@ -386,7 +385,10 @@ class LlmPrefixRankModel(LlmRankModel):
 
     def _setup(self, path: Path | None) -> None:
         if path is not None:
-            raise DualrecError("llm-rank-prefix scores with llm-rank's LLM: pass --checkpoint llm-rank=PATH instead")
+            raise DualrecError(
+                "llm-rank-prefix scores with llm-rank's LLM: add llm-rank to --models and pass "
+                "--checkpoint llm-rank=PATH instead"
+            )
         self.cache = _prefix_cache(self.ctx, reranker=False)
 
 
@@ -411,8 +413,9 @@ class CandidateDualRecModel:
     llm_weights: tuple[float, ...] = LLM_RANK_WEIGHTS
     sim_weights: tuple[float, ...] = SIM_WEIGHTS
     writes_fusion = True  # the app's settings come from this row
-    fusion_subdir = ""  # where under the work dir its fusion.json goes
-    title_prefix = False  # score "Title (" (the -prefix row) instead of the run's --llm-scoring
+    # None: score as the run's --llm-scoring says, settings to <work_dir>/fusion.json; "title-prefix": score
+    # "Title (" whatever the run's scoring, settings to <work_dir>/title-prefix/fusion.json (the -prefix row)
+    own_scoring: str | None = None
 
     def __init__(self, ctx: Any) -> None:
         self.ctx = ctx
@@ -424,7 +427,7 @@ class CandidateDualRecModel:
         self.users = 0
 
     def _setup(self) -> None:
-        if self.title_prefix:
+        if self.own_scoring == "title-prefix":
             self.cache = _prefix_cache(self.ctx, reranker=True)
             return
         if max(self.llm_weights) > 0:
@@ -507,7 +510,7 @@ class CandidateDualRecModel:
             "grid": grid,
         }
         if self.writes_fusion:
-            write_fusion(Path(self.ctx.work_dir) / self.fusion_subdir, self.fusion_settings())
+            write_fusion(Path(self.ctx.work_dir) / (self.own_scoring or ""), self.fusion_settings())
 
     def fusion_settings(self) -> dict[str, Any]:
         assert self.cache is not None
@@ -560,5 +563,4 @@ class PrefixDualRecModel(CandidateDualRecModel):
     """`dualrec` with the LLM scoring "Title (" (year not decoded), tuned the same way on its own scores."""
 
     name = "dualrec-prefix"
-    title_prefix = True
-    fusion_subdir = "title-prefix"
+    own_scoring = "title-prefix"

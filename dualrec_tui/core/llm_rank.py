@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from .prompt import CANDIDATE_LETTERS
+from .prompt import CANDIDATE_LETTERS, TITLE_SCORINGS
 
 
 @dataclass
@@ -252,6 +252,12 @@ class LlamaTitleScorer:
             llama_cpp.llama_memory_seq_rm(memory, -1, 0, -1)
             llm.n_tokens = 0
         return scores
+
+
+def scorer_for(llm_scoring: str, generator: Any) -> LlamaTitleScorer | LlamaCandidateRanker:
+    """Stage 2's scorer for fusion.json's `llm_scoring`: title likelihood for the title scorings (which text
+    is scored is the pipeline's choice, `prompt.scored_title`), else the letter verbalizer."""
+    return LlamaTitleScorer(generator) if llm_scoring in TITLE_SCORINGS else LlamaCandidateRanker(generator)
 
 
 def _output_logits(llama_cpp: Any, ctx: Any, n_outputs: int, n_vocab: int) -> np.ndarray:

@@ -766,9 +766,9 @@ def build_pipeline(catalog: Catalog, lstm: Scorer, stages: OptionalStages, llm_d
     try:
         settings = read_fusion(llm_dir)
         if settings.get("llm_scoring") in TITLE_SCORINGS and stages.generator is not None:
-            from .llm_rank import LlamaTitleScorer
+            from .llm_rank import scorer_for
 
-            parts["ranker"] = LlamaTitleScorer(stages.generator)
+            parts["ranker"] = scorer_for(settings["llm_scoring"], stages.generator)
         if settings.get("n_suggestions", 1) < 1:
             raise ValueError(f"n_suggestions must be at least 1, not {settings['n_suggestions']}")
         return DualRec(catalog, lstm, notes=notes, **parts, **{**settings, **overrides})
