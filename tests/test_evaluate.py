@@ -351,3 +351,53 @@ def test_every_command_has_its_own_help(command: str, capsys) -> None:
     assert exit_info.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith(f"usage: python -m training {command} ") and "--" in out
+
+
+def test_paired_across_two_runs_equals_paired_within_one(tmp_path: Path, capsys) -> None:
+    """Two adapters cannot share one evaluate run; --save-ranks + report --paired-across pair them anyway."""
+    from training.report import main as report_main
+
+    data = synthetic_release(tmp_path / "data")
+    both, first, second = tmp_path / "both.json", tmp_path / "a.json", tmp_path / "b.json"
+    common = ["evaluate", "--data", str(data), "--users", "9", "--seed", "2", "--save-ranks"]
+    assert main([*common, "--models", "mostpop,markov", "--paired-with", "mostpop", "--json", str(both)]) == 0
+    assert main([*common, "--models", "markov", "--json", str(first)]) == 0
+    assert main([*common, "--models", "mostpop", "--json", str(second)]) == 0
+    a, b = json.loads(first.read_text()), json.loads(second.read_text())
+    assert len(a["evaluated_users"]) == 9 and a["evaluated_users"] == b["evaluated_users"]
+    ranks = a["models"]["markov"]["ranks"]
+    assert len(ranks) == 9 and all(r is None or (isinstance(r, int) and r >= 1) for r in ranks)
+    across = evaluate.paired_across(a, "markov", b, "mostpop")
+    assert across == json.loads(both.read_text())["models"]["markov"]["paired"]["mostpop"]
+    capsys.readouterr()
+    assert report_main(["--paired-across", f"{first}:markov", f"{second}:mostpop"]) == 0
+    printed = capsys.readouterr().out
+    assert f"| NDCG@10 | {across['NDCG@10']['ratio']:.3f}x | {across['NDCG@10']['diff']:+.4f} |" in printed
+    # other users, or a report without ranks, cannot be paired
+    assert (
+        main(
+            [
+                "evaluate",
+                "--data",
+                str(data),
+                "--users",
+                "8",
+                "--save-ranks",
+                "--models",
+                "mostpop",
+                "--json",
+                str(second),
+            ]
+        )
+        == 0
+    )
+    with pytest.raises(evaluate.DualrecError, match="same users"):
+        evaluate.paired_across(a, "markov", json.loads(second.read_text()), "mostpop")
+    without_users = json.loads(both.read_text())
+    del without_users["evaluated_users"]
+    with pytest.raises(evaluate.DualrecError, match="--save-ranks"):
+        evaluate.paired_across(without_users, "markov", a, "markov")
+    both_report = json.loads(both.read_text())
+    del both_report["models"]["markov"]["ranks"]
+    with pytest.raises(evaluate.DualrecError, match="--save-ranks"):
+        evaluate.paired_across(both_report, "markov", a, "markov")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .llm_data import Example
+    from .llm_data import Example, RankExample
     from .lora_loop import LoraSettings
 
 
@@ -75,13 +75,19 @@ def restore_checkpoint(folder: Path, model: Any, optimizer: Any) -> tuple[int, l
     return int(meta["step"]), list(meta["losses"])
 
 
-def run_fingerprint(examples: Sequence[Example], settings: LoraSettings, base: dict[str, Any]) -> str:
-    """Identifies a run: a checkpoint from a different run is never resumed."""
+def run_fingerprint(
+    examples: Sequence[Example] | Sequence[RankExample], settings: LoraSettings, base: dict[str, Any]
+) -> str:
+    """Identifies a run: a checkpoint from a different run (data, settings, base, starting adapter) is never
+    resumed. `base["init"]` names the adapter the run started from, if any."""
     digest = hashlib.sha256()
     digest.update(json.dumps(asdict(settings), sort_keys=True).encode())
     digest.update(json.dumps(base.get("sha256", "")).encode())
+    if base.get("init"):
+        digest.update(json.dumps(base["init"], sort_keys=True).encode())
     for example in examples:
-        digest.update((example.prompt + "\x00" + example.answer + "\x00").encode())
+        answer = example.answer if hasattr(example, "answer") else json.dumps([example.candidates, example.target])
+        digest.update((example.prompt + "\x00" + answer + "\x00").encode())
     return digest.hexdigest()[:16]
 
 

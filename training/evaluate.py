@@ -319,8 +319,13 @@ def run_evaluation(
     paired_with: Sequence[str] = (),
     tune_users: str | int | None = None,
     llm_scoring: str = "titles",
+    save_ranks: bool = False,
 ) -> dict[str, Any]:
     """Load data, split, fit/load each model, evaluate them all on the same users; returns the report.
+
+    `save_ranks`: also write each model's per-user rank of the test item (`models.<name>.ranks`, null when
+    not found) and the evaluated user ids (`evaluated_users`), so two runs on the same users can be
+    compared pair by pair (`python -m training report --paired-across`).
 
     `paired_with`: reference models; every other model's entry gets `paired.<ref>`, the per-user paired
     difference (model - ref) of NDCG@10 and HR@10 with a paired bootstrap 95% interval."""
@@ -399,6 +404,10 @@ def run_evaluation(
             report["models"][name] = result_entry(result, indices, ctx.train_seconds.get(name, 0.0), stats)
             if name in ctx.checkpoints:
                 report["models"][name]["checkpoint"] = str(ctx.checkpoints[name])
+            if save_ranks:
+                report["models"][name]["ranks"] = [None if np.isinf(r) else int(r) for r in result.ranks]
+    if save_ranks:
+        report["evaluated_users"] = [int(split.user_ids[i]) for i in chosen]
     for ref in paired_with:
         for name in model_names:
             if name != ref:
@@ -412,6 +421,26 @@ def run_evaluation(
         json_path.parent.mkdir(parents=True, exist_ok=True)
         json_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     return report
+
+
+def paired_across(first: dict[str, Any], model: str, second: dict[str, Any], reference: str) -> dict[str, Any]:
+    """`paired_entry` for `model` in report `first` against `reference` in report `second`.
+
+    For two runs that cannot share one process (two LLMs): both must have ranked the same users of the
+    same data set in the same order, with `--save-ranks`; else the pairs would mean nothing."""
+    for report, name in ((first, model), (second, reference)):
+        if name not in report.get("models", {}):
+            raise DualrecError(f"no model {name!r} in the report (it has {', '.join(report.get('models', {}))})")
+        if "ranks" not in report["models"][name] or "evaluated_users" not in report:
+            raise DualrecError(f"{name}: the report has no per-user ranks; run evaluate with --save-ranks")
+    if first["dataset"] != second["dataset"] or first["evaluated_users"] != second["evaluated_users"]:
+        raise DualrecError("the two reports did not evaluate the same users of the same data set")
+
+    def ranks(report: dict[str, Any], name: str) -> np.ndarray:
+        return np.array([np.inf if r is None else float(r) for r in report["models"][name]["ranks"]])
+
+    mine, theirs = ranks(first, model), ranks(second, reference)
+    return paired_entry(mine, theirs, metrics.bootstrap_indices(len(mine)))
 
 
 def render_table(report: dict[str, Any]) -> Any:
@@ -552,6 +581,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--work-dir", type=Path, default=None, help="scratch folder for models (runs/eval-<data>)")
     parser.add_argument(
+        "--save-ranks",
+        action="store_true",
+        help="write each model's per-user test ranks to the JSON, for `training report --paired-across` "
+        "between two runs on the same users (e.g. two LLM adapters)",
+    )
+    parser.add_argument(
         "--threads", type=int, default=None, help="torch CPU threads for training (default: half the cores, at most 4)"
     )
     return parser
@@ -589,6 +624,7 @@ def main(argv: list[str] | None = None) -> int:
         paired_with=paired,
         tune_users=args.tune_users,
         llm_scoring=args.llm_scoring,
+        save_ranks=args.save_ranks,
     )
     print_report(report, console)
     console.print(f"total wall time {report['wall_seconds']:.1f} s" + (f"; JSON: {args.json}" if args.json else ""))

@@ -19,12 +19,12 @@ from pathlib import Path
 from typing import Any
 
 from dualrec_tui.core.errors import DualrecError
-from dualrec_tui.core.prompt import DEFAULT_CANDIDATES
+from dualrec_tui.core.prompt import DEFAULT_CANDIDATES, TITLE_SCORINGS
 
 from .llm_base import DEFAULT_BASE, KNOWN_BASES, base_identity, hf_base_dir, resolve_base
 from .lora_loop import LoraSettings, train_lora
 
-TASKS = ("candidates", "titles")
+TASKS = ("candidates", "titles", "rank")
 
 
 def settings_from_args(args: argparse.Namespace) -> LoraSettings:
@@ -53,12 +53,18 @@ def finetune_llm(
     task: str = "titles",
     n_candidates: int | None = None,
     missing: str = "drop",
+    init_adapter: Path | None = None,
+    scoring: str = "title-prefix",
 ) -> dict[str, Any]:
     """Examples from `data`'s training sequences -> LoRA on `base` -> out/adapter + out/manifest.json.
 
     task "titles" (what ships): the method's prompt, answered with the movies the user watched next, so the
     model learns p(next title | history), which the app's title-likelihood scoring reads; "candidates":
-    pick among the LSTM's top-K lettered candidates (needs `lstm`; the `--llm-scoring letters` rows)."""
+    pick among the LSTM's top-K lettered candidates (needs `lstm`; the `--llm-scoring letters` rows);
+    "rank": the title prompt and the LSTM's top-K candidates, trained with a listwise loss on the
+    likelihood of each candidate's `scoring` text (needs `lstm`), which is the score the app fuses.
+    `init_adapter`: start from this adapter (a peft folder or a GGUF LoRA, training/adapter_init.py),
+    e.g. continue the shipped titles adapter on the rank task."""
     from dualrec_tui.core.artifacts import write_manifest
     from dualrec_tui.core.movielens import load_dataset
     from dualrec_tui.core.sequences import build_sequences, leave_one_out
@@ -73,9 +79,33 @@ def finetune_llm(
     if task not in TASKS:
         raise DualrecError(f"--task must be one of {', '.join(TASKS)}, not {task!r}")
     n_candidates = n_candidates or DEFAULT_CANDIDATES
-    if task == "candidates":
-        if lstm is None:
-            raise DualrecError("--task candidates needs --lstm DIR: the candidates are the LSTM's top K")
+    if task == "rank" and scoring not in TITLE_SCORINGS:
+        raise DualrecError(f"--scoring must be one of {', '.join(TITLE_SCORINGS)}, not {scoring!r}")
+    init = None
+    if init_adapter is not None:
+        from .adapter_init import read_adapter
+
+        init = read_adapter(Path(init_adapter))
+        settings.rank, settings.alpha, settings.target_modules = init.rank, int(init.alpha), list(init.target_modules)
+        say(f"starting from {init_adapter} (rank {init.rank}, alpha {init.alpha:g}, {len(init.tensors)} tensors)")
+    if task in ("candidates", "rank") and lstm is None:
+        raise DualrecError(f"--task {task} needs --lstm DIR: the candidates are the LSTM's top K")
+    if task == "rank":
+        from dualrec_tui.core.lstm import LstmRecommender
+
+        scorer = LstmRecommender.load(Path(lstm), catalog)
+        predicted_by = f"lstm:{lstm}"
+        examples = llm_data.build_rank_examples(
+            split,
+            catalog,
+            scorer.score,
+            scoring=scoring,
+            n_candidates=n_candidates,
+            missing=missing,
+            max_examples=max_examples or llm_data.DEFAULT_EXAMPLES,
+            seed=settings.seed,
+        )
+    elif task == "candidates":
         from dualrec_tui.core.lstm import LstmRecommender
 
         scorer = LstmRecommender.load(Path(lstm), catalog)
@@ -116,20 +146,36 @@ def finetune_llm(
             "examples_sha256": data_sha,
             "prompts_predicted_by": predicted_by,
             "task": task,
-            **({"n_candidates": n_candidates, "missing": missing} if task == "candidates" else {}),
+            **({"n_candidates": n_candidates, "missing": missing} if task in ("candidates", "rank") else {}),
+            **({"scoring": scoring} if task == "rank" else {}),
             "kcore": kcore,
             "source": "training sequences only (leave-one-out: validation and test targets excluded)",
         },
         "settings": asdict(settings),
+        **({"init_adapter": {"path": str(init_adapter), "sha256": _sha256(Path(init_adapter))}} if init else {}),
         "training": {"status": "running (an interrupted run resumes from its last checkpoint-N)"},
         "command": command or shlex.join(["python", "-m", "training", *sys.argv[1:]]),
     }
     write_manifest(out, manifest)  # written first, so a stopped run's checkpoints are documented too
-    summary = train_lora(hf_dir, examples, out, settings, resume=resume, base_info=identity, threads=threads)
+    base_info = {**identity, **({"init": manifest["init_adapter"]} if init else {})}
+    summary = train_lora(
+        hf_dir, examples, out, settings, resume=resume, base_info=base_info, threads=threads, init=init
+    )
     manifest["training"] = summary
     write_manifest(out, manifest)
     say(f"[green]adapter[/] {out / 'adapter'}  ({summary['steps']} steps, loss {summary['final_loss']})")
     return manifest
+
+
+def _sha256(path: Path) -> str:
+    """A file's sha256, or a folder's files' in name order (a peft adapter folder)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for file in sorted(path.rglob("*")) if path.is_dir() else [path]:
+        if file.is_file():
+            digest.update(file.read_bytes())
+    return digest.hexdigest()
 
 
 def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
@@ -170,9 +216,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--task",
         choices=TASKS,
         default="titles",
-        help="titles (default, what ships): the method's prompt answered with the movies watched next; the "
-        "app scores the LSTM's candidates by their title likelihood under it. candidates: pick among the "
-        "LSTM's lettered top-K (needs --lstm; evaluate with --llm-scoring letters)",
+        help="titles (default): the method's prompt answered with the movies watched next; the app scores "
+        "the LSTM's candidates by their title likelihood under it. rank: the same prompt, trained with a "
+        "listwise loss over the likelihoods of the LSTM's top-K candidates (needs --lstm; best started from "
+        "a titles adapter with --init-adapter). candidates: pick among the LSTM's lettered top-K (needs "
+        "--lstm; evaluate with --llm-scoring letters)",
+    )
+    parser.add_argument(
+        "--init-adapter",
+        type=Path,
+        help="start from this adapter: a peft folder or a GGUF LoRA (e.g. models/llm/adapter.gguf); it sets "
+        "--rank, --alpha and --target-modules",
+    )
+    parser.add_argument(
+        "--scoring",
+        choices=TITLE_SCORINGS,
+        default="title-prefix",
+        help="--task rank: the text of a candidate whose likelihood is ranked (default title-prefix, what ships)",
     )
     parser.add_argument(
         "--candidates", type=int, default=DEFAULT_CANDIDATES, help=f"K, candidates per prompt ({DEFAULT_CANDIDATES})"
@@ -208,6 +268,8 @@ def main(argv: list[str] | None = None) -> int:
         task=args.task,
         n_candidates=args.candidates,
         missing=args.missing,
+        init_adapter=args.init_adapter,
+        scoring=args.scoring,
     )
     return 0
 

@@ -1,6 +1,6 @@
 """Fine-tuning examples for the LLM stage, from training sequences only.
 
-Two tasks, each with the prompt of dualrec_tui.core.prompt that the app and the evaluation send:
+Three tasks, each with the prompt of dualrec_tui.core.prompt that the app and the evaluation send:
 
 - *titles* (`build_examples`): at a few cut points per training sequence the prompt is
   `build_prompt(the last RECENT_MOVIES movies before the cut, the LSTM's top prediction at the cut, n)` and the answer
@@ -11,6 +11,9 @@ Two tasks, each with the prompt of dualrec_tui.core.prompt that the app and the 
   then up to two later movies of the same user that are also candidates. A cut whose next movie is not
   among the candidates is dropped (`missing="drop"`, the default: it matches what the model sees in use)
   or the next movie replaces a random non-top candidate (`missing="inject"`).
+- *rank* (`build_rank_examples`): the title prompt of *titles* and the LSTM's top-K candidates at the cut as
+  the texts the app scores (`prompt.scored_title`), with the position of the movie watched next; trained
+  with a listwise loss on their likelihoods (training/lora_loss.py). Cuts as for *candidates*.
 
 Validation and test targets never appear: `Split.training_sequences()` excludes them by construction
 (a test checks it).
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -30,6 +33,7 @@ import numpy as np
 from dualrec_tui.core.prompt import (
     CANDIDATE_LETTERS,
     DEFAULT_CANDIDATES,
+    DEFAULT_SUGGESTIONS,
     RECENT_MOVIES,
     build_candidate_prompt,
     build_prompt,
@@ -37,6 +41,7 @@ from dualrec_tui.core.prompt import (
     format_answer,
     format_candidate_answer,
     recent_movies,
+    scored_title,
 )
 
 if TYPE_CHECKING:
@@ -145,24 +150,38 @@ CANDIDATE_LINES = 3  # the answer: the next movie, then up to two later ones tha
 LOOKAHEAD = 10  # how far after the cut a later movie may be
 
 
-def build_candidate_examples(
+@dataclass(frozen=True)
+class RankExample:
+    """One listwise ranking example (task "rank"): the title prompt, the LSTM's candidates as the texts the
+    app scores (`prompt.scored_title`), and which of them the user watched next."""
+
+    prompt: str
+    candidates: list[str]
+    target: int
+    user: int
+    cut: int
+
+
+Scorer = Callable[[list[list[int]]], np.ndarray]
+
+
+def candidate_cuts(
     split: Split,
-    catalog: Catalog,
-    score: Callable[[list[list[int]]], np.ndarray],
+    score: Scorer,
+    rng: np.random.Generator,
     *,
-    n_candidates: int = DEFAULT_CANDIDATES,
-    missing: str = "drop",
-    max_examples: int = DEFAULT_EXAMPLES,
-    cuts_per_user: int = 3 * CUTS_PER_USER,
-    seed: int = 0,
+    n_candidates: int,
+    missing: str,
+    cuts_per_user: int,
     batch_size: int = 512,
-) -> list[Example]:
-    """Candidate-ranking examples from training sequences; `score` is the LSTM's (B, n_items) scorer."""
+) -> Iterator[tuple[int, int, list[int], list[int]]]:
+    """(user, cut, history, candidates) at seeded cuts of the training sequences, in a seeded order.
+
+    The candidates are the LSTM's top `n_candidates` unwatched movies at the cut, best first. A cut whose
+    next movie is not among them is skipped (`missing="drop"`) or the movie replaces a random candidate
+    other than the top one (`"inject"`). `rng` is the caller's, so what it draws next stays seeded too."""
     if missing not in MISSING_RULES:
         raise ValueError(f"missing must be one of {', '.join(MISSING_RULES)}, not {missing!r}")
-    if not 2 <= n_candidates <= len(CANDIDATE_LETTERS):
-        raise ValueError(f"n_candidates must be 2 to {len(CANDIDATE_LETTERS)}, not {n_candidates}")
-    rng = np.random.default_rng(seed)
     sequences = split.training_sequences()
     cuts: list[tuple[int, int]] = []
     for user, seq in enumerate(sequences):
@@ -172,39 +191,117 @@ def build_candidate_examples(
         take = min(cuts_per_user, points.shape[0])
         cuts.extend((user, int(c)) for c in np.sort(rng.choice(points, size=take, replace=False)))
     rng.shuffle(cuts)
-    examples: list[Example] = []
     for lo in range(0, len(cuts), batch_size):
         chunk = cuts[lo : lo + batch_size]
         histories = [list(sequences[u][:c]) for u, c in chunk]
         scores = np.asarray(score(histories), dtype=np.float64)
         for (user, cut), history, row in zip(chunk, histories, scores, strict=True):
             row[np.asarray(history, dtype=np.int64)] = -np.inf
-            ranked = np.lexsort((np.arange(row.shape[0]), -row))[:n_candidates]
-            seq = sequences[user]
-            target = int(seq[cut])
-            candidates = [int(i) for i in ranked]
+            candidates = [int(i) for i in np.lexsort((np.arange(row.shape[0]), -row))[:n_candidates]]
+            target = int(sequences[user][cut])
             if target not in candidates:
                 if missing == "drop":
                     continue
                 candidates[int(rng.integers(1, len(candidates)))] = target  # the LSTM's top pick stays
-            shown = [candidates[i] for i in rng.permutation(len(candidates))]
-            letter = {item: CANDIDATE_LETTERS[p] for p, item in enumerate(shown)}
-            chosen = [target]
-            for later in seq[cut + 1 : cut + 1 + LOOKAHEAD]:
-                if len(chosen) == CANDIDATE_LINES:
-                    break
-                if int(later) in letter and int(later) not in chosen:
-                    chosen.append(int(later))
-            recent = recent_movies(catalog, history)
-            prompt = build_candidate_prompt(recent, catalog[candidates[0]], [catalog[i] for i in shown])
-            answer = format_candidate_answer([candidate_line(letter[i], catalog[i]) for i in chosen])
-            examples.append(Example(prompt=prompt, answer=answer, user=user, cut=cut, n=len(chosen)))
-            if len(examples) >= max_examples:
-                return examples
+            yield user, cut, history, candidates
+
+
+def build_candidate_examples(
+    split: Split,
+    catalog: Catalog,
+    score: Scorer,
+    *,
+    n_candidates: int = DEFAULT_CANDIDATES,
+    missing: str = "drop",
+    max_examples: int = DEFAULT_EXAMPLES,
+    cuts_per_user: int = 3 * CUTS_PER_USER,
+    seed: int = 0,
+    batch_size: int = 512,
+) -> list[Example]:
+    """Candidate-ranking examples from training sequences; `score` is the LSTM's (B, n_items) scorer."""
+    if not 2 <= n_candidates <= len(CANDIDATE_LETTERS):
+        raise ValueError(f"n_candidates must be 2 to {len(CANDIDATE_LETTERS)}, not {n_candidates}")
+    rng = np.random.default_rng(seed)
+    sequences = split.training_sequences()
+    examples: list[Example] = []
+    cuts = candidate_cuts(
+        split,
+        score,
+        rng,
+        n_candidates=n_candidates,
+        missing=missing,
+        cuts_per_user=cuts_per_user,
+        batch_size=batch_size,
+    )
+    for user, cut, history, candidates in cuts:
+        seq = sequences[user]
+        target = int(seq[cut])
+        shown = [candidates[i] for i in rng.permutation(len(candidates))]
+        letter = {item: CANDIDATE_LETTERS[p] for p, item in enumerate(shown)}
+        chosen = [target]
+        for later in seq[cut + 1 : cut + 1 + LOOKAHEAD]:
+            if len(chosen) == CANDIDATE_LINES:
+                break
+            if int(later) in letter and int(later) not in chosen:
+                chosen.append(int(later))
+        recent = recent_movies(catalog, history)
+        prompt = build_candidate_prompt(recent, catalog[candidates[0]], [catalog[i] for i in shown])
+        answer = format_candidate_answer([candidate_line(letter[i], catalog[i]) for i in chosen])
+        examples.append(Example(prompt=prompt, answer=answer, user=user, cut=cut, n=len(chosen)))
+        if len(examples) >= max_examples:
+            break
     return examples
 
 
-def write_jsonl(examples: Sequence[Example], path: Path) -> str:
+def build_rank_examples(
+    split: Split,
+    catalog: Catalog,
+    score: Scorer,
+    *,
+    scoring: str = "title-prefix",
+    n_candidates: int = DEFAULT_CANDIDATES,
+    missing: str = "drop",
+    max_examples: int = DEFAULT_EXAMPLES,
+    cuts_per_user: int = 3 * CUTS_PER_USER,
+    seed: int = 0,
+    batch_size: int = 512,
+) -> list[RankExample]:
+    """Listwise examples from training sequences: the app's title prompt (5 recent movies and the LSTM's
+    top pick, `build_prompt(..., DEFAULT_SUGGESTIONS)`) and the LSTM's top-K candidates as `scored_title`
+    texts, exactly what the app's `LlamaTitleScorer` scores. Each text is scored on its own, so the
+    candidates' order cannot leak the LSTM's rank; they are shuffled all the same."""
+    if n_candidates < 2:
+        raise ValueError(f"n_candidates must be at least 2, not {n_candidates}")
+    rng = np.random.default_rng(seed)
+    sequences = split.training_sequences()
+    examples: list[RankExample] = []
+    cuts = candidate_cuts(
+        split,
+        score,
+        rng,
+        n_candidates=n_candidates,
+        missing=missing,
+        cuts_per_user=cuts_per_user,
+        batch_size=batch_size,
+    )
+    for user, cut, history, candidates in cuts:
+        shown = [candidates[i] for i in rng.permutation(len(candidates))]
+        prompt = build_prompt(recent_movies(catalog, history), catalog[candidates[0]], DEFAULT_SUGGESTIONS)
+        examples.append(
+            RankExample(
+                prompt=prompt,
+                candidates=[scored_title(catalog[i], scoring) for i in shown],
+                target=shown.index(int(sequences[user][cut])),
+                user=user,
+                cut=cut,
+            )
+        )
+        if len(examples) >= max_examples:
+            break
+    return examples
+
+
+def write_jsonl(examples: Sequence[Example] | Sequence[RankExample], path: Path) -> str:
     """Write examples one JSON object per line; returns the sha256 of the file (the data fingerprint)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     text = "".join(json.dumps(asdict(e), ensure_ascii=False) + "\n" for e in examples)

@@ -20,10 +20,11 @@ from dualrec_tui.core.errors import DualrecError
 
 from .checkpoints import latest_checkpoint, prune_checkpoints, restore_checkpoint, run_fingerprint, save_checkpoint
 from .llm_base import load_tokenizer
-from .lora_loss import IGNORE_INDEX, answer_loss, collate, encode_example
+from .lora_loss import AnswerObjective, RankObjective
 
 if TYPE_CHECKING:
-    from .llm_data import Example
+    from .adapter_init import AdapterWeights
+    from .llm_data import Example, RankExample
 
 LOG_EVERY = 10  # steps between plain progress lines when output goes to a file
 
@@ -77,7 +78,7 @@ def _batch_indices(step: int, n_examples: int, global_batch: int, seed: int) -> 
 
 def train_lora(
     hf_dir: Path,
-    examples: Sequence[Example],
+    examples: Sequence[Example] | Sequence[RankExample],
     out: Path,
     settings: LoraSettings,
     *,
@@ -85,8 +86,13 @@ def train_lora(
     show_progress: bool = True,
     base_info: dict[str, Any] | None = None,
     threads: int | None = None,
+    init: AdapterWeights | None = None,
 ) -> dict[str, Any]:
     """Fine-tune LoRA on `examples`; checkpoints in out/checkpoint-N, the final adapter in out/adapter.
+
+    `Example`s train the answer (tasks titles, candidates); `RankExample`s the listwise ranking of their
+    candidates (task rank). `init`: start from these LoRA weights (training/adapter_init.py) instead of
+    peft's initialisation; they set the rank, alpha and modules.
 
     `threads`: torch CPU threads. On a busy machine 1 thread is many times faster than 2 (measured
     0.2 s vs 1.2-3.5 s per tiny step at load 11 on 2 cores): waiting OpenMP threads spin.
@@ -118,6 +124,11 @@ def train_lora(
         bias="none",
     )
     model = get_peft_model(model, lora)
+    if init is not None:
+        from .adapter_init import load_into
+
+        load_into(model, init)
+    objective = RankObjective() if hasattr(examples[0], "candidates") else AnswerObjective()
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
     fingerprint = run_fingerprint(examples, settings, base_info or {})
@@ -127,13 +138,13 @@ def train_lora(
     if checkpoint is not None:
         start_step, losses = restore_checkpoint(checkpoint, model, optimizer)
     model, optimizer = accelerator.prepare(model, optimizer)
-    encoded = [encode_example(tokenizer, e.prompt, e.answer, settings.max_length) for e in examples]
-    # An example whose prompt alone fills max_length teaches nothing (no answer token left): drop it.
-    encoded = [row for row in encoded if any(label != IGNORE_INDEX for label in row[1])]
+    encoded = objective.encode(tokenizer, examples, settings.max_length)
     dropped = len(examples) - len(encoded)
     if not encoded:
         raise DualrecError(f"every example is longer than --max-length {settings.max_length} tokens; raise it")
     world, rank = accelerator.num_processes, accelerator.process_index
+    if world > 1 and isinstance(objective, RankObjective):
+        raise DualrecError("--task rank runs in one process: start it without `accelerate launch`")
     global_batch = settings.batch_size * world
     model.train()
     started = time.perf_counter()
@@ -146,9 +157,7 @@ def train_lora(
                 group["lr"] = _lr_at(step, settings)
             indices = _batch_indices(step, len(encoded), global_batch, settings.seed)
             mine = indices[rank * settings.batch_size : (rank + 1) * settings.batch_size]
-            batch = {k: v.to(accelerator.device) for k, v in collate([encoded[i] for i in mine], pad_id).items()}
-            # Several processes: the wrapped model's own forward, so DDP synchronises gradients.
-            loss = model(**batch).loss if world > 1 else answer_loss(model, batch)
+            loss = objective.loss(model, [encoded[i] for i in mine], pad_id, accelerator.device, world > 1)
             accelerator.backward(loss)
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)

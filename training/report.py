@@ -65,7 +65,14 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m training report",
         description="Print each `python -m training evaluate --json` report as a Markdown table.",
     )
-    parser.add_argument("reports", nargs="+", type=Path, help="JSON files written by `evaluate --json`")
+    parser.add_argument("reports", nargs="*", type=Path, help="JSON files written by `evaluate --json`")
+    parser.add_argument(
+        "--paired-across",
+        nargs=2,
+        metavar=("A.json:MODEL", "B.json:REFERENCE"),
+        help="the paired difference of MODEL in run A against REFERENCE in run B (both run with --save-ranks "
+        "on the same users), e.g. two LLM adapters that cannot share one evaluate run",
+    )
     return parser
 
 
@@ -73,11 +80,42 @@ def main(argv: list[str] | None = None) -> int:
     """`python -m training report FILE...`: each report as Markdown on stdout."""
     from dualrec_tui.core.errors import DataFormatError
 
-    args = build_parser().parse_args(argv)
-    for path in args.reports:
+    def read(path: Path) -> dict:
         try:
-            report = json.loads(path.read_text(encoding="utf-8"))
+            return json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as exc:
             raise DataFormatError(path, None, f"not an evaluate report ({exc})") from exc
-        print(markdown(report))
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.reports and not args.paired_across:
+        parser.error("give evaluate reports, --paired-across, or both")
+    for path in args.reports:
+        print(markdown(read(path)))
+    if args.paired_across:
+        from .evaluate import paired_across
+
+        (a_path, model), (b_path, reference) = (_report_and_model(spec) for spec in args.paired_across)
+        paired = paired_across(read(a_path), model, read(b_path), reference)
+        print(f"Paired differences ({a_path}: {model} - {b_path}: {reference}, same users, paired bootstrap 95%):")
+        print()
+        print("| metric | ratio | diff | 95% interval | users better / worse |")
+        print("|---|---|---|---|---|")
+        for metric, row in paired.items():
+            low, high = row["interval"]
+            ratio = "" if row["ratio"] is None else f"{row['ratio']:.3f}x"
+            print(
+                f"| {metric} | {ratio} | {row['diff']:+.4f} | [{low:+.4f}, {high:+.4f}] "
+                f"| {row['users_better']} / {row['users_worse']} |"
+            )
     return 0
+
+
+def _report_and_model(spec: str) -> tuple[Path, str]:
+    """ "runs/a.json:dualrec" -> (Path("runs/a.json"), "dualrec")."""
+    from dualrec_tui.core.errors import DualrecError
+
+    path, sep, model = spec.rpartition(":")
+    if not sep or not path or not model:
+        raise DualrecError(f"--paired-across takes REPORT.json:MODEL, not {spec!r}")
+    return Path(path), model
