@@ -97,7 +97,9 @@ class RecommendationRuns:
         """Take a hidden pick off the list on screen (the next run leaves it out for good)."""
         self.recs = [r for r in self.recs if r.index != rec.index]
         main = self.main()
-        main.show_recommendations(self.recs, main.recs_state)  # the line still says what ordered the list
+        # the line still says what ordered the list, now marking a hidden LLM pick "(not listed)"
+        state = self._view.hidden(rec.index) if self._view is not None else None
+        main.show_recommendations(self.recs, state or main.recs_state)
         self.app.notify(f"Hidden {rec.label} · Ctrl+Z undoes · palette: hidden movies")
 
     def refresh(self) -> None:

@@ -237,3 +237,48 @@ def test_init_adapter_refuses_what_would_load_wrong(tiny_llama: Path, trained_ad
         read_adapter(tmp_path / "broken.gguf")
     with pytest.raises(DualrecError, match="peft adapter folder or a GGUF"):
         read_adapter(tmp_path / "weights.bin")
+
+
+@pytest.mark.slow
+@pytest.mark.llama
+def test_the_shipped_gguf_adapter_imports_to_the_scores_llama_cpp_gives() -> None:
+    """--init-adapter models/llm/adapter.gguf: transformers with the imported LoRA scores candidates as
+    llama.cpp does with the file (base Q4_K_M there, dequantised here), far from the base without it."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from dualrec_tui.core.artifacts import models_dir
+    from dualrec_tui.core.catalog import Catalog
+    from dualrec_tui.core.llm import LlamaGenerator
+    from dualrec_tui.core.llm_rank import LlamaTitleScorer
+    from training.llm_base import base_gguf, hf_base_dir, load_tokenizer
+
+    adapter = models_dir() / "llm" / "adapter.gguf"
+    weights = read_adapter(adapter)
+    hf = hf_base_dir("gemma3-270m")
+    tokenizer = load_tokenizer(hf)
+    model = AutoModelForCausalLM.from_pretrained(str(hf), dtype=torch.float32)
+    config = LoraConfig(r=weights.rank, lora_alpha=weights.alpha, target_modules=list(weights.target_modules))
+    model = get_peft_model(model, config)
+    assert load_into(model, weights) == 252
+    catalog = Catalog.from_json(models_dir() / "catalog.json")
+    watched = [
+        catalog.resolve(title, year).movie for title, year in [("Toy Story", 1995), ("Heat", 1995), ("Casino", 1995)]
+    ]
+    prompt = build_prompt(watched, catalog.resolve("GoldenEye", 1995).movie, DEFAULT_SUGGESTIONS)
+    titles = [("Braveheart", 1995), ("Apollo 13", 1995), ("Pulp Fiction", 1994), ("Clueless", 1995)]
+    texts = [scored_title(catalog.resolve(t, y).movie, "title-prefix") for t, y in titles]
+    ids = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    with torch.no_grad():
+        imported = candidate_logprobs(model.eval(), tokenizer(prompt)["input_ids"], ids).numpy()
+    with_lora = LlamaGenerator(base_gguf("gemma3-270m"), lora_path=adapter, n_threads=2)
+    base_only = LlamaGenerator(base_gguf("gemma3-270m"), n_threads=2)
+    try:
+        expected, _ = LlamaTitleScorer(with_lora).run(prompt, texts, n_write=0)
+        base, _ = LlamaTitleScorer(base_only).run(prompt, texts, n_write=0)
+    finally:
+        with_lora.close()
+        base_only.close()
+    assert np.abs(imported - expected).max() < 1.0, (imported, expected)
+    assert np.abs(base - expected).max() > 3.0  # the adapter matters: a wrong import would not match it

@@ -421,6 +421,21 @@ def test_zero_weights_keep_the_lstm_order_and_say_so() -> None:
     assert text.endswith("LLM's picks: Clueless (not listed), Heat, Fargo")
 
 
+def test_hiding_an_llm_pick_marks_it_not_listed_on_the_state_line() -> None:
+    from dualrec_tui.core.pipeline import FinalReady
+    from dualrec_tui.widgets.rec_events import RecsView
+
+    pipeline = DualRec(CATALOG, FakeLstm(PREFERENCE), ranker=ScriptedRanker([8]), reranker=SimReranker(8))
+    result = pipeline.recommend(HISTORY, k=4)
+    view = RecsView(popular_stage1=False, llm_on=True, llm_status="", describe=pipeline.describe)
+    assert view.hidden(result.recommendations[0].index) is None  # before the run ends there is no line to redo
+    shown = view.apply(FinalReady(result)).state
+    heat = next(r for r in result.recommendations if r.movie.title == "Heat")
+    after = view.hidden(heat.index)
+    assert shown.endswith("LLM's picks: Clueless (not listed), Heat, Fargo")
+    assert after == shown.replace("Heat, Fargo", "Heat (not listed), Fargo")
+
+
 def test_similarity_is_a_signal_of_its_own() -> None:
     pipeline = DualRec(CATALOG, FakeLstm(PREFERENCE), reranker=SimReranker(3), sim_weight=10.0, n_candidates=6)
     result = pipeline.recommend(HISTORY, k=3)

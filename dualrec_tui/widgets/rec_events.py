@@ -8,7 +8,7 @@ is under way, so the panel never claims a stage that did not run.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -37,6 +37,7 @@ class RecsView:
     describe: Callable[[Any], str]
     tokens: int = 0
     picks: list[str] = field(default_factory=list)
+    result: Any = None  # the run's final result, once it came
 
     @property
     def first(self) -> str:
@@ -67,7 +68,18 @@ class RecsView:
             return self._final(event.result)
         return PanelUpdate()
 
+    def hidden(self, index: int) -> str | None:
+        """The state line once the user hid movie `index` from the final list (None before the run ended).
+
+        Said anew from the result less that movie, so an LLM pick that is no longer on screen is marked
+        "(not listed)" like one the list never showed."""
+        if self.result is None:
+            return None
+        kept = [r for r in self.result.recommendations if r.index != index]
+        return self._final(replace(self.result, recommendations=kept)).state
+
     def _final(self, result: Any) -> PanelUpdate:
+        self.result = result
         notes = "; ".join(result.notes)
         if any(note.startswith("failed:") for note in result.notes):
             state = f"{self.first} · recommending failed (point here for why)"
