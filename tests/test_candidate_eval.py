@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 
@@ -302,3 +303,26 @@ def test_prefix_rows_refuse_what_they_cannot_score_and_reuse_a_prefix_run(tmp_pa
     loaded = PrefixDualRecModel(ctx)
     loaded.load(tmp_path / "prefix" / "fusion.json")
     assert loaded.weights.llm == 0.05
+
+
+def test_the_score_store_knows_one_llm_however_its_path_is_written(tmp_path: Path, monkeypatch) -> None:
+    from training.candidate_eval import ScoreStore, llm_identity
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "adapter.gguf").write_bytes(b"lora")
+    relative = llm_identity([Path("models/adapter.gguf")])
+    assert relative == llm_identity([tmp_path / "models" / "adapter.gguf"])
+    store = ScoreStore(tmp_path / "llm-scores.jsonl", relative)
+    store.put("a prompt", ["Heat ("], np.array([-1.5]))
+    again = ScoreStore(
+        tmp_path / "llm-scores.jsonl", llm_identity([tmp_path / "models" / ".." / "models" / "adapter.gguf"])
+    )
+    assert again.get("a prompt", ["Heat ("]).tolist() == [-1.5]
+    (tmp_path / "models" / "adapter.gguf").write_bytes(b"another lora")  # a different file: scores are not reused
+    assert (
+        ScoreStore(tmp_path / "llm-scores.jsonl", llm_identity([Path("models/adapter.gguf")])).get(
+            "a prompt", ["Heat ("]
+        )
+        is None
+    )

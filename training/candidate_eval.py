@@ -87,6 +87,12 @@ class CandidateSignals:
         return self.llm - prior_weight * self.llm_prior
 
 
+def llm_identity(files: list[Path]) -> dict[str, Any]:
+    """What a score store is valid for: each LLM file's absolute path, size and mtime. Absolute, so the
+    same files named relatively (`--checkpoint llm-rank=models/llm`) or not (the default) are one LLM."""
+    return {str(f.resolve()): [f.stat().st_size, f.stat().st_mtime_ns] if f.is_file() else None for f in files}
+
+
 class ScoreStore:
     """LLM title scores on disk, one JSON line per (prompt, title): a rerun reuses them.
 
@@ -181,8 +187,8 @@ class SignalCache:
         if files.lora is not None:
             from .export import adapter_task
 
-            task = adapter_task(files.lora)  # "titles" or "candidates" (the lettered list: --llm-scoring letters)
-            scoring = "titles" if task == "titles" else "letters"
+            task = adapter_task(files.lora)  # "titles", "rank" or "candidates" (the lettered list: letters)
+            scoring = "letters" if task == "candidates" else "titles"
             if (scoring == "titles") != (self.llm_scoring in TITLE_SCORINGS):
                 self.ctx.log(
                     f"[yellow]warning:[/] {files.lora} was trained for the {task!r} task, but this run scores "
@@ -192,8 +198,7 @@ class SignalCache:
         generator = LlamaGenerator(files.model, lora_path=files.lora, rebuild=files.rebuild)
         self.ranker = scorer_for(self.llm_scoring, generator)
         if self.llm_scoring in TITLE_SCORINGS:
-            files_used = [f for f in (files.model, files.lora) if f is not None]
-            identity = {str(f): [f.stat().st_size, f.stat().st_mtime_ns] if f.is_file() else None for f in files_used}
+            identity = llm_identity([f for f in (files.model, files.lora) if f is not None])
             self.store = ScoreStore(Path(self.ctx.work_dir) / "llm-scores.jsonl", identity)
 
     def share_models(self, other: SignalCache) -> None:

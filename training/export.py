@@ -276,7 +276,7 @@ def smoke_test_gguf(model: Path, lora: Path | None = None) -> dict[str, Any]:
 
 # ------------------------------------------------------------------------------------ evaluation
 def adapter_task(adapter: Path) -> str:
-    """The task an adapter was trained for ("candidates" or "titles"), from its training manifest.
+    """The task an adapter was trained for ("candidates", "titles" or "rank"), from its training manifest.
 
     Manifests written before the candidates task existed have no `task`: those adapters write titles.
     Without a manifest the default task of `python -m training llm` ("titles") is assumed."""
