@@ -55,6 +55,8 @@ def finetune_llm(
     missing: str = "drop",
     init_adapter: Path | None = None,
     scoring: str = "title-prefix",
+    out_of_fold: int = 0,
+    fold_epochs: int = 6,
 ) -> dict[str, Any]:
     """Examples from `data`'s training sequences -> LoRA on `base` -> out/adapter + out/manifest.json.
 
@@ -64,7 +66,9 @@ def finetune_llm(
     "rank": the title prompt and the LSTM's top-K candidates, trained with a listwise loss on the
     likelihood of each candidate's `scoring` text (needs `lstm`), which is the score the app fuses.
     `init_adapter`: start from this adapter (a peft folder or a GGUF LoRA, training/adapter_init.py),
-    e.g. continue the shipped titles adapter on the rank task."""
+    e.g. continue the shipped titles adapter on the rank task. `out_of_fold` >= 2 (rank task): the
+    candidates come from that many fold LSTMs, each fit without the sequences it scores
+    (training/out_of_fold.py), instead of from `lstm` itself, which was fit on them."""
     from dualrec_tui.core.artifacts import write_manifest
     from dualrec_tui.core.movielens import load_dataset
     from dualrec_tui.core.sequences import build_sequences, leave_one_out
@@ -90,15 +94,32 @@ def finetune_llm(
         say(f"starting from {init_adapter} (rank {init.rank}, alpha {init.alpha:g}, {len(init.tensors)} tensors)")
     if task in ("candidates", "rank") and lstm is None:
         raise DualrecError(f"--task {task} needs --lstm DIR: the candidates are the LSTM's top K")
+    if out_of_fold and task != "rank":
+        raise DualrecError("--out-of-fold applies to --task rank only")
     if task == "rank":
         from dualrec_tui.core.lstm import LstmRecommender
 
-        scorer = LstmRecommender.load(Path(lstm), catalog)
-        predicted_by = f"lstm:{lstm}"
+        if out_of_fold:
+            from .out_of_fold import fold_scorers
+
+            scores = fold_scorers(
+                split,
+                catalog,
+                Path(lstm),
+                n_folds=out_of_fold,
+                epochs=fold_epochs,
+                work_dir=Path(out) / "fold-lstms",
+                seed=settings.seed,
+                say=say,
+            )
+            predicted_by = f"lstm out-of-fold: {out_of_fold} folds, {fold_epochs} epochs, settings of {lstm}"
+        else:
+            scores = [LstmRecommender.load(Path(lstm), catalog).score]
+            predicted_by = f"lstm:{lstm}"
         examples = llm_data.build_rank_examples(
             split,
             catalog,
-            scorer.score,
+            scores,
             scoring=scoring,
             n_candidates=n_candidates,
             missing=missing,
@@ -148,6 +169,7 @@ def finetune_llm(
             "task": task,
             **({"n_candidates": n_candidates, "missing": missing} if task in ("candidates", "rank") else {}),
             **({"scoring": scoring} if task == "rank" else {}),
+            **({"out_of_fold": {"folds": out_of_fold, "epochs": fold_epochs}} if out_of_fold else {}),
             "kcore": kcore,
             "source": "training sequences only (leave-one-out: validation and test targets excluded)",
         },
@@ -243,6 +265,16 @@ def build_parser() -> argparse.ArgumentParser:
         default="drop",
         help="a cut whose next movie is not a candidate: drop it (default) or inject the movie",
     )
+    parser.add_argument(
+        "--out-of-fold",
+        type=int,
+        default=0,
+        metavar="N",
+        help="--task rank: take the candidates from N fold LSTMs (N >= 2), each fit with --lstm's settings "
+        "on the training sequences of the other folds, so they rank a sequence they have not seen, as the "
+        "app's LSTM does for a user; saved in OUT/fold-lstms (default 0: --lstm itself)",
+    )
+    parser.add_argument("--fold-epochs", type=int, default=6, help="--out-of-fold: epochs per fold LSTM (default 6)")
     add_settings_arguments(parser)
     return parser
 
@@ -270,6 +302,8 @@ def main(argv: list[str] | None = None) -> int:
         missing=args.missing,
         init_adapter=args.init_adapter,
         scoring=args.scoring,
+        out_of_fold=args.out_of_fold,
+        fold_epochs=args.fold_epochs,
     )
     return 0
 

@@ -167,7 +167,7 @@ Scorer = Callable[[list[list[int]]], np.ndarray]
 
 def candidate_cuts(
     split: Split,
-    score: Scorer,
+    score: Scorer | Sequence[Scorer],
     rng: np.random.Generator,
     *,
     n_candidates: int,
@@ -179,9 +179,13 @@ def candidate_cuts(
 
     The candidates are the LSTM's top `n_candidates` unwatched movies at the cut, best first. A cut whose
     next movie is not among them is skipped (`missing="drop"`) or the movie replaces a random candidate
-    other than the top one (`"inject"`). `rng` is the caller's, so what it draws next stays seeded too."""
+    other than the top one (`"inject"`). `rng` is the caller's, so what it draws next stays seeded too.
+
+    `score` may be one scorer per fold (out-of-fold candidates): training sequence r is scored by
+    `score[r % len(score)]`, which must not have been fit on it (`Split.without_fold`)."""
     if missing not in MISSING_RULES:
         raise ValueError(f"missing must be one of {', '.join(MISSING_RULES)}, not {missing!r}")
+    scorers = list(score) if isinstance(score, Sequence) else [score]
     sequences = split.training_sequences()
     cuts: list[tuple[int, int]] = []
     for user, seq in enumerate(sequences):
@@ -194,7 +198,7 @@ def candidate_cuts(
     for lo in range(0, len(cuts), batch_size):
         chunk = cuts[lo : lo + batch_size]
         histories = [list(sequences[u][:c]) for u, c in chunk]
-        scores = np.asarray(score(histories), dtype=np.float64)
+        scores = _fold_scores(scorers, [u for u, _ in chunk], histories)
         for (user, cut), history, row in zip(chunk, histories, scores, strict=True):
             row[np.asarray(history, dtype=np.int64)] = -np.inf
             candidates = [int(i) for i in np.lexsort((np.arange(row.shape[0]), -row))[:n_candidates]]
@@ -253,10 +257,28 @@ def build_candidate_examples(
     return examples
 
 
+def _fold_scores(scorers: list[Scorer], users: list[int], histories: list[list[int]]) -> np.ndarray:
+    """Each history scored by its user's fold's scorer (the one scorer when there are no folds)."""
+    if len(scorers) == 1:
+        return np.asarray(scorers[0](histories), dtype=np.float64)
+    folds = np.asarray(users) % len(scorers)
+    scores: np.ndarray | None = None
+    for fold, scorer in enumerate(scorers):
+        rows = np.flatnonzero(folds == fold)
+        if rows.size == 0:
+            continue
+        part = np.asarray(scorer([histories[r] for r in rows.tolist()]), dtype=np.float64)
+        if scores is None:
+            scores = np.empty((len(histories), part.shape[1]), dtype=np.float64)
+        scores[rows] = part
+    assert scores is not None
+    return scores
+
+
 def build_rank_examples(
     split: Split,
     catalog: Catalog,
-    score: Scorer,
+    score: Scorer | Sequence[Scorer],
     *,
     scoring: str = "title-prefix",
     n_candidates: int = DEFAULT_CANDIDATES,

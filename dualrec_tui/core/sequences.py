@@ -46,8 +46,8 @@ class Ragged(Sequence[list[int]]):
     def __len__(self) -> int:
         return int(self.starts.shape[0])
 
-    def __getitem__(self, index: Any) -> Any:  # int -> list; slice -> Ragged
-        if isinstance(index, slice):
+    def __getitem__(self, index: Any) -> Any:  # int -> list; slice or index array -> Ragged
+        if isinstance(index, slice | np.ndarray):
             return Ragged(self.values, self.starts[index], self.ends[index])
         return self.values[self.starts[index] : self.ends[index]].tolist()
 
@@ -202,6 +202,24 @@ class Split:
     def training_sequences(self) -> Ragged:
         """Every sequence a model may fit on: no validation or test target inside."""
         return self.train.concat(self.extra_train)
+
+    def without_fold(self, fold: int, n_folds: int) -> Split:
+        """This split less the training sequences in `fold`: row r of `training_sequences()` is in fold
+        r % n_folds. A model fit on the result has never seen that fold's sequences, so its predictions on
+        them look like its predictions on held-out users (out-of-fold candidates, training/out_of_fold.py)."""
+        if not 0 <= fold < n_folds:
+            raise ValueError(f"fold must be in 0..{n_folds - 1}, not {fold}")
+        n_train = len(self.train)
+        keep_train = np.flatnonzero(np.arange(n_train) % n_folds != fold)
+        keep_extra = np.flatnonzero((n_train + np.arange(len(self.extra_train))) % n_folds != fold)
+        return Split(
+            user_ids=[self.user_ids[u] for u in keep_train.tolist()],
+            train=self.train[keep_train],
+            valid_target=[self.valid_target[u] for u in keep_train.tolist()],
+            test_target=[self.test_target[u] for u in keep_train.tolist()],
+            extra_train=self.extra_train[keep_extra],
+            n_items=self.n_items,
+        )
 
     def popularity(self) -> np.ndarray:
         """Interaction counts per item over training sequences only, shape (n_items,)."""
