@@ -121,3 +121,20 @@ def test_fold_lstms_take_the_lstms_settings_train_without_their_fold_and_are_reu
     assert sum("fitting" in s for s in said) == 2
     with pytest.raises(DualrecError, match="at least 2 folds"):
         fold_scorers(split, catalog, lstm, n_folds=1, epochs=1, work_dir=tmp_path / "x")
+
+
+def test_keep_yields_every_cut_with_the_plain_top_k_and_the_same_cuts_as_drop() -> None:
+    catalog, split = toy_catalog(), toy_split(n_users=40, length=10)
+    low = _RankByIndex(len(catalog), reverse=False)
+
+    def cuts(missing: str) -> list:
+        rng = np.random.default_rng(0)
+        return list(llm_data.candidate_cuts(split, low, rng, n_candidates=4, missing=missing, cuts_per_user=3))
+
+    kept, dropped = cuts("keep"), cuts("drop")
+    sequences = split.training_sequences()
+    missing = [c for c in kept if sequences[c[0]][c[1]] not in c[3]]
+    assert missing and len(kept) == len(dropped) + len(missing)
+    assert [c for c in kept if c not in missing] == dropped
+    for _user, _cut, history, candidates in kept:
+        assert candidates == [i for i in range(len(catalog)) if i not in history][:4]

@@ -145,7 +145,7 @@ def build_examples(
     return examples
 
 
-MISSING_RULES = ("drop", "inject")
+MISSING_RULES = ("drop", "inject", "keep")  # "keep": the plain top K, for measuring recall only
 CANDIDATE_LINES = 3  # the answer: the next movie, then up to two later ones that are candidates too
 LOOKAHEAD = 10  # how far after the cut a later movie may be
 
@@ -179,7 +179,9 @@ def candidate_cuts(
 
     The candidates are the LSTM's top `n_candidates` unwatched movies at the cut, best first. A cut whose
     next movie is not among them is skipped (`missing="drop"`) or the movie replaces a random candidate
-    other than the top one (`"inject"`). `rng` is the caller's, so what it draws next stays seeded too.
+    other than the top one (`"inject"`), or yielded as it is (`"keep"`, to measure how often the LSTM's
+    top K holds the next movie: benchmarks/candidate_recall.py). The cuts drawn do not depend on the rule.
+    `rng` is the caller's, so what it draws next stays seeded too.
 
     `score` may be one scorer per fold (out-of-fold candidates): training sequence r is scored by
     `score[r % len(score)]`, which must not have been fit on it (`Split.without_fold`)."""
@@ -205,6 +207,9 @@ def candidate_cuts(
             target = int(sequences[user][cut])
             if target not in candidates:
                 if missing == "drop":
+                    continue
+                if missing == "keep":
+                    yield user, cut, history, candidates
                     continue
                 candidates[int(rng.integers(1, len(candidates)))] = target  # the LSTM's top pick stays
             yield user, cut, history, candidates
