@@ -56,7 +56,7 @@ def finetune_llm(
     init_adapter: Path | None = None,
     scoring: str = "title-prefix",
     out_of_fold: int = 0,
-    fold_epochs: int = 6,
+    fold_epochs: int = 16,
 ) -> dict[str, Any]:
     """Examples from `data`'s training sequences -> LoRA on `base` -> out/adapter + out/manifest.json.
 
@@ -274,7 +274,12 @@ def build_parser() -> argparse.ArgumentParser:
         "on the training sequences of the other folds, so they rank a sequence they have not seen, as the "
         "app's LSTM does for a user; saved in OUT/fold-lstms (default 0: --lstm itself)",
     )
-    parser.add_argument("--fold-epochs", type=int, default=6, help="--out-of-fold: epochs per fold LSTM (default 6)")
+    parser.add_argument(
+        "--fold-epochs",
+        type=int,
+        default=16,
+        help="--out-of-fold: most epochs per fold LSTM; the best on its validation users is kept (default 16)",
+    )
     add_settings_arguments(parser)
     return parser
 
