@@ -48,14 +48,11 @@ def places_at_cuts(split: Split, score: Scorer | Sequence[Scorer], k: int, seed:
     return places
 
 
-def places_at_validation(split: Split, score: Scorer, k: int) -> list[int | None]:
-    histories = [list(split.valid_input(u)) for u in range(len(split.valid_target))]
-    scores = np.asarray(score(histories), dtype=np.float64)
+def places_at_validation(split: Split, lstm: LstmRecommender, k: int) -> list[int | None]:
+    """The validation target's place in the app's top K (`LstmRecommender.top_k`) for every user."""
     places: list[int | None] = []
-    for u, row in enumerate(scores):
-        row[np.asarray(histories[u], dtype=np.int64)] = -np.inf
-        top = np.lexsort((np.arange(row.shape[0]), -row))[:k].tolist()
-        target = split.valid_target[u]
+    for u, target in enumerate(split.valid_target):
+        top = [item for item, _score in lstm.top_k(split.valid_input(u), k)]
         places.append(top.index(target) if target in top else None)
     return places
 
@@ -71,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
 
     dataset = load_dataset(args.data)
     catalog, split = dataset.catalog, leave_one_out(build_sequences(dataset))
-    lstm = LstmRecommender.load(args.lstm, catalog).score
-    k = args.candidates
+    recommender = LstmRecommender.load(args.lstm, catalog)
+    lstm, k = recommender.score, args.candidates
     print(f"top {k} candidates; {3 * CUTS_PER_USER} cuts per training sequence, seed {args.seed} (as --task rank)")
     print(f"  training cuts, {args.lstm} (fit on them): {describe(places_at_cuts(split, lstm, k, args.seed))}")
     if args.fold_lstms:
@@ -80,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
         folds = [LstmRecommender.load(folder, catalog).score for folder in folders]
         places = places_at_cuts(split, folds, k, args.seed)
         print(f"  training cuts, {len(folds)} fold LSTMs (out-of-fold): {describe(places)}")
-    print(f"  validation targets, {args.lstm} (held out): {describe(places_at_validation(split, lstm, k))}")
+    print(f"  validation targets, {args.lstm} (held out): {describe(places_at_validation(split, recommender, k))}")
     return 0
 
 

@@ -119,6 +119,11 @@ def test_fold_lstms_take_the_lstms_settings_train_without_their_fold_and_are_reu
     said.clear()
     fold_scorers(split, catalog, lstm, n_folds=2, epochs=1, work_dir=tmp_path / "folds", say=said.append)
     assert sum("fitting" in s for s in said) == 2
+    # other training sequences (same catalog, same count) are not mistaken for these
+    said.clear()
+    other = synthetic_split(len(catalog), n_users=24, seed=1)
+    fold_scorers(other, catalog, lstm, n_folds=2, epochs=1, work_dir=tmp_path / "folds", say=said.append)
+    assert sum("fitting" in s for s in said) == 2
     with pytest.raises(DualrecError, match="at least 2 folds"):
         fold_scorers(split, catalog, lstm, n_folds=1, epochs=1, work_dir=tmp_path / "x")
 
@@ -138,3 +143,8 @@ def test_keep_yields_every_cut_with_the_plain_top_k_and_the_same_cuts_as_drop() 
     assert [c for c in kept if c not in missing] == dropped
     for _user, _cut, history, candidates in kept:
         assert candidates == [i for i in range(len(catalog)) if i not in history][:4]
+    # an example needs its next movie among the candidates: "keep" is for measuring only
+    with pytest.raises(ValueError, match="for examples"):
+        llm_data.build_rank_examples(split, catalog, low, missing="keep")
+    with pytest.raises(ValueError, match="for examples"):
+        llm_data.build_candidate_examples(split, catalog, low, missing="keep")

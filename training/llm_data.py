@@ -146,6 +146,14 @@ def build_examples(
 
 
 MISSING_RULES = ("drop", "inject", "keep")  # "keep": the plain top K, for measuring recall only
+EXAMPLE_RULES = ("drop", "inject")  # an example needs its next movie among the candidates
+
+
+def _check_example_rule(missing: str) -> None:
+    if missing not in EXAMPLE_RULES:
+        raise ValueError(f"missing must be one of {', '.join(EXAMPLE_RULES)} for examples, not {missing!r}")
+
+
 CANDIDATE_LINES = 3  # the answer: the next movie, then up to two later ones that are candidates too
 LOOKAHEAD = 10  # how far after the cut a later movie may be
 
@@ -230,6 +238,7 @@ def build_candidate_examples(
     """Candidate-ranking examples from training sequences; `score` is the LSTM's (B, n_items) scorer."""
     if not 2 <= n_candidates <= len(CANDIDATE_LETTERS):
         raise ValueError(f"n_candidates must be 2 to {len(CANDIDATE_LETTERS)}, not {n_candidates}")
+    _check_example_rule(missing)
     rng = np.random.default_rng(seed)
     sequences = split.training_sequences()
     examples: list[Example] = []
@@ -299,6 +308,7 @@ def build_rank_examples(
     candidates' order cannot leak the LSTM's rank; they are shuffled all the same."""
     if n_candidates < 2:
         raise ValueError(f"n_candidates must be at least 2, not {n_candidates}")
+    _check_example_rule(missing)
     rng = np.random.default_rng(seed)
     sequences = split.training_sequences()
     examples: list[RankExample] = []

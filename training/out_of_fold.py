@@ -11,10 +11,13 @@ reused when it was built by the same recipe, so an interrupted run does not trai
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from dualrec_tui.core.catalog import Catalog
 from dualrec_tui.core.errors import DualrecError
@@ -36,6 +39,14 @@ def lstm_settings(lstm: Path, catalog: Catalog, epochs: int) -> Any:
     config = TrainConfig(**{k: v for k, v in training.items() if k in known})
     config.max_epochs = epochs
     return config
+
+
+def _sequences_digest(split: Split) -> str:
+    """Which training sequences the folds were cut from: a rerun on other data must not reuse them."""
+    sequences = split.training_sequences()
+    digest = hashlib.sha256(sequences.flat().astype(np.int32).tobytes())
+    digest.update(sequences.lengths().astype(np.int64).tobytes())
+    return digest.hexdigest()
 
 
 def fold_scorers(
@@ -68,7 +79,7 @@ def fold_scorers(
             "seed": seed,
             "config": asdict(config),
             "catalog_fingerprint": catalog.fingerprint,
-            "training_sequences": len(split.training_sequences()),
+            "training_sequences_sha256": _sequences_digest(split),
         }
         recipe_path = folder / RECIPE_FILE
         if recipe_path.is_file() and json.loads(recipe_path.read_text(encoding="utf-8")) == recipe:
