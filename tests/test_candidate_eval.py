@@ -326,3 +326,39 @@ def test_the_score_store_knows_one_llm_however_its_path_is_written(tmp_path: Pat
         )
         is None
     )
+
+
+class _Markov:
+    """Transition scores that put all of the last movie's mass on one next movie."""
+
+    def __init__(self, next_movie: int) -> None:
+        self.next_movie = next_movie
+
+    def score(self, histories):
+        out = np.zeros((len(histories), len(CATALOG)))
+        out[:, self.next_movie] = 1.0
+        return out
+
+
+def test_markov_rows_tune_the_transition_signal_with_the_others_and_write_no_app_settings(tmp_path) -> None:
+    """`dualrec+markov` adds the Markov log-probability to the grid (weight 0 included); `lstm+markov+sim`
+    holds the LLM at 0. A Markov signal that points at the target earns a weight; neither row writes
+    fusion.json, and plain `dualrec`'s grid and settings do not mention Markov."""
+    from training.candidate_eval import DualRecMarkovModel, LstmMarkovSimModel
+
+    ctx, _, plain = _rows(tmp_path, ScriptedRanker([3]), _Reranker(None))  # the LLM points elsewhere
+    ctx.models["markov"] = _Markov(8)
+    with_markov, without_llm = DualRecMarkovModel(ctx), LstmMarkovSimModel(ctx)
+    for model in (with_markov, without_llm):
+        model._setup()
+        model._tune(SPLIT)
+        assert model.weights.markov > 0 and model.rank([[0, 2]], k=20)[0][0] == 8
+        assert model.fusion_settings()["markov_weight"] == model.weights.markov
+        assert all(k.startswith("w_markov=") for k in model.tuning["grid"])
+    assert all(",w_llm=0.0," in k for k in without_llm.tuning["grid"])
+    signal = with_markov.cache.signals([[0, 2]], llm=False)[0]
+    assert np.argmax(signal.markov) == int(np.flatnonzero(signal.order[:8] == 8)[0])
+    assert not (tmp_path / "fusion.json").exists()
+    plain._tune(SPLIT)
+    assert "markov_weight" not in plain.fusion_settings() and plain.weights.markov == 0
+    assert not any("markov" in k for k in plain.tuning["grid"])

@@ -16,6 +16,12 @@
 
 - `lstm+llm` / `lstm+sim`: ablations of `dualrec`, tuned the same way on the same validation targets with
   the other weight held at 0 (they do not write fusion.json): which signal carries the fusion.
+- `dualrec+markov` / `lstm+markov+sim`: `dualrec` with a fourth fused signal, the first-order Markov
+  log-probability of each candidate after the last movie (the `markov` baseline, fitted on training
+  sequences), its weight tuned with the others. Not the method: the free signal of `lstm+markov` inside the
+  fusion, so that `dualrec+markov` against `lstm+markov` (paired) shows whether the LLM and similarity add
+  anything once it is there; `lstm+markov+sim` holds the LLM at 0 (the LLM's share). Neither writes
+  fusion.json (docs/preregistered/issue9-markov-in-fusion.md).
 - `llm-rank-prefix` / `dualrec-prefix`: `llm-rank` / `dualrec` with each candidate scored by the
   likelihood of "Title (" instead of "Title (Year)" (`prompt.scored_title`): the year's digits are not
   decoded, so a recommendation costs ~60% less candidate decoding. Same LLM, same store, own tuning;
@@ -61,6 +67,7 @@ LLM_RANK_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0, 2.0)
 SIM_WEIGHTS = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0)
 ALPHAS = (0.0, 0.5, 1.0)
 DEPTHS = (5, 10, 20)
+MARKOV_FUSION_WEIGHTS = (0.0, 0.05, 0.1, 0.2, 0.5)  # lstm+markov chose 0.05 of (0, 0.05, ..., 1) on validation
 PRIOR_CHUNK = 20  # titles per scorer pass when scoring title priors
 
 
@@ -74,6 +81,7 @@ class CandidateSignals:
     llm_prior: np.ndarray | None  # (K,) log p(title | prompt without history) (titles scoring; else None)
     sim_prediction: np.ndarray | None  # (K,) cosine to the LSTM's top pick
     sim_history: np.ndarray | None  # (K,) cosine to the mean of the recent history
+    markov: np.ndarray | None = None  # (K,) log p_markov(candidate | last movie) (the +markov rows; else None)
 
     def sim(self, alpha: float) -> np.ndarray | None:
         if self.sim_prediction is None or self.sim_history is None:
@@ -167,6 +175,7 @@ class SignalCache:
         self.llm_path: str | None = None
         self.store: ScoreStore | None = None
         self.with_prior = False  # title priors too (the llm-rank-pmi row asks for them)
+        self.markov: Any = None  # the fitted `markov` baseline, once a +markov row asks for it
         self._pipeline = DualRec(ctx.catalog, self.lstm, n_candidates=n_candidates)  # prompt + shuffle only
         self._cache: dict[tuple[int, ...], CandidateSignals] = {}
         self.llm_seconds = 0.0
@@ -224,6 +233,8 @@ class SignalCache:
             for history, row in zip(todo, scores, strict=True):
                 self._cache[tuple(history)] = self._compute(history, row)
         out = [self._cache[tuple(h)] for h in histories]
+        if self.markov is not None:
+            self._add_markov(histories, out)
         if llm and self.ranker is not None:
             for history, signal in zip(histories, out, strict=True):
                 if signal.llm is None:
@@ -231,6 +242,16 @@ class SignalCache:
                 if self.with_prior and signal.llm_prior is None:
                     signal.llm_prior = self._title_prior(signal.order[: self.n_candidates])
         return out
+
+    def _add_markov(self, histories: list[list[int]], signals: list[CandidateSignals]) -> None:
+        """log p_markov(candidate | last movie), normalised over the whole catalog as `lstm+markov` does."""
+        todo = [(h, s) for h, s in zip(histories, signals, strict=True) if s.markov is None]
+        if not todo:
+            return
+        probs = np.asarray(self.markov.score([h for h, _ in todo]), dtype=np.float64)
+        probs = probs / np.maximum(probs.sum(axis=1, keepdims=True), 1e-12)
+        for (_, signal), row in zip(todo, probs, strict=True):
+            signal.markov = np.log(row[signal.order[: self.n_candidates]] + 1e-12)
 
     def _compute(self, history: list[int], row: np.ndarray) -> CandidateSignals:
         from dualrec_tui.core.pipeline import lstm_ranking
@@ -417,6 +438,7 @@ class CandidateDualRecModel:
     name = "dualrec"
     llm_weights: tuple[float, ...] = LLM_RANK_WEIGHTS
     sim_weights: tuple[float, ...] = SIM_WEIGHTS
+    markov_weights: tuple[float, ...] = (0.0,)  # > (0.0,): the Markov signal joins the fusion (+markov rows)
     writes_fusion = True  # the app's settings come from this row
     # None: score as the run's --llm-scoring says, settings to <work_dir>/fusion.json; "title-prefix": score
     # "Title (" whatever the run's scoring, settings to <work_dir>/title-prefix/fusion.json (the -prefix row)
@@ -440,6 +462,8 @@ class CandidateDualRecModel:
         self.cache = _shared_cache(self.ctx)
         if self.cache.reranker is None:
             self.cache.attach_reranker()
+        if max(self.markov_weights) > 0 and self.cache.markov is None:
+            self.cache.markov = self.ctx.require("markov")
 
     def fit(self, split: Any, catalog: Any, seed: int) -> None:
         self._setup()
@@ -484,27 +508,34 @@ class CandidateDualRecModel:
         grid: dict[str, float] = {}
         best: tuple[tuple, dict[str, Any]] | None = None
         lstm_only = 0.0
-        for w_llm, w_sim, alpha, depth in itertools.product(self.llm_weights, self.sim_weights, ALPHAS, DEPTHS):
+        settings = itertools.product(self.markov_weights, self.llm_weights, self.sim_weights, ALPHAS, DEPTHS)
+        for w_markov, w_llm, w_sim, alpha, depth in settings:
             if w_sim == 0 and alpha != ALPHAS[0]:
                 continue  # alpha only matters when similarity is on
-            weights = FusionWeights(llm=w_llm, sim=w_sim, depth=depth)
+            weights = FusionWeights(llm=w_llm, sim=w_sim, depth=depth, markov=w_markov)
             ranks = np.empty(len(targets), dtype=np.float64)
             for row, (signal, target) in enumerate(zip(signals, targets, strict=True)):
-                fused = fuse_candidates(signal.lstm, weights, signal.llm, signal.sim(alpha))
+                fused = fuse_candidates(signal.lstm, weights, signal.llm, signal.sim(alpha), signal.markov)
                 head = signal.order[: fused.order.shape[0]][fused.order]
                 ranks[row] = target_rank(head, signal.order, target)
             value = sum(metrics.ndcg(ranks, TUNE_K).tolist()) / max(1, len(targets))  # summed in user order
-            grid[f"w_llm={w_llm},w_sim={w_sim},alpha={alpha},depth={depth}"] = round(value, 6)
-            if w_llm == 0 and w_sim == 0:
+            name = f"w_llm={w_llm},w_sim={w_sim},alpha={alpha},depth={depth}"
+            grid[name if len(self.markov_weights) == 1 else f"w_markov={w_markov},{name}"] = round(value, 6)
+            if w_llm == 0 and w_sim == 0 and w_markov == 0:
                 lstm_only = value
             # higher NDCG first; on a tie: both re-rankers on, then the LLM on, then similarity on, then the
             # deepest re-ordering (the method's design), then the smaller weights
-            key = (round(value, 9), w_llm > 0 and w_sim > 0, w_llm > 0, w_sim > 0, depth, -w_llm - w_sim)
+            key = (round(value, 9), w_llm > 0 and w_sim > 0, w_llm > 0, w_sim > 0, depth, -w_llm - w_sim - w_markov)
             if best is None or key > best[0]:
-                best = (key, {"llm": w_llm, "sim": w_sim, "alpha": alpha, "depth": depth, "value": value})
+                best = (
+                    key,
+                    {"llm": w_llm, "sim": w_sim, "alpha": alpha, "depth": depth, "markov": w_markov, "value": value},
+                )
         assert best is not None
         chosen = best[1]
-        self.weights = FusionWeights(llm=chosen["llm"], sim=chosen["sim"], depth=chosen["depth"])
+        self.weights = FusionWeights(
+            llm=chosen["llm"], sim=chosen["sim"], depth=chosen["depth"], markov=chosen["markov"]
+        )
         self.alpha = chosen["alpha"]
         self.tuning = {
             "tune_users": len(users),
@@ -528,6 +559,7 @@ class CandidateDualRecModel:
             "alpha": self.alpha,
             "depth": self.weights.depth,
             "n_suggestions": 3,
+            **({"markov_weight": self.weights.markov} if max(self.markov_weights) > 0 else {}),
         }
 
     def rank(self, histories: list[list[int]], k: int) -> list[list[int]]:
@@ -535,7 +567,7 @@ class CandidateDualRecModel:
         start = time.perf_counter()
         lists = []
         for signal in self.cache.signals(histories, llm=self.weights.llm > 0):
-            fused = fuse_candidates(signal.lstm, self.weights, signal.llm, signal.sim(self.alpha))
+            fused = fuse_candidates(signal.lstm, self.weights, signal.llm, signal.sim(self.alpha), signal.markov)
             lists.append(fused_ranking(signal.order, fused))
         self.seconds += time.perf_counter() - start
         self.users += len(histories)
@@ -569,3 +601,18 @@ class PrefixDualRecModel(CandidateDualRecModel):
 
     name = "dualrec-prefix"
     own_scoring = "title-prefix"
+
+
+class DualRecMarkovModel(CandidateDualRecModel):
+    """`dualrec` with the Markov transition log-probability as a fourth fused signal (measured, not shipped)."""
+
+    name = "dualrec+markov"
+    markov_weights = MARKOV_FUSION_WEIGHTS
+    writes_fusion = False
+
+
+class LstmMarkovSimModel(DualRecMarkovModel):
+    """Ablation of `dualrec+markov`: the LLM held at 0, so the pair shows what the LLM adds over the rest."""
+
+    name = "lstm+markov+sim"
+    llm_weights = (0.0,)

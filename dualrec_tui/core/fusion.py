@@ -6,7 +6,11 @@ For a user, the LSTM ranks every unwatched movie; its top K are the candidates. 
     llm(c)  = log-softmax over the K candidate letters in one LLM forward pass (stage 2, core/llm_rank.py)
     sim(c)  = Sentence-BERT similarity to the LSTM's top pick and the recent history (stage 3)
 
-    fused(c) = lstm(c) + w_llm * llm(c) + w_sim * sim(c)
+    fused(c) = lstm(c) + w_llm * llm(c) + w_sim * sim(c) [+ w_markov * markov(c)]
+
+`markov(c)` (log p(c | the last movie) under first-order transitions) is a measured option, not part of
+the method: the harness row `dualrec+markov` asks whether the LLM still adds something once this free
+signal is in the fusion. It is off (weight 0) unless fusion.json sets it.
 
 The first `depth` candidates (depth <= K) are re-ordered by `fused`, ties by LSTM rank; everything after
 them keeps the LSTM's order, so the fused ranking covers the whole catalog and full-ranking metrics are
@@ -53,6 +57,7 @@ class FusionWeights:
     llm: float = 0.0
     sim: float = 0.0
     depth: int = 20
+    markov: float = 0.0
 
     def uses(self, signal: str) -> bool:
         return signal == "lstm" or getattr(self, signal, 0.0) > 0
@@ -68,12 +73,17 @@ class FusedCandidates:
 
 
 def fuse_candidates(
-    lstm: np.ndarray, weights: FusionWeights, llm: np.ndarray | None = None, sim: np.ndarray | None = None
+    lstm: np.ndarray,
+    weights: FusionWeights,
+    llm: np.ndarray | None = None,
+    sim: np.ndarray | None = None,
+    markov: np.ndarray | None = None,
 ) -> FusedCandidates:
     """Re-order the first `weights.depth` candidates (given best-LSTM-first) by the fused score.
 
     `llm` are log-probabilities over the K candidates of the prompt (renormalised here over the first
-    `depth`), `sim` similarity scores; a signal that is None or has weight 0 contributes nothing.
+    `depth`), `sim` similarity scores, `markov` transition log-probabilities; a signal that is None or has
+    weight 0 contributes nothing.
     """
     lstm = np.asarray(lstm, dtype=np.float64)
     depth = int(min(max(1, weights.depth), lstm.shape[0]))
@@ -90,6 +100,11 @@ def fuse_candidates(
         signals["sim"] = sim_head
         if weights.sim > 0:
             fused = fused + weights.sim * sim_head
+    if markov is not None:
+        markov_head = np.asarray(markov, dtype=np.float64)[:depth]
+        signals["markov"] = markov_head
+        if weights.markov > 0:
+            fused = fused + weights.markov * markov_head
     order = np.lexsort((np.arange(depth), -fused))  # ties: the better LSTM rank first
     return FusedCandidates(order=order, fused=fused, signals=signals)
 
