@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 
+from dualrec_tui.core.markov import MarkovTransitions
 from dualrec_tui.core.sequences import Split
 from tests.test_pipeline import CATALOG, PREFERENCE, FakeLstm, ScriptedRanker
 from training.candidate_eval import CandidateDualRecModel, LlmRankModel, SignalCache
@@ -45,6 +47,7 @@ def _rows(tmp_path, ranker, reranker, llm_scoring: str = "letters"):
     cache = ctx.models["_candidate_signals"] = SignalCache(ctx, n_candidates=8)
     cache.ranker, cache.reranker = ranker, reranker
     ctx.models["llm-rank"] = rank = LlmRankModel(ctx)
+    ctx.models["markov"] = _markov()
     rank.cache = cache
     model = CandidateDualRecModel(ctx)
     model.cache = cache
@@ -81,7 +84,7 @@ def test_a_harmful_signal_never_costs_validation_quality(tmp_path) -> None:
     _, _, model = _rows(tmp_path, ScriptedRanker([4, 3, 6, 9, 7, 8]), _Reranker(None))
     model._tune(split)
     grid = model.tuning["grid"]
-    assert grid["w_llm=2.0,w_sim=0.0,alpha=0.0,depth=20"] < model.tuning["lstm_only"]  # a big weight hurts
+    assert grid["w_markov=0.0,w_llm=2.0,w_sim=0.0,alpha=0.0,depth=20"] < model.tuning["lstm_only"]  # a big weight hurts
     assert model.tuning["best"] == model.tuning["lstm_only"]
     assert model.weights.llm < 0.5
 
@@ -328,37 +331,34 @@ def test_the_score_store_knows_one_llm_however_its_path_is_written(tmp_path: Pat
     )
 
 
-class _Markov:
-    """Transition scores that put all of the last movie's mass on one next movie."""
-
-    def __init__(self, next_movie: int) -> None:
-        self.next_movie = next_movie
-
-    def score(self, histories):
-        out = np.zeros((len(histories), len(CATALOG)))
-        out[:, self.next_movie] = 1.0
-        return out
+def _markov(pairs: list[list[int]] = ()) -> SimpleNamespace:
+    """A `markov` row's fitted model: transitions counted from `pairs` (none: every movie alike)."""
+    return SimpleNamespace(transitions=MarkovTransitions.fit(list(pairs), np.ones(len(CATALOG)), smoothing=1e-6))
 
 
-def test_markov_rows_tune_the_transition_signal_with_the_others_and_write_no_app_settings(tmp_path) -> None:
-    """`dualrec+markov` adds the Markov log-probability to the grid (weight 0 included); `lstm+markov+sim`
-    holds the LLM at 0. A Markov signal that points at the target earns a weight; neither row writes
-    fusion.json, and plain `dualrec`'s grid and settings do not mention Markov."""
-    from training.candidate_eval import DualRecMarkovModel, LstmMarkovSimModel
+def test_dualrec_tunes_the_markov_signal_with_the_others_and_the_ablations_hold_their_weights(tmp_path) -> None:
+    """`dualrec` tunes the Markov weight (0 included) with the others and ships it in fusion.json;
+    `lstm+markov+sim` holds the LLM at 0 and `lstm+llm+sim` (DUALRec as published) holds Markov at 0.
+    Transitions that point at the target earn a weight, and the signal is the app's own computation."""
+    from training.candidate_eval import LstmLlmSimModel, LstmMarkovSimModel
 
-    ctx, _, plain = _rows(tmp_path, ScriptedRanker([3]), _Reranker(None))  # the LLM points elsewhere
-    ctx.models["markov"] = _Markov(8)
-    with_markov, without_llm = DualRecMarkovModel(ctx), LstmMarkovSimModel(ctx)
-    for model in (with_markov, without_llm):
+    ctx, _, dualrec = _rows(tmp_path, ScriptedRanker([3]), _Reranker(None))  # the LLM points elsewhere
+    ctx.models["markov"] = _markov([[2, 8]] * 20)  # after movie 2 people watch 8 (the validation target)
+    without_llm, published = LstmMarkovSimModel(ctx), LstmLlmSimModel(ctx)
+    for model in (dualrec, without_llm):
         model._setup()
         model._tune(SPLIT)
         assert model.weights.markov > 0 and model.rank([[0, 2]], k=20)[0][0] == 8
         assert model.fusion_settings()["markov_weight"] == model.weights.markov
         assert all(k.startswith("w_markov=") for k in model.tuning["grid"])
     assert all(",w_llm=0.0," in k for k in without_llm.tuning["grid"])
-    signal = with_markov.cache.signals([[0, 2]], llm=False)[0]
-    assert np.argmax(signal.markov) == int(np.flatnonzero(signal.order[:8] == 8)[0])
+    assert json.loads((tmp_path / "fusion.json").read_text())["markov_weight"] == dualrec.weights.markov
+    signal = dualrec.cache.signals([[0, 2]], llm=False)[0]
+    candidates = signal.order[:8]
+    expected = ctx.models["markov"].transitions.candidate_log_probs([0, 2], candidates)
+    assert np.array_equal(signal.markov, expected) and candidates[np.argmax(signal.markov)] == 8
+    (tmp_path / "fusion.json").unlink()
+    published._setup()
+    published._tune(SPLIT)
+    assert published.weights.markov == 0 and not any("markov" in k for k in published.tuning["grid"])
     assert not (tmp_path / "fusion.json").exists()
-    plain._tune(SPLIT)
-    assert "markov_weight" not in plain.fusion_settings() and plain.weights.markov == 0
-    assert not any("markov" in k for k in plain.tuning["grid"])

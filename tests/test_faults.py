@@ -700,3 +700,38 @@ async def test_import_matching_shows_progress_and_abort_stops_it(tmp_path: Path,
         await settle(app, pilot)
         assert "Aborted: nothing was written." in str(screen.query_one("#preview-text").render())
         assert app.watchlog.history() == []
+
+
+@pytest.mark.parametrize("damage", ["truncated", "flipped", "foreign"])
+def test_damaged_markov_transitions_cost_only_their_signal(tmp_path: Path, damage: str) -> None:
+    """A damaged or foreign models/markov is refused before an array is indexed: the pipeline runs on
+    without the signal, the note says why and how to rebuild, and the status line never claims it."""
+    from dualrec_tui.core.catalog import Catalog
+    from dualrec_tui.core.pipeline import OptionalStages, build_pipeline, load_markov
+    from tests.tui_support import FakeLstm
+
+    catalog = Catalog.from_json(ROOT / "models" / "catalog.json")
+    shutil.copytree(ROOT / "models" / "markov", tmp_path / "markov")
+    path = tmp_path / "markov" / "transitions.safetensors"
+    good = path.read_bytes()
+    if damage == "truncated":
+        path.write_bytes(good[: len(good) // 3])
+    elif damage == "flipped":
+        path.write_bytes(good[:-10] + bytes(b ^ 0xFF for b in good[-10:]))
+    else:
+        (tmp_path / "markov" / "manifest.json").unlink()
+        text = good.replace(catalog.fingerprint.encode(), b"0" * len(catalog.fingerprint))
+        path.write_bytes(text)
+    before = digest(path)
+    (tmp_path / "llm").mkdir()
+    (tmp_path / "llm" / "fusion.json").write_text('{"mode": "candidates", "markov_weight": 0.1}', encoding="utf-8")
+    stages = OptionalStages()
+    load_markov(stages, tmp_path / "markov", catalog)  # as load_optional_stages does, without loading the LLM
+    assert stages.markov is None and isinstance(stages.markov_error, ModelUnavailableError)
+    note = next(n for n in stages.notes if "watched-next" in n)
+    assert "python -m training markov" in note
+    pipeline = build_pipeline(catalog, FakeLstm(catalog), stages, tmp_path / "llm")
+    result = pipeline.recommend([catalog.resolve("Heat (1995)").movie.index], k=5)
+    assert result.stages["markov"] == "off" and len(result.recommendations) == 5
+    assert "watched next" not in pipeline.describe(result) and note in result.notes
+    assert digest(path) == before  # nothing was rewritten

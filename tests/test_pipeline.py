@@ -382,7 +382,7 @@ def test_candidates_mode_events_prompt_and_fused_order() -> None:
     unwatched = [i for i in PREFERENCE if i not in HISTORY]
     assert sorted(result.candidates) == sorted(unwatched[:8]) and result.candidates == unwatched[:8]
     assert result.recommendations[0].index == 8 and "llm" in result.recommendations[0].signals
-    assert result.stages == {"llm": "wrote", "sim": "off", "reordered": True}
+    assert result.stages == {"llm": "wrote", "sim": "off", "markov": "off", "reordered": True}
     assert result.suggestions[0].movie.index == 8 and "Clueless (1995)" in result.answer.splitlines()[0]
     assert sorted(result.ranking) == sorted(set(range(len(CATALOG))) - set(HISTORY))
     assert "re-ordered by the LLM" in pipeline.describe(result) and "Clueless" in pipeline.describe(result)
@@ -441,6 +441,45 @@ def test_similarity_is_a_signal_of_its_own() -> None:
     result = pipeline.recommend(HISTORY, k=3)
     assert result.recommendations[0].index == 3 and result.recommendations[0].signals[-1] == "sim"
     assert result.stages["llm"] == "off" and result.stages["sim"] == "scored"
+    assert pipeline.describe(result) == "LSTM order, re-ordered by similarity"
+
+
+def test_markov_transitions_are_a_fused_signal_named_in_the_tag_and_the_status_line() -> None:
+    """With a Markov weight, a movie often watched right after the last one rises, its tag says "next",
+    and the status line names the signal; weight 0 leaves the order alone and the line does not claim it."""
+    from dualrec_tui.core.markov import MarkovTransitions
+
+    last = HISTORY[-1]
+    markov = MarkovTransitions.fit([[last, 3]] * 30, np.ones(len(CATALOG)), smoothing=1e-6)
+    pipeline = DualRec(
+        CATALOG, FakeLstm(PREFERENCE), reranker=SimReranker(9), markov=markov, sim_weight=0.5, markov_weight=0.5
+    )
+    result = pipeline.recommend(HISTORY, k=3)
+    top = result.recommendations[0]
+    assert top.index == 3 and "markov" in top.signals and top.why.startswith("often watched right after The Matrix;")
+    assert result.stages["markov"] == "scored" and result.markov_scores is not None
+    assert pipeline.describe(result) == "LSTM order, re-ordered by similarity and what others watched next"
+    from dualrec_tui.widgets.lists import recommendation_tag
+
+    assert recommendation_tag(top)[0] == "LSTM+next"
+    unweighted = DualRec(CATALOG, FakeLstm(PREFERENCE), markov=markov, markov_weight=0.0)
+    result = unweighted.recommend(HISTORY, k=3)
+    assert [r.index for r in result.recommendations] == [i for i in PREFERENCE if i not in HISTORY][:3]
+    assert "watched next" not in unweighted.describe(result)
+
+
+def test_a_failing_markov_signal_costs_only_itself_and_is_not_claimed() -> None:
+    class Broken:
+        def candidate_log_probs(self, history, candidates):
+            raise IndexError("row out of range")
+
+    events = []
+    pipeline = DualRec(
+        CATALOG, FakeLstm(PREFERENCE), reranker=SimReranker(3), markov=Broken(), sim_weight=10.0, markov_weight=1.0
+    )
+    result = pipeline.recommend(HISTORY, k=3, on_event=events.append)
+    assert any(isinstance(e, Notice) and "Markov scoring failed" in e.message for e in events)
+    assert result.stages["markov"] == "failed" and result.recommendations[0].index == 3
     assert pipeline.describe(result) == "LSTM order, re-ordered by similarity"
 
 

@@ -49,7 +49,15 @@ def test_training_all_builds_what_the_app_loads(tmp_path: Path, monkeypatch: pyt
 
     assert [r["step"] for r in rows] == list(STEPS) and all(r["result"] != "skipped" for r in rows)
     assert json.loads((out / "pipeline.json").read_text()) == rows
-    shipped = ("catalog.json", "lstm/model.safetensors", "lstm/manifest.json", "llm/adapter.gguf", "llm/manifest.json")
+    shipped = (
+        "catalog.json",
+        "lstm/model.safetensors",
+        "lstm/manifest.json",
+        "markov/transitions.safetensors",
+        "markov/manifest.json",
+        "llm/adapter.gguf",
+        "llm/manifest.json",
+    )
     for path in shipped:
         assert (out / path).is_file(), path
     assert list((out / "llm").glob("model-*.gguf")), "no merged GGUF"
@@ -68,6 +76,7 @@ def test_training_all_builds_what_the_app_loads(tmp_path: Path, monkeypatch: pyt
     assert hub.load_lstm() is not None, hub.components["lstm"].problem
     pipeline = hub.load_llm()
     assert pipeline is not None and pipeline.llm_scoring == "title-prefix"
+    assert pipeline.markov is not None, hub.pipeline.notes  # the Markov signal loads from markov/
     assert {name: hub.components[name].state for name in ("catalog", "lstm", "llm", "rerank")} == dict.fromkeys(
         ("catalog", "lstm", "llm", "rerank"), "ready"
     ), {name: hub.components[name].problem for name in hub.components}

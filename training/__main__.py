@@ -27,6 +27,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "training.embeddings:main",
         "encode the catalog with Sentence-BERT for the app's re-ranker (catalog-embeddings-*.npy)",
     ),
+    "markov": ("training.fit_markov:main", "count the Markov transitions the app fuses (models/markov)"),
     "evaluate": ("training.evaluate:main", "evaluate models side by side (leave-one-out, full ranking)"),
     "sasrec": (
         "training.sasrec:main",

@@ -12,9 +12,12 @@ count the harness put in `catalog.popularity` (= `split.popularity()`).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from dualrec_tui.core.markov import MarkovTransitions
 
 from . import metrics
 
@@ -39,57 +42,49 @@ class MostPopModel:
 
 
 class MarkovModel:
-    """First-order item-to-item transitions, backing off to popularity (add-k smoothing tuned on validation)."""
+    """First-order item-to-item transitions, backing off to popularity (add-k smoothing tuned on validation).
+
+    The counting and the probabilities are core.markov.MarkovTransitions, the same class the app fuses,
+    so `--checkpoint markov=models/markov` measures exactly the shipped file."""
 
     name = "markov"
 
     def __init__(self, ctx: Any = None, smoothing: float | None = None) -> None:
         self.ctx = ctx
         self.smoothing = smoothing  # None = tune on validation
-        self.n_items = 0
-        self.indptr = np.zeros(1, dtype=np.int64)  # CSR rows = previous item
-        self.columns = np.zeros(0, dtype=np.int64)  # next item
-        self.counts = np.zeros(0, dtype=np.float64)
-        self.row_totals = np.zeros(0, dtype=np.float64)
-        self.prior = np.zeros(0, dtype=np.float64)
+        self.transitions: MarkovTransitions | None = None
         self.validation: dict[str, float] = {}
 
+    @property
+    def prior(self) -> np.ndarray:
+        assert self.transitions is not None, "fit() first"
+        return self.transitions.prior
+
     def fit(self, split, catalog, seed: int) -> None:
-        n = split.n_items
-        self.n_items = n
-        sources, targets = [], []
-        for seq in split.training_sequences():
-            if len(seq) > 1:
-                sources.append(np.asarray(seq[:-1], dtype=np.int64))
-                targets.append(np.asarray(seq[1:], dtype=np.int64))
-        src = np.concatenate(sources) if sources else np.zeros(0, dtype=np.int64)
-        dst = np.concatenate(targets) if targets else np.zeros(0, dtype=np.int64)
-        pairs, counts = np.unique(src * n + dst, return_counts=True)  # sorted by (source, target)
-        self.columns = pairs % n
-        self.counts = counts.astype(np.float64)
-        self.indptr = np.searchsorted(pairs // n, np.arange(n + 1)).astype(np.int64)
-        self.row_totals = np.bincount(src, minlength=n).astype(np.float64)
-        popularity = split.popularity().astype(np.float64)
-        self.prior = (popularity + 1e-3) / (popularity + 1e-3).sum()  # tiny floor: unseen items rank last
+        fingerprint = getattr(catalog, "fingerprint", "") or ""
+        self.transitions = MarkovTransitions.fit(
+            split.training_sequences(), split.popularity(), catalog_fingerprint=fingerprint
+        )
         if self.smoothing is None:
             histories = [split.valid_input(u) for u in range(len(split.user_ids))]
             targets_valid = list(split.valid_target)
             for k in SMOOTHING_GRID:
                 self.smoothing = k
-                self.validation[str(k)] = metrics.validation_ndcg(self.score, histories, targets_valid, n)
+                self.validation[str(k)] = metrics.validation_ndcg(self.score, histories, targets_valid, split.n_items)
             self.smoothing = float(max(SMOOTHING_GRID, key=lambda k: self.validation[str(k)]))
+        self.transitions = self.transitions.with_smoothing(self.smoothing)
+
+    def load(self, path: Path) -> None:
+        """`--checkpoint markov=DIR`: the saved transitions (the shipped models/markov), checked first."""
+        catalog = self.ctx.catalog
+        self.transitions = MarkovTransitions.load(Path(path), len(catalog), catalog.fingerprint)
+        self.smoothing = self.transitions.smoothing
 
     def score(self, histories: list[list[int]]) -> np.ndarray:
+        assert self.transitions is not None, "fit() first"
         k = float(self.smoothing if self.smoothing is not None else 1.0)
-        out = np.tile(k * self.prior, (len(histories), 1))
-        for row, history in enumerate(histories):
-            if not history:
-                continue
-            last = history[-1]
-            lo, hi = self.indptr[last], self.indptr[last + 1]
-            out[row, self.columns[lo:hi]] += self.counts[lo:hi]
-            out[row] /= self.row_totals[last] + k
-        return out
+        transitions = self.transitions if k == self.transitions.smoothing else self.transitions.with_smoothing(k)
+        return transitions.probs(histories)
 
     def stats(self) -> dict[str, Any]:
         return {"smoothing_k": self.smoothing, "valid_NDCG@10_by_k": self.validation}

@@ -16,12 +16,13 @@
 
 - `lstm+llm` / `lstm+sim`: ablations of `dualrec`, tuned the same way on the same validation targets with
   the other weight held at 0 (they do not write fusion.json): which signal carries the fusion.
-- `dualrec+markov` / `lstm+markov+sim`: `dualrec` with a fourth fused signal, the first-order Markov
-  log-probability of each candidate after the last movie (the `markov` baseline, fitted on training
-  sequences), its weight tuned with the others. Not the method: the free signal of `lstm+markov` inside the
-  fusion, so that `dualrec+markov` against `lstm+markov` (paired) shows whether the LLM and similarity add
-  anything once it is there; `lstm+markov+sim` holds the LLM at 0 (the LLM's share). Neither writes
-  fusion.json (docs/preregistered/issue9-markov-in-fusion.md).
+- The Markov signal: since session 12 `dualrec` also fuses the first-order Markov log-probability of each
+  candidate after the last movie (the `markov` row's model, fitted on training sequences;
+  `--checkpoint markov=models/markov` reads the shipped one), its weight tuned with the others. It was
+  measured as the row `dualrec+markov` and shipped by a rule fixed before the run
+  (docs/preregistered/issue9-markov-in-fusion.md). `lstm+llm+sim` is `dualrec` without it (DUALRec as
+  published, what shipped before); `lstm+markov+sim` holds the LLM at 0, so `dualrec` against it (paired)
+  is what the LLM adds once the free signal is there. Neither writes fusion.json.
 - `llm-rank-prefix` / `dualrec-prefix`: `llm-rank` / `dualrec` with each candidate scored by the
   likelihood of "Title (" instead of "Title (Year)" (`prompt.scored_title`): the year's digits are not
   decoded, so a recommendation costs ~60% less candidate decoding. Same LLM, same store, own tuning;
@@ -244,14 +245,11 @@ class SignalCache:
         return out
 
     def _add_markov(self, histories: list[list[int]], signals: list[CandidateSignals]) -> None:
-        """log p_markov(candidate | last movie), normalised over the whole catalog as `lstm+markov` does."""
-        todo = [(h, s) for h, s in zip(histories, signals, strict=True) if s.markov is None]
-        if not todo:
-            return
-        probs = np.asarray(self.markov.score([h for h, _ in todo]), dtype=np.float64)
-        probs = probs / np.maximum(probs.sum(axis=1, keepdims=True), 1e-12)
-        for (_, signal), row in zip(todo, probs, strict=True):
-            signal.markov = np.log(row[signal.order[: self.n_candidates]] + 1e-12)
+        """log p_markov(candidate | last movie): the app's computation (core/markov.py), on the run's model."""
+        for history, signal in zip(histories, signals, strict=True):
+            if signal.markov is None:
+                candidates = signal.order[: self.n_candidates]
+                signal.markov = self.markov.transitions.candidate_log_probs(history, candidates)
 
     def _compute(self, history: list[int], row: np.ndarray) -> CandidateSignals:
         from dualrec_tui.core.pipeline import lstm_ranking
@@ -438,7 +436,8 @@ class CandidateDualRecModel:
     name = "dualrec"
     llm_weights: tuple[float, ...] = LLM_RANK_WEIGHTS
     sim_weights: tuple[float, ...] = SIM_WEIGHTS
-    markov_weights: tuple[float, ...] = (0.0,)  # > (0.0,): the Markov signal joins the fusion (+markov rows)
+    # the Markov transition signal is tuned too (since session 12: docs/preregistered/issue9-markov-in-fusion.md)
+    markov_weights: tuple[float, ...] = MARKOV_FUSION_WEIGHTS
     writes_fusion = True  # the app's settings come from this row
     # None: score as the run's --llm-scoring says, settings to <work_dir>/fusion.json; "title-prefix": score
     # "Title (" whatever the run's scoring, settings to <work_dir>/title-prefix/fusion.json (the -prefix row)
@@ -456,14 +455,14 @@ class CandidateDualRecModel:
     def _setup(self) -> None:
         if self.own_scoring == "title-prefix":
             self.cache = _prefix_cache(self.ctx, reranker=True)
-            return
-        if max(self.llm_weights) > 0:
-            self.ctx.require("llm-rank")  # the LLM (its --checkpoint, else models_dir()/llm)
-        self.cache = _shared_cache(self.ctx)
-        if self.cache.reranker is None:
-            self.cache.attach_reranker()
+        else:
+            if max(self.llm_weights) > 0:
+                self.ctx.require("llm-rank")  # the LLM (its --checkpoint, else models_dir()/llm)
+            self.cache = _shared_cache(self.ctx)
+            if self.cache.reranker is None:
+                self.cache.attach_reranker()
         if max(self.markov_weights) > 0 and self.cache.markov is None:
-            self.cache.markov = self.ctx.require("markov")
+            self.cache.markov = self.ctx.require("markov")  # the `markov` row's model (or --checkpoint markov=)
 
     def fit(self, split: Any, catalog: Any, seed: int) -> None:
         self._setup()
@@ -488,6 +487,7 @@ class CandidateDualRecModel:
             llm=settings.get("llm_rank_weight", 0.0),
             sim=settings.get("sim_weight", 0.0),
             depth=settings.get("depth", DEFAULT_CANDIDATES),
+            markov=settings.get("markov_weight", 0.0),
         )
         self.alpha = settings.get("alpha", self.alpha)
         self.tuning = {"from": str(path)}
@@ -559,7 +559,7 @@ class CandidateDualRecModel:
             "alpha": self.alpha,
             "depth": self.weights.depth,
             "n_suggestions": 3,
-            **({"markov_weight": self.weights.markov} if max(self.markov_weights) > 0 else {}),
+            "markov_weight": self.weights.markov,
         }
 
     def rank(self, histories: list[list[int]], k: int) -> list[list[int]]:
@@ -585,6 +585,7 @@ class LstmLlmModel(CandidateDualRecModel):
 
     name = "lstm+llm"
     sim_weights = (0.0,)
+    markov_weights = (0.0,)
     writes_fusion = False
 
 
@@ -593,6 +594,7 @@ class LstmSimModel(CandidateDualRecModel):
 
     name = "lstm+sim"
     llm_weights = (0.0,)
+    markov_weights = (0.0,)
     writes_fusion = False
 
 
@@ -603,16 +605,17 @@ class PrefixDualRecModel(CandidateDualRecModel):
     own_scoring = "title-prefix"
 
 
-class DualRecMarkovModel(CandidateDualRecModel):
-    """`dualrec` with the Markov transition log-probability as a fourth fused signal (measured, not shipped)."""
+class LstmLlmSimModel(CandidateDualRecModel):
+    """DUALRec as published: `dualrec` with the Markov weight held at 0 (what shipped before session 12)."""
 
-    name = "dualrec+markov"
-    markov_weights = MARKOV_FUSION_WEIGHTS
+    name = "lstm+llm+sim"
+    markov_weights = (0.0,)
     writes_fusion = False
 
 
-class LstmMarkovSimModel(DualRecMarkovModel):
-    """Ablation of `dualrec+markov`: the LLM held at 0, so the pair shows what the LLM adds over the rest."""
+class LstmMarkovSimModel(CandidateDualRecModel):
+    """Ablation of `dualrec`: the LLM held at 0, so the pair shows what the LLM adds over the other signals."""
 
     name = "lstm+markov+sim"
     llm_weights = (0.0,)
+    writes_fusion = False

@@ -2,7 +2,8 @@
 
     python -m training all --data DIR --out DIR [--base gemma3-270m] [--llm-steps N] [--eval-users N]
 
-Steps (each is also its own command): catalog -> LSTM (`training lstm`) -> fine-tuning examples and
+Steps (each is also its own command): catalog -> LSTM (`training lstm`) -> Markov transitions
+(`training markov`, the fourth fused signal) -> fine-tuning examples and
 LoRA (`training llm`, prompts from the LSTM just trained) -> adapter GGUF, merge, GGUF, quantise
 (`training export`) -> evaluation summary (`training evaluate`). Writes --out in the layout of the
 repository's models/ folder, so `DUALREC_MODELS_DIR=OUT dualrec-tui` runs the rebuilt models.
@@ -23,7 +24,7 @@ from dualrec_tui.core.pipeline import FUSION_FILE
 
 from .cli import run_subcommand
 
-STEPS = ("catalog", "lstm", "llm", "export", "evaluate")
+STEPS = ("catalog", "lstm", "markov", "llm", "export", "evaluate")
 # How the shipped fusion.json scores candidates; chosen over "titles" on validation (docs/results.md, session 9).
 SHIPPED_LLM_SCORING = "title-prefix"
 
@@ -76,6 +77,12 @@ def run_all(
         ndcg = manifest.get("metrics", {}).get("valid_ndcg10")  # {} on a non-first `accelerate launch` process
         return str(out / "lstm") if ndcg is None else f"{out / 'lstm'}: valid NDCG@10 {ndcg:.4f}"
 
+    def markov() -> str:
+        from .fit_markov import markov_release
+
+        manifest = markov_release(data, out / "markov", console=console)
+        return f"{out / 'markov'}: {manifest['transitions']} transitions, smoothing k {manifest['smoothing_k']:g}"
+
     def llm() -> str:
         settings = finetune.LoraSettings()
         if llm_steps is not None:
@@ -99,6 +106,8 @@ def run_all(
 
         names = [m for m in eval_models.split(",") if m]
         checkpoints = {"lstm": str(out / "lstm")}
+        if (out / "markov" / "transitions.safetensors").is_file():
+            checkpoints["markov"] = str(out / "markov")  # the file that ships (else fitted here, the same way)
         if "llm-rank" in names:
             checkpoints["llm-rank"] = str(out / "llm")
         report = run_evaluation(
@@ -121,7 +130,7 @@ def run_all(
         ]
         return "; ".join(cells) or str(out / "evaluation.json")
 
-    for name, action in zip(STEPS, (catalog, lstm, llm, export, evaluate), strict=True):
+    for name, action in zip(STEPS, (catalog, lstm, markov, llm, export, evaluate), strict=True):
         step(name, action)
     (out / "pipeline.json").write_text(json.dumps(rows, indent=2) + "\n", encoding="utf-8")
     return rows

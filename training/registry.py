@@ -24,8 +24,7 @@ MODELS: dict[str, str] = {
     "lstm+llm": "training.candidate_eval:LstmLlmModel",
     "lstm+sim": "training.candidate_eval:LstmSimModel",
     "dualrec-prefix": "training.candidate_eval:PrefixDualRecModel",
-    # dualrec with the Markov transition signal fused too, and its ablation without the LLM (measured only).
-    "dualrec+markov": "training.candidate_eval:DualRecMarkovModel",
+    "lstm+llm+sim": "training.candidate_eval:LstmLlmSimModel",
     "lstm+markov+sim": "training.candidate_eval:LstmMarkovSimModel",
     # DUALRec as first built (the LLM writes titles from the whole catalog), kept so before/after stay measurable.
     "llm-base": "training.llm_eval:LlmBaseModel",

@@ -8,9 +8,10 @@ For a user, the LSTM ranks every unwatched movie; its top K are the candidates. 
 
     fused(c) = lstm(c) + w_llm * llm(c) + w_sim * sim(c) [+ w_markov * markov(c)]
 
-`markov(c)` (log p(c | the last movie) under first-order transitions) is a measured option, not part of
-the method: the harness row `dualrec+markov` asks whether the LLM still adds something once this free
-signal is in the fusion. It is off (weight 0) unless fusion.json sets it.
+`markov(c)` = log p(c | the last movie) under first-order transitions (core/markov.py) is not in the
+published method. It is the free signal the LLM has to beat; fused with the others it was measured
+(row `dualrec+markov`, session 12) and shipped by a rule fixed before the run
+(docs/preregistered/issue9-markov-in-fusion.md). Weight 0 (the default) leaves it out.
 
 The first `depth` candidates (depth <= K) are re-ordered by `fused`, ties by LSTM rank; everything after
 them keeps the LSTM's order, so the fused ranking covers the whole catalog and full-ranking metrics are

@@ -68,7 +68,11 @@ DEFAULT_LLM_WEIGHT = 1.0
 TOKENS_PER_SUGGESTION = 32
 MODES = ("candidates", "titles")
 LLM_SCORINGS = (*TITLE_SCORINGS, "letters")  # candidates mode: how stage 2 scores the LSTM's candidates
-SIGNAL_REASONS = {"llm": "the LLM rates it highly", "sim": "close to your recent movies"}
+SIGNAL_REASONS = {
+    "llm": "the LLM rates it highly",
+    "sim": "close to your recent movies",
+    "markov": "often watched right after your last movie",
+}
 
 
 class Generator(Protocol):
@@ -102,7 +106,7 @@ class Recommendation:
     score: float
     source: str  # "lstm", "llm", "both", or "popular" (popularity stood in for the LSTM)
     why: str
-    signals: tuple[str, ...] = ("lstm",)  # what placed it here: "lstm", "llm", "sim", "popular" (fusion.SIGNALS)
+    signals: tuple[str, ...] = ("lstm",)  # what placed it: "lstm", "llm", "sim", "markov", "popular" (SIGNALS)
 
     @property
     def index(self) -> int:
@@ -170,6 +174,7 @@ class DualRecResult:
     candidates: list[int] = field(default_factory=list)  # candidates mode: the LSTM's top K
     llm_scores: np.ndarray | None = None  # (K,) LLM log-probabilities per candidate (LSTM order)
     sim_scores: np.ndarray | None = None  # (K,) Sentence-BERT similarity per candidate (LSTM order)
+    markov_scores: np.ndarray | None = None  # (K,) log p(candidate | last movie), Markov transitions (LSTM order)
 
 
 @dataclass(frozen=True)
@@ -254,6 +259,7 @@ class DualRec:
         reranker: Any = None,
         *,
         ranker: Any = None,
+        markov: Any = None,
         mode: str = "candidates",
         llm_scoring: str = "letters",
         n_candidates: int = DEFAULT_CANDIDATES,
@@ -261,6 +267,7 @@ class DualRec:
         llm_rank_weight: float | None = None,
         sim_weight: float | None = None,
         depth: int | None = None,
+        markov_weight: float | None = None,
         n_suggestions: int = DEFAULT_SUGGESTIONS,
         llm_weight: float = DEFAULT_LLM_WEIGHT,
         rrf_c: float = RRF_C,
@@ -271,7 +278,7 @@ class DualRec:
         notes: Sequence[str] = (),
     ) -> None:
         """`ranker` (core.llm_rank.LlamaCandidateRanker, or anything with its `run`) is stage 2 in candidates
-        mode, `generator` in titles mode.
+        mode, `generator` in titles mode; `markov` (core.markov.MarkovTransitions) the fourth fused signal.
 
         `alpha` (the re-ranker's weight on the LSTM pick vs the recent history) is set on `reranker`, and
         `llm_rank_weight` / `sim_weight` / `depth` build `weights`, so every key of fusion.json can be
@@ -287,8 +294,10 @@ class DualRec:
             llm=base.llm if llm_rank_weight is None else float(llm_rank_weight),
             sim=base.sim if sim_weight is None else float(sim_weight),
             depth=base.depth if depth is None else int(depth),
+            markov=base.markov if markov_weight is None else float(markov_weight),
         )
-        for name, value in (("llm_rank_weight", self.weights.llm), ("sim_weight", self.weights.sim)):
+        named = (("llm_rank_weight", self.weights.llm), ("sim_weight", self.weights.sim))
+        for name, value in (*named, ("markov_weight", self.weights.markov)):
             if not np.isfinite(value) or value < 0:
                 raise ValueError(f"{name} must be a non-negative number, not {value}")
         if not 1 <= n_candidates <= 26:
@@ -298,6 +307,7 @@ class DualRec:
         self.generator = generator
         self.ranker = ranker
         self.reranker = reranker
+        self.markov = markov
         self.mode = mode
         self.llm_scoring = llm_scoring
         self.n_candidates = n_candidates
@@ -399,10 +409,13 @@ class DualRec:
             used.append("the LLM")
         if stages.get("sim") == "scored" and self.weights.sim > 0:
             used.append("similarity")
+        if stages.get("markov") == "scored" and self.weights.markov > 0:
+            used.append("what others watched next")
+        said = " and ".join(used) if len(used) < 3 else f"{', '.join(used[:-1])} and {used[-1]}"
         if used and stages.get("reordered"):
-            text = f"{base}, re-ordered by {' and '.join(used)}"
+            text = f"{base}, re-ordered by {said}"
         elif used:
-            text = f"{base} ({' and '.join(used)} agreed with it)"
+            text = f"{base} ({said} agreed with it)"
         elif stages.get("llm") in ("scored", "wrote") or stages.get("sim") == "scored":
             text = f"{base} (the LLM and similarity did not improve it on validation, so they are not weighed)"
         else:
@@ -437,6 +450,7 @@ class DualRec:
         stages = result.stages
         stages["llm"] = "off" if self.ranker is None else "failed"
         stages["sim"] = "off" if self.reranker is None else "failed"
+        stages["markov"] = "off" if self.markov is None else "failed"
         if n == 0:
             result.recommendations, result.ranking = [], []
             return
@@ -453,9 +467,17 @@ class DualRec:
                 result.notes.append(message)
                 emit(Notice(message))
             result.seconds["rerank"] = time.perf_counter() - start
+        if self.markov is not None:
+            try:
+                result.markov_scores = np.asarray(self.markov.candidate_log_probs(history, candidates))
+                stages["markov"] = "scored"
+            except Exception as exc:  # one signal of four: the others go on
+                message = f"Markov scoring failed: {type(exc).__name__}: {exc}"
+                result.notes.append(message)
+                emit(Notice(message))
 
         def publish(llm_scores: np.ndarray | None) -> None:
-            fused = fuse_candidates(lstm_lp, self.weights, llm_scores, result.sim_scores)
+            fused = fuse_candidates(lstm_lp, self.weights, llm_scores, result.sim_scores, result.markov_scores)
             result.ranking = [*fused_ranking(candidates, fused), *order[n:].tolist()]
             result.recommendations = self._fused_recommendations(
                 history, result.ranking[:k], candidates, fused, scores, recent
@@ -534,6 +556,8 @@ class DualRec:
             score = float(fused.fused[p]) if p is not None else float(scores[item])
             why = reasons.get(int(item)) or explain(movie, recent, source)
             lifted = [SIGNAL_REASONS[s] for s in signals if s in SIGNAL_REASONS]
+            if "markov" in signals and history:  # name the movie it follows
+                lifted = [r.replace("your last movie", self.catalog[int(history[-1])].title) for r in lifted]
             if lifted:
                 why = f"{' and '.join(lifted)}; {why}"
             out.append(Recommendation(movie, score, source, why, signals))
@@ -700,10 +724,12 @@ class OptionalStages:
     generator: Any = None  # core.llm.LlamaGenerator
     ranker: Any = None  # core.llm_rank.LlamaCandidateRanker around the same model
     reranker: Any = None  # core.rerank.SentenceReranker
+    markov: Any = None  # core.markov.MarkovTransitions (models/markov, beside llm/)
     llm_kind: str = ""  # "merged", "adapter" or "base" (untuned); "" when not loaded
     llm_note: str = ""  # why the LLM is not the fine-tuned one, when it is not
     llm_error: Exception | None = None
     rerank_error: Exception | None = None
+    markov_error: Exception | None = None
     notes: list[str] = field(default_factory=list)
 
 
@@ -754,7 +780,19 @@ def load_optional_stages(
         stages.reranker = None
         stages.rerank_error = exc
         stages.notes.append(f"re-ranking unavailable: {exc}")
+    load_markov(stages, Path(llm_dir).parent / "markov", catalog)
     return stages
+
+
+def load_markov(stages: OptionalStages, directory: Path, catalog: Catalog) -> None:
+    """The Markov transitions (`models/markov`) into `stages`; a missing or damaged file is a note, not a crash."""
+    try:
+        from .markov import MarkovTransitions
+
+        stages.markov = MarkovTransitions.load(directory, len(catalog), catalog.fingerprint)
+    except Exception as exc:  # ModelUnavailableError, or anything a damaged file raises
+        stages.markov, stages.markov_error = None, exc
+        stages.notes.append(f"the what-others-watched-next signal is unavailable: {exc}")
 
 
 def build_pipeline(catalog: Catalog, lstm: Scorer, stages: OptionalStages, llm_dir: Path, **overrides: Any) -> DualRec:
@@ -763,6 +801,7 @@ def build_pipeline(catalog: Catalog, lstm: Scorer, stages: OptionalStages, llm_d
     A fusion file with bad values costs only the settings (defaults are used and a note says so)."""
     notes = list(stages.notes)
     parts = {"generator": stages.generator, "ranker": stages.ranker, "reranker": stages.reranker}
+    parts["markov"] = stages.markov
     try:
         settings = read_fusion(llm_dir)
         if settings.get("llm_scoring") in TITLE_SCORINGS and stages.generator is not None:
@@ -784,6 +823,7 @@ FUSION_KEYS: dict[str, type] = {
     "llm_rank_weight": float,
     "sim_weight": float,
     "depth": int,
+    "markov_weight": float,
     "alpha": float,
     "n_suggestions": int,
     "llm_weight": float,

@@ -1,0 +1,208 @@
+"""First-order Markov transitions: how often movie j was watched right after movie i, smoothed toward popularity.
+
+    p(j | last = i) = (count(i, j) + k * prior(j)) / (row_total(i) + k)        (prior sums to 1, so rows do too)
+
+The `markov` baseline of the harness and the fourth signal of the shipped fusion (core/fusion.py: w_markov x
+log p(candidate | last movie)) are this one class: fitted on training sequences only
+(training/baselines.py), k chosen on validation, saved as safetensors (no pickle) with the catalog's
+fingerprint, and checked before use. Counts are stored sparse (CSR: one row per previous movie), so a
+catalog of 87k movies costs megabytes, not a dense 87k x 87k matrix.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ModelMissingError, ModelUnavailableError
+from .model_files import expected_digest, file_sha256
+
+TRANSITIONS_FILE = "transitions.safetensors"
+FORMAT_VERSION = 1
+REBUILD_COMMAND = "python -m training markov --data DIR --out models/markov"
+TINY = 1e-12  # log(0) guard, as the harness's `lstm+markov` row uses
+PRIOR_FLOOR = 1e-3  # added to every popularity count: a movie nobody rated still has a (tiny) prior
+
+
+@dataclass(frozen=True)
+class MarkovTransitions:
+    """Sparse transition counts with their smoothing; `probs` / `candidate_log_probs` are the model."""
+
+    indptr: np.ndarray  # (N + 1,) int64: row i's entries are columns[indptr[i]:indptr[i + 1]]
+    columns: np.ndarray  # (E,) int32 next movie of each observed transition, sorted within a row
+    counts: np.ndarray  # (E,) float32 how often it was observed
+    row_totals: np.ndarray  # (N,) float32 transitions out of each movie
+    prior: np.ndarray  # (N,) float64 popularity distribution the smoothing backs off to
+    smoothing: float  # k
+    catalog_fingerprint: str = ""
+
+    @property
+    def n_items(self) -> int:
+        return int(self.row_totals.shape[0])
+
+    @classmethod
+    def fit(
+        cls,
+        sequences: Iterable[Sequence[int]],
+        popularity: np.ndarray,
+        smoothing: float = 1.0,
+        catalog_fingerprint: str = "",
+    ) -> MarkovTransitions:
+        """Count consecutive pairs in `sequences` (catalog indices, oldest first)."""
+        popularity = np.asarray(popularity, dtype=np.float64)
+        n = popularity.shape[0]
+        sources, targets = [], []
+        for seq in sequences:
+            if len(seq) > 1:
+                seq = np.asarray(seq, dtype=np.int64)
+                sources.append(seq[:-1])
+                targets.append(seq[1:])
+        src = np.concatenate(sources) if sources else np.zeros(0, dtype=np.int64)
+        dst = np.concatenate(targets) if targets else np.zeros(0, dtype=np.int64)
+        pairs, counts = np.unique(src * n + dst, return_counts=True)  # sorted by (source, target)
+        prior = (popularity + PRIOR_FLOOR) / (popularity + PRIOR_FLOOR).sum()
+        return cls(
+            indptr=np.searchsorted(pairs // n, np.arange(n + 1)).astype(np.int64),
+            columns=(pairs % n).astype(np.int32),
+            counts=counts.astype(np.float32),
+            row_totals=np.bincount(src, minlength=n).astype(np.float32),
+            prior=prior,
+            smoothing=float(smoothing),
+            catalog_fingerprint=catalog_fingerprint,
+        )
+
+    def with_smoothing(self, smoothing: float) -> MarkovTransitions:
+        return MarkovTransitions(
+            self.indptr, self.columns, self.counts, self.row_totals, self.prior, float(smoothing),
+            self.catalog_fingerprint,
+        )  # fmt: skip
+
+    def probs(self, histories: Sequence[Sequence[int]]) -> np.ndarray:
+        """(B, N) p(next | each history's last movie); an empty history gets the prior."""
+        k = self.smoothing
+        out = np.tile(self.prior, (len(histories), 1))
+        for row, history in enumerate(histories):
+            if not len(history):
+                continue
+            last = int(history[-1])
+            lo, hi = self.indptr[last], self.indptr[last + 1]
+            out[row] *= k
+            out[row, self.columns[lo:hi]] += self.counts[lo:hi]
+            out[row] /= float(self.row_totals[last]) + k
+        return out
+
+    def candidate_log_probs(self, history: Sequence[int], candidates: Sequence[int]) -> np.ndarray:
+        """(K,) log p(candidate | the history's last movie), without building the whole row."""
+        candidates = np.asarray(candidates, dtype=np.int64)
+        values = self.prior[candidates].copy()
+        if len(history):
+            last = int(history[-1])
+            lo, hi = self.indptr[last], self.indptr[last + 1]
+            row = dict(zip(self.columns[lo:hi].tolist(), self.counts[lo:hi].tolist(), strict=True))
+            observed = np.asarray([row.get(int(c), 0.0) for c in candidates], dtype=np.float64)
+            values = (observed + self.smoothing * values) / (float(self.row_totals[last]) + self.smoothing)
+        return np.log(values + TINY)
+
+    def save(self, directory: Path) -> Path:
+        from safetensors.numpy import save_file
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        path = directory / TRANSITIONS_FILE
+        tensors = {
+            "indptr": self.indptr,
+            "columns": self.columns,
+            "counts": self.counts,
+            "row_totals": self.row_totals,
+            "prior": self.prior,
+        }
+        metadata = {
+            "format_version": str(FORMAT_VERSION),
+            "smoothing": repr(self.smoothing),
+            "catalog_fingerprint": self.catalog_fingerprint,
+        }
+        save_file(tensors, str(path), metadata=metadata)
+        return path
+
+    @classmethod
+    def load(
+        cls, directory: Path, n_items: int, catalog_fingerprint: str, rebuild: str = REBUILD_COMMAND
+    ) -> MarkovTransitions:
+        """Read `directory/transitions.safetensors` for a catalog, every array checked before it is used."""
+        from safetensors import SafetensorError, safe_open
+
+        directory = Path(directory)
+        path = directory / TRANSITIONS_FILE
+        what = f"Markov transitions in {directory}"
+        if not path.is_file():
+            raise ModelMissingError(what, f"{TRANSITIONS_FILE} is missing", rebuild)
+        sha, size = expected_digest(path, what)  # the manifest vouches for the file: check before parsing it
+        if size is not None and path.stat().st_size != size:
+            raise ModelUnavailableError(what, f"{TRANSITIONS_FILE} is {path.stat().st_size} bytes, not {size}", rebuild)
+        if sha is not None and file_sha256(path) != sha:
+            raise ModelUnavailableError(what, f"{TRANSITIONS_FILE} does not match its manifest's sha256", rebuild)
+        try:
+            with safe_open(str(path), framework="numpy") as handle:
+                metadata = handle.metadata() or {}
+                arrays = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+        except (OSError, SafetensorError, ValueError, json.JSONDecodeError) as exc:
+            raise ModelUnavailableError(what, f"broken file {TRANSITIONS_FILE}: {exc}", rebuild) from exc
+        if metadata.get("format_version") != str(FORMAT_VERSION):
+            version = metadata.get("format_version")
+            raise ModelUnavailableError(what, f"format version {version} is not supported", rebuild)
+        if metadata.get("catalog_fingerprint") != catalog_fingerprint:
+            raise ModelUnavailableError(
+                what,
+                f"it was counted for another catalog (fingerprint {metadata.get('catalog_fingerprint')}; "
+                f"this catalog is {catalog_fingerprint})",
+                rebuild,
+            )
+        try:
+            smoothing = float(metadata.get("smoothing", ""))
+        except ValueError:
+            smoothing = float("nan")
+        problems = _problems(arrays, n_items, smoothing)
+        if problems:
+            raise ModelUnavailableError(what, f"broken file {TRANSITIONS_FILE}: {'; '.join(problems)}", rebuild)
+        return cls(
+            indptr=arrays["indptr"].astype(np.int64),
+            columns=arrays["columns"].astype(np.int32),
+            counts=arrays["counts"].astype(np.float32),
+            row_totals=arrays["row_totals"].astype(np.float32),
+            prior=arrays["prior"].astype(np.float64),
+            smoothing=smoothing,
+            catalog_fingerprint=catalog_fingerprint,
+        )
+
+
+def _problems(arrays: dict[str, np.ndarray], n: int, smoothing: float) -> list[str]:
+    """What makes these arrays unsafe or wrong to index with (empty when they are fine)."""
+    shapes = {"indptr": (n + 1,), "row_totals": (n,), "prior": (n,)}
+    problems = [
+        f"{name}: {arrays[name].shape if name in arrays else 'missing'}, expected {shape}"
+        for name, shape in shapes.items()
+        if name not in arrays or arrays[name].shape != shape
+    ]
+    for name in ("columns", "counts"):
+        if name not in arrays or arrays[name].ndim != 1:
+            problems.append(f"{name}: missing or not a vector")
+    if problems:
+        return problems
+    indptr, columns, counts = arrays["indptr"], arrays["columns"], arrays["counts"]
+    if columns.shape != counts.shape:
+        problems.append(f"columns {columns.shape} and counts {counts.shape} differ")
+    elif indptr[0] != 0 or indptr[-1] != columns.shape[0] or np.any(np.diff(indptr) < 0):
+        problems.append("indptr does not index the entries in order")
+    if columns.size and (columns.min() < 0 or columns.max() >= n):
+        problems.append(f"a column is outside the catalog's {n} movies")
+    for name in ("counts", "row_totals", "prior"):
+        values = arrays[name]
+        if not np.all(np.isfinite(values)) or np.any(values < 0):
+            problems.append(f"{name} holds negative or non-finite values")
+    if not (np.isfinite(smoothing) and smoothing > 0):
+        problems.append(f"smoothing must be a positive number, not {smoothing}")
+    return problems
