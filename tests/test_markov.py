@@ -31,6 +31,17 @@ def test_probabilities_follow_the_smoothed_counts_and_sum_to_one() -> None:
     assert probs[0, 4] > 0  # a movie nobody rated keeps a tiny prior, so log() stays finite
 
 
+def test_counts_are_what_was_observed() -> None:
+    model = fitted()
+    assert (model.count(0, 1), model.count(0, 2), model.count(1, 2), model.count(2, 1), model.count(4, 0)) == (
+        2,
+        1,
+        1,
+        0,
+        0,
+    )
+
+
 def test_candidate_log_probs_are_the_rows_own_values() -> None:
     model = fitted(smoothing=0.1)
     for history in ([0], [3, 1], []):

@@ -456,7 +456,11 @@ def test_markov_transitions_are_a_fused_signal_named_in_the_tag_and_the_status_l
     )
     result = pipeline.recommend(HISTORY, k=3)
     top = result.recommendations[0]
-    assert top.index == 3 and "markov" in top.signals and top.why.startswith("often watched right after The Matrix;")
+    assert (
+        top.index == 3
+        and "markov" in top.signals
+        and top.why.startswith("30 other viewers watched it right after The Matrix;")
+    )
     assert result.stages["markov"] == "scored" and result.markov_scores is not None
     assert pipeline.describe(result) == "LSTM order, re-ordered by similarity and what others watched next"
     from dualrec_tui.widgets.lists import recommendation_tag

@@ -107,6 +107,12 @@ class MarkovTransitions:
             values = (observed + self.smoothing * values) / (float(self.row_totals[last]) + self.smoothing)
         return np.log(values + TINY)
 
+    def count(self, last: int, movie: int) -> int:
+        """How many times `movie` was watched right after `last` in the sequences counted."""
+        lo, hi = self.indptr[int(last)], self.indptr[int(last) + 1]
+        hits = np.flatnonzero(self.columns[lo:hi] == int(movie))
+        return int(self.counts[lo + hits[0]]) if hits.size else 0
+
     def save(self, directory: Path) -> Path:
         from safetensors.numpy import save_file
 

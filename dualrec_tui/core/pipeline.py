@@ -71,7 +71,7 @@ LLM_SCORINGS = (*TITLE_SCORINGS, "letters")  # candidates mode: how stage 2 scor
 SIGNAL_REASONS = {
     "llm": "the LLM rates it highly",
     "sim": "close to your recent movies",
-    "markov": "often watched right after your last movie",
+    "markov": "others watched it right after your last movie",
 }
 
 
@@ -555,13 +555,20 @@ class DualRec:
             movie = self.catalog[int(item)]
             score = float(fused.fused[p]) if p is not None else float(scores[item])
             why = reasons.get(int(item)) or explain(movie, recent, source)
-            lifted = [SIGNAL_REASONS[s] for s in signals if s in SIGNAL_REASONS]
-            if "markov" in signals and history:  # name the movie it follows
-                lifted = [r.replace("your last movie", self.catalog[int(history[-1])].title) for r in lifted]
+            lifted = [self._signal_reason(s, history, int(item)) for s in signals if s in SIGNAL_REASONS]
             if lifted:
-                why = f"{' and '.join(lifted)}; {why}"
+                said = lifted[0] if len(lifted) == 1 else f"{', '.join(lifted[:-1])} and {lifted[-1]}"
+                why = f"{said}; {why}"
             out.append(Recommendation(movie, score, source, why, signals))
         return out
+
+    def _signal_reason(self, signal: str, history: Sequence[int], item: int) -> str:
+        """Why `signal` lifted `item`, in words; the Markov reason names the last movie and the count."""
+        if signal != "markov" or not history or not hasattr(self.markov, "count"):
+            return SIGNAL_REASONS[signal]
+        last = self.catalog[int(history[-1])].title
+        n = self.markov.count(int(history[-1]), item)
+        return f"{n} other viewer{'s' if n != 1 else ''} watched it right after {last}"
 
     def _reasons(self, history: Sequence[int], items: Sequence[int]) -> dict[int, str]:
         """True reasons from the LSTM: the history movie nearest each pick in its item space (core/reasons.py)."""
