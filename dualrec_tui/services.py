@@ -328,13 +328,13 @@ class ModelHub:
         self.pipeline = build_pipeline(self.catalog, self.scorer, stages, llm_dir)
         self.stages_loaded = True
         if stages.markov_error is not None and self.pipeline.weights.markov > 0:
-            # the fusion asks for the watched-next counts but cannot have them: the re-ranking runs without
+            # the fusion asks for the rated-next counts but cannot have them: the re-ranking runs without
             error = stages.markov_error
-            problem = f"watched-next counts unavailable: {getattr(error, 'problem', None) or error}"
+            problem = f"rated-next counts unavailable: {getattr(error, 'problem', None) or error}"
             rerank.problem = "; ".join(filter(None, [rerank.problem, problem]))
             if rerank.ok:
-                rerank.note = "; ".join(filter(None, [rerank.note, "without watched-next counts"]))
-            rerank.rebuild = rerank.rebuild or rebuild_command("markov", self.models_dir)
+                rerank.note = "; ".join(filter(None, [rerank.note, "without rated-next counts"]))
+            rerank.rebuild = "; ".join(filter(None, [rerank.rebuild, rebuild_command("markov", self.models_dir)]))
         fusion = [n for n in self.pipeline.notes if FUSION_FILE in n and n.startswith("ignored")]
         if fusion and llm.ok:  # the ranking uses default weights: say so in the status line and F4
             llm.note = "; ".join(filter(None, [llm.note, f"{FUSION_FILE} invalid, defaults used"]))

@@ -362,3 +362,14 @@ def test_dualrec_tunes_the_markov_signal_with_the_others_and_the_ablations_hold_
     published._tune(SPLIT)
     assert published.weights.markov == 0 and not any("markov" in k for k in published.tuning["grid"])
     assert not (tmp_path / "fusion.json").exists()
+
+
+def test_the_row_that_measured_the_markov_fusion_still_runs_and_ships_nothing() -> None:
+    """`dualrec+markov` (the pre-registered run's name) is `dualrec` under that name, minus fusion.json."""
+    from training.candidate_eval import DualRecMarkovModel
+    from training.registry import MODELS
+
+    assert MODELS["dualrec+markov"] == "training.candidate_eval:DualRecMarkovModel"
+    assert DualRecMarkovModel.markov_weights == CandidateDualRecModel.markov_weights
+    assert DualRecMarkovModel.llm_weights == CandidateDualRecModel.llm_weights
+    assert CandidateDualRecModel.writes_fusion and not DualRecMarkovModel.writes_fusion

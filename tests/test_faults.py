@@ -728,12 +728,12 @@ def test_damaged_markov_transitions_cost_only_their_signal(tmp_path: Path, damag
     stages = OptionalStages()
     load_markov(stages, tmp_path / "markov", catalog)  # as load_optional_stages does, without loading the LLM
     assert stages.markov is None and isinstance(stages.markov_error, ModelUnavailableError)
-    note = next(n for n in stages.notes if "watched-next" in n)
+    note = next(n for n in stages.notes if n.startswith("the rated-next counts are unavailable"))
     assert "python -m training markov" in note
     pipeline = build_pipeline(catalog, FakeLstm(catalog), stages, tmp_path / "llm")
     result = pipeline.recommend([catalog.resolve("Heat (1995)").movie.index], k=5)
     assert result.stages["markov"] == "off" and len(result.recommendations) == 5
-    assert "watched next" not in pipeline.describe(result) and note in result.notes
+    assert "rated next" not in pipeline.describe(result) and note in result.notes
     assert digest(path) == before  # nothing was rewritten
 
 
@@ -750,7 +750,8 @@ def test_the_status_line_says_when_the_fusion_runs_without_its_watched_next_coun
     broken = ModelUnavailableError("Markov transitions in x", "broken file transitions.safetensors: cut short")
 
     def stages(*args, **kwargs):
-        return pipeline_module.OptionalStages(ranker=FakeRanker(), reranker=object(), markov_error=broken)
+        note = f"{pipeline_module.MARKOV_NOTE}: {broken}"  # as load_markov records it
+        return pipeline_module.OptionalStages(ranker=FakeRanker(), reranker=object(), markov_error=broken, notes=[note])
 
     monkeypatch.setattr(pipeline_module, "load_optional_stages", stages)
     catalog = tui_catalog()
@@ -760,6 +761,8 @@ def test_the_status_line_says_when_the_fusion_runs_without_its_watched_next_coun
         hub.load_llm()
         rerank = hub.components["rerank"]
         assert rerank.state == "ready"
-        assert ("without watched-next counts" in str(describe(rerank))) is said
+        assert ("without rated-next counts" in str(describe(rerank))) is said
         assert ("cut short" in rerank.problem) is said
         assert (rerank.rebuild == rebuild_command("markov", tmp_path)) is said
+        notes_say_it = any(n.startswith("the rated-next counts are unavailable") for n in hub.pipeline.notes)
+        assert notes_say_it is said  # with weight 0 a missing file is no news

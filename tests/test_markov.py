@@ -94,3 +94,40 @@ def test_the_shipped_transitions_fit_the_shipped_catalog_and_their_manifest() ->
     manifest = json.loads((ROOT / "models" / "markov" / "manifest.json").read_text())
     assert model.smoothing == manifest["smoothing_k"] and model.columns.shape[0] == manifest["transitions"]
     assert "training sequences only" in manifest["fitted_on"]
+
+
+def _write(tmp_path: Path, **arrays: np.ndarray) -> None:
+    from safetensors.numpy import save_file
+
+    model = fitted()
+    tensors = {
+        "indptr": model.indptr, "columns": model.columns, "counts": model.counts,
+        "row_totals": model.row_totals, "prior": model.prior,
+    }  # fmt: skip
+    tensors.update(arrays)
+    metadata = {"format_version": "1", "smoothing": "1.0", "catalog_fingerprint": "fp"}
+    save_file(tensors, str(tmp_path / TRANSITIONS_FILE), metadata=metadata)
+
+
+@pytest.mark.parametrize(
+    ("arrays", "problem"),
+    [
+        ({"columns": np.array([1.0, np.nan, 2.0, 3.0])}, "columns is F64"),  # NaN would cast to a huge index
+        ({"indptr": np.array([0, 2, 3, 4, 4, 4], dtype=np.float64)}, "indptr is F64"),
+        ({"row_totals": np.array([0.0, 1.0, 1.0, 0.0, 0.0], dtype=np.float32)}, "row_totals are not the sums"),
+        ({"prior": np.array([1.0, 0.0, 0.0, 0.0, 0.0])}, "prior is not a positive distribution"),
+        ({"extra": np.zeros(3)}, "unexpected tensor 'extra'"),
+        ({"counts": np.ones(3, dtype=np.float32)}, "columns (4,) and counts (3,) differ"),
+    ],
+)
+def test_hostile_arrays_are_refused_before_use(tmp_path: Path, arrays: dict, problem: str) -> None:
+    _write(tmp_path, **arrays)
+    with pytest.raises(ModelUnavailableError) as caught:
+        MarkovTransitions.load(tmp_path, 5, "fp")
+    assert problem in str(caught.value)
+
+
+def test_the_rebuild_command_is_the_callers(tmp_path: Path) -> None:
+    with pytest.raises(ModelMissingError) as caught:
+        MarkovTransitions.load(tmp_path, 5, "fp", rebuild="python -m training markov --out elsewhere")
+    assert caught.value.rebuild == "python -m training markov --out elsewhere"

@@ -459,17 +459,25 @@ def test_markov_transitions_are_a_fused_signal_named_in_the_tag_and_the_status_l
     assert (
         top.index == 3
         and "markov" in top.signals
-        and top.why.startswith("30 other viewers watched it right after The Matrix;")
+        and top.why.startswith("30 MovieLens users rated it right after The Matrix;")
     )
     assert result.stages["markov"] == "scored" and result.markov_scores is not None
-    assert pipeline.describe(result) == "LSTM order, re-ordered by similarity and what others watched next"
+    assert pipeline.describe(result) == "LSTM order, re-ordered by similarity and what MovieLens users rated next"
     from dualrec_tui.widgets.lists import recommendation_tag
 
     assert recommendation_tag(top)[0] == "LSTM+next"
     unweighted = DualRec(CATALOG, FakeLstm(PREFERENCE), markov=markov, markov_weight=0.0)
     result = unweighted.recommend(HISTORY, k=3)
     assert [r.index for r in result.recommendations] == [i for i in PREFERENCE if i not in HISTORY][:3]
-    assert "watched next" not in unweighted.describe(result)
+    assert "rated next" not in unweighted.describe(result)
+    # a last movie nobody rated anything after: the term is the popularity prior, and is called that
+    lonely = DualRec(
+        CATALOG, FakeLstm(PREFERENCE), reranker=SimReranker(9), markov=markov, sim_weight=0.5, markov_weight=0.5
+    )
+    result = lonely.recommend([0, 3], k=5)
+    assert result.stages["markov"] == "prior only"
+    assert all("markov" not in r.signals for r in result.recommendations)
+    assert "popularity" in lonely.describe(result) and "rated next" not in lonely.describe(result)
 
 
 def test_a_failing_markov_signal_costs_only_itself_and_is_not_claimed() -> None:
@@ -482,7 +490,7 @@ def test_a_failing_markov_signal_costs_only_itself_and_is_not_claimed() -> None:
         CATALOG, FakeLstm(PREFERENCE), reranker=SimReranker(3), markov=Broken(), sim_weight=10.0, markov_weight=1.0
     )
     result = pipeline.recommend(HISTORY, k=3, on_event=events.append)
-    assert any(isinstance(e, Notice) and "Markov scoring failed" in e.message for e in events)
+    assert any(isinstance(e, Notice) and "rated-next counts failed" in e.message for e in events)
     assert result.stages["markov"] == "failed" and result.recommendations[0].index == 3
     assert pipeline.describe(result) == "LSTM order, re-ordered by similarity"
 

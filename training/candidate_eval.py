@@ -19,10 +19,11 @@
 - The Markov signal: since session 12 `dualrec` also fuses the first-order Markov log-probability of each
   candidate after the last movie (the `markov` row's model, fitted on training sequences;
   `--checkpoint markov=models/markov` reads the shipped one), its weight tuned with the others. It was
-  measured as the row `dualrec+markov` and shipped by a rule fixed before the run
-  (docs/preregistered/issue9-markov-in-fusion.md). `lstm+llm+sim` is `dualrec` without it (DUALRec as
-  published, what shipped before); `lstm+markov+sim` holds the LLM at 0, so `dualrec` against it (paired)
-  is what the LLM adds once the free signal is there. Neither writes fusion.json.
+  measured as the row `dualrec+markov` (still registered: `dualrec` under that name, writing no
+  fusion.json) and shipped by a rule fixed before the run (docs/preregistered/issue9-markov-in-fusion.md).
+  `lstm+llm+sim` is `dualrec` without it (DUALRec as published, what shipped before); `lstm+markov+sim`
+  holds the LLM at 0, so `dualrec` against it (paired) is what the LLM adds once the free signal is there.
+  Neither writes fusion.json.
 - `llm-rank-prefix` / `dualrec-prefix`: `llm-rank` / `dualrec` with each candidate scored by the
   likelihood of "Title (" instead of "Title (Year)" (`prompt.scored_title`): the year's digits are not
   decoded, so a recommendation costs ~60% less candidate decoding. Same LLM, same store, own tuning;
@@ -610,6 +611,14 @@ class LstmLlmSimModel(CandidateDualRecModel):
 
     name = "lstm+llm+sim"
     markov_weights = (0.0,)
+    writes_fusion = False
+
+
+class DualRecMarkovModel(CandidateDualRecModel):
+    """The row that measured the four-signal fusion before it shipped (session 12): `dualrec` under its
+    first name, so the pre-registered command still runs; it does not write fusion.json."""
+
+    name = "dualrec+markov"
     writes_fusion = False
 
 

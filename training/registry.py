@@ -26,6 +26,7 @@ MODELS: dict[str, str] = {
     "dualrec-prefix": "training.candidate_eval:PrefixDualRecModel",
     "lstm+llm+sim": "training.candidate_eval:LstmLlmSimModel",
     "lstm+markov+sim": "training.candidate_eval:LstmMarkovSimModel",
+    "dualrec+markov": "training.candidate_eval:DualRecMarkovModel",  # `dualrec` as first measured (session 12)
     # DUALRec as first built (the LLM writes titles from the whole catalog), kept so before/after stay measurable.
     "llm-base": "training.llm_eval:LlmBaseModel",
     "llm": "training.llm_eval:LlmModel",

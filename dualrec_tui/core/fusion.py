@@ -120,8 +120,8 @@ def fused_ranking(lstm_order: np.ndarray, fused: FusedCandidates) -> list[int]:
 def placed_by(fused: FusedCandidates, weights: FusionWeights, position: int) -> tuple[str, ...]:
     """Which signals lifted candidate `position` above the average candidate (weighted, centred).
 
-    The LSTM counts when its own term is above the head's mean; the LLM and similarity only when their
-    weight is non-zero and their weighted term is. Never empty: the largest term names the pick otherwise.
+    The LSTM counts when its own term is above the head's mean; the LLM, similarity and Markov only when
+    their weight is non-zero and their weighted term is. Never empty: the largest term names the pick otherwise.
     """
     terms: dict[str, float] = {}
     for name, values in fused.signals.items():

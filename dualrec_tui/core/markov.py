@@ -154,9 +154,14 @@ class MarkovTransitions:
         try:
             with safe_open(str(path), framework="numpy") as handle:
                 metadata = handle.metadata() or {}
-                arrays = {name: handle.get_tensor(name) for name in handle.keys()}  # noqa: SIM118
+                layout = {name: (handle.get_slice(name).get_dtype(), tuple(handle.get_slice(name).get_shape()))
+                          for name in handle.keys()}  # fmt: skip  # noqa: SIM118
+                problems = _layout_problems(layout, n_items)  # types and shapes, before any data is read
+                arrays = {} if problems else {name: handle.get_tensor(name) for name in layout}
         except (OSError, SafetensorError, ValueError, json.JSONDecodeError) as exc:
             raise ModelUnavailableError(what, f"broken file {TRANSITIONS_FILE}: {exc}", rebuild) from exc
+        if problems:
+            raise ModelUnavailableError(what, f"broken file {TRANSITIONS_FILE}: {'; '.join(problems)}", rebuild)
         if metadata.get("format_version") != str(FORMAT_VERSION):
             version = metadata.get("format_version")
             raise ModelUnavailableError(what, f"format version {version} is not supported", rebuild)
@@ -185,23 +190,38 @@ class MarkovTransitions:
         )
 
 
+ARRAY_TYPES = {  # name -> (allowed safetensors dtypes, shape given the catalog size n; None = any length)
+    "indptr": (("I64",), lambda n: (n + 1,)),
+    "columns": (("I32", "I64"), lambda n: None),
+    "counts": (("F32", "F64"), lambda n: None),
+    "row_totals": (("F32", "F64"), lambda n: (n,)),
+    "prior": (("F64", "F32"), lambda n: (n,)),
+}
+
+
+def _layout_problems(layout: dict[str, tuple[str, tuple[int, ...]]], n: int) -> list[str]:
+    """Names, types and shapes, read from the header alone: a wrong file is refused before its data is."""
+    problems = [f"unexpected tensor {name!r}" for name in layout if name not in ARRAY_TYPES]
+    for name, (dtypes, shape_for) in ARRAY_TYPES.items():
+        if name not in layout:
+            problems.append(f"{name} is missing")
+            continue
+        dtype, shape = layout[name]
+        expected = shape_for(n)
+        if dtype not in dtypes:
+            problems.append(f"{name} is {dtype}, expected {' or '.join(dtypes)}")
+        if (expected is not None and shape != expected) or len(shape) != 1:
+            problems.append(f"{name}: shape {shape}, expected {expected or '(entries,)'}")
+    if not problems and layout["columns"][1] != layout["counts"][1]:
+        problems.append(f"columns {layout['columns'][1]} and counts {layout['counts'][1]} differ")
+    return problems
+
+
 def _problems(arrays: dict[str, np.ndarray], n: int, smoothing: float) -> list[str]:
     """What makes these arrays unsafe or wrong to index with (empty when they are fine)."""
-    shapes = {"indptr": (n + 1,), "row_totals": (n,), "prior": (n,)}
-    problems = [
-        f"{name}: {arrays[name].shape if name in arrays else 'missing'}, expected {shape}"
-        for name, shape in shapes.items()
-        if name not in arrays or arrays[name].shape != shape
-    ]
-    for name in ("columns", "counts"):
-        if name not in arrays or arrays[name].ndim != 1:
-            problems.append(f"{name}: missing or not a vector")
-    if problems:
-        return problems
     indptr, columns, counts = arrays["indptr"], arrays["columns"], arrays["counts"]
-    if columns.shape != counts.shape:
-        problems.append(f"columns {columns.shape} and counts {counts.shape} differ")
-    elif indptr[0] != 0 or indptr[-1] != columns.shape[0] or np.any(np.diff(indptr) < 0):
+    problems = []
+    if indptr[0] != 0 or indptr[-1] != columns.shape[0] or np.any(np.diff(indptr) < 0):
         problems.append("indptr does not index the entries in order")
     if columns.size and (columns.min() < 0 or columns.max() >= n):
         problems.append(f"a column is outside the catalog's {n} movies")
@@ -209,6 +229,14 @@ def _problems(arrays: dict[str, np.ndarray], n: int, smoothing: float) -> list[s
         values = arrays[name]
         if not np.all(np.isfinite(values)) or np.any(values < 0):
             problems.append(f"{name} holds negative or non-finite values")
+    if problems:
+        return problems
+    row_sums = np.add.reduceat(np.append(counts.astype(np.float64), 0.0), indptr[:-1]) * (np.diff(indptr) > 0)
+    if not np.allclose(row_sums, arrays["row_totals"], rtol=1e-6, atol=1e-3):
+        problems.append("row_totals are not the sums of their rows' counts")
+    prior = arrays["prior"]
+    if np.any(prior <= 0) or not np.isclose(prior.sum(), 1.0, rtol=1e-4):
+        problems.append("prior is not a positive distribution")
     if not (np.isfinite(smoothing) and smoothing > 0):
         problems.append(f"smoothing must be a positive number, not {smoothing}")
     return problems

@@ -71,7 +71,7 @@ LLM_SCORINGS = (*TITLE_SCORINGS, "letters")  # candidates mode: how stage 2 scor
 SIGNAL_REASONS = {
     "llm": "the LLM rates it highly",
     "sim": "close to your recent movies",
-    "markov": "others watched it right after your last movie",
+    "markov": "MovieLens users rated it right after your last movie",
 }
 
 
@@ -410,7 +410,9 @@ class DualRec:
         if stages.get("sim") == "scored" and self.weights.sim > 0:
             used.append("similarity")
         if stages.get("markov") == "scored" and self.weights.markov > 0:
-            used.append("what others watched next")
+            used.append("what MovieLens users rated next")
+        elif stages.get("markov") == "prior only" and self.weights.markov > 0:
+            used.append("popularity")  # no candidate was ever rated right after the last movie: only the prior
         said = " and ".join(used) if len(used) < 3 else f"{', '.join(used[:-1])} and {used[-1]}"
         if used and stages.get("reordered"):
             text = f"{base}, re-ordered by {said}"
@@ -470,9 +472,10 @@ class DualRec:
         if self.markov is not None:
             try:
                 result.markov_scores = np.asarray(self.markov.candidate_log_probs(history, candidates))
-                stages["markov"] = "scored"
+                counted = self._rated_after(history, candidates.tolist())
+                stages["markov"] = "scored" if any(counted.values()) else "prior only"
             except Exception as exc:  # one signal of four: the others go on
-                message = f"Markov scoring failed: {type(exc).__name__}: {exc}"
+                message = f"the rated-next counts failed: {type(exc).__name__}: {exc}"
                 result.notes.append(message)
                 emit(Notice(message))
 
@@ -551,6 +554,9 @@ class DualRec:
         for item in items:
             p = position.get(int(item))
             signals = fusion_placed_by(fused, self.weights, p) if p is not None else ("lstm",)
+            if "markov" in signals and not self._rated_after(history, [int(item)]).get(int(item)):
+                # lifted by the Markov term's popularity prior alone: nobody rated it right after the last movie
+                signals = tuple(s for s in signals if s != "markov") or ("popular",)
             source = "both" if {"lstm", "llm"} <= set(signals) else ("llm" if "llm" in signals else "lstm")
             movie = self.catalog[int(item)]
             score = float(fused.fused[p]) if p is not None else float(scores[item])
@@ -562,13 +568,21 @@ class DualRec:
             out.append(Recommendation(movie, score, source, why, signals))
         return out
 
+    def _rated_after(self, history: Sequence[int], items: Sequence[int]) -> dict[int, int]:
+        """How many MovieLens users rated each item right after the history's last movie (no counts: 1 each)."""
+        if not history or self.markov is None:
+            return dict.fromkeys(items, 0)
+        if not hasattr(self.markov, "count"):
+            return dict.fromkeys(items, 1)
+        return {item: self.markov.count(int(history[-1]), item) for item in items}
+
     def _signal_reason(self, signal: str, history: Sequence[int], item: int) -> str:
         """Why `signal` lifted `item`, in words; the Markov reason names the last movie and the count."""
         if signal != "markov" or not history or not hasattr(self.markov, "count"):
             return SIGNAL_REASONS[signal]
         last = self.catalog[int(history[-1])].title
-        n = self.markov.count(int(history[-1]), item)
-        return f"{n} other viewer{'s' if n != 1 else ''} watched it right after {last}"
+        n = self._rated_after(history, [item])[item]
+        return f"{n} MovieLens user{'s' if n != 1 else ''} rated it right after {last}"
 
     def _reasons(self, history: Sequence[int], items: Sequence[int]) -> dict[int, str]:
         """True reasons from the LSTM: the history movie nearest each pick in its item space (core/reasons.py)."""
@@ -791,15 +805,21 @@ def load_optional_stages(
     return stages
 
 
+MARKOV_NOTE = "the rated-next counts are unavailable"
+
+
 def load_markov(stages: OptionalStages, directory: Path, catalog: Catalog) -> None:
     """The Markov transitions (`models/markov`) into `stages`; a missing or damaged file is a note, not a crash."""
+    from .artifacts import rebuild_command
+
     try:
         from .markov import MarkovTransitions
 
-        stages.markov = MarkovTransitions.load(directory, len(catalog), catalog.fingerprint)
+        rebuild = rebuild_command("markov", Path(directory).parent)
+        stages.markov = MarkovTransitions.load(directory, len(catalog), catalog.fingerprint, rebuild)
     except Exception as exc:  # ModelUnavailableError, or anything a damaged file raises
         stages.markov, stages.markov_error = None, exc
-        stages.notes.append(f"the what-others-watched-next signal is unavailable: {exc}")
+        stages.notes.append(f"{MARKOV_NOTE}: {exc}")
 
 
 def build_pipeline(catalog: Catalog, lstm: Scorer, stages: OptionalStages, llm_dir: Path, **overrides: Any) -> DualRec:
@@ -817,6 +837,8 @@ def build_pipeline(catalog: Catalog, lstm: Scorer, stages: OptionalStages, llm_d
             parts["ranker"] = scorer_for(settings["llm_scoring"], stages.generator)
         if settings.get("n_suggestions", 1) < 1:
             raise ValueError(f"n_suggestions must be at least 1, not {settings['n_suggestions']}")
+        if not settings.get("markov_weight"):  # the settings do not weigh the counts: their absence is no news
+            notes = [n for n in notes if not n.startswith(MARKOV_NOTE)]
         return DualRec(catalog, lstm, notes=notes, **parts, **{**settings, **overrides})
     except (TypeError, ValueError) as exc:
         notes.append(f"ignored {Path(llm_dir) / FUSION_FILE}: {exc} (defaults used)")

@@ -19,7 +19,7 @@ WHAT = {
     "lstm": "stage 1: next-movie predictions from your history (instant picks)",
     "llm": "stage 2: the fine-tuned LLM scores the LSTM's top candidates and names its picks",
     "rerank": "stage 3: Sentence-BERT similarity of each candidate to the LSTM's pick and your recent movies, "
-    "fused with how many others watched it right after your last movie (models/markov)",
+    "fused with how many MovieLens users rated it right after your last movie (models/markov)",
 }
 
 
