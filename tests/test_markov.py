@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from dualrec_tui.core.errors import ModelMissingError, ModelUnavailableError
-from dualrec_tui.core.markov import TRANSITIONS_FILE, MarkovTransitions
+from dualrec_tui.core.markov import TRANSITIONS_FILE, MarkovTransitions, file_metadata
 from dualrec_tui.core.model_files import file_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,13 +33,9 @@ def test_probabilities_follow_the_smoothed_counts_and_sum_to_one() -> None:
 
 def test_counts_are_what_was_observed() -> None:
     model = fitted()
-    assert (model.count(0, 1), model.count(0, 2), model.count(1, 2), model.count(2, 1), model.count(4, 0)) == (
-        2,
-        1,
-        1,
-        0,
-        0,
-    )
+    pairs = [(0, 1), (0, 2), (1, 2), (2, 1), (4, 0)]
+    assert [model.counts_after(last, [movie])[0] for last, movie in pairs] == [2, 1, 1, 0, 0]
+    assert model.counts_after(0, [3, 2, 1, 0]).tolist() == [0, 1, 2, 0]  # several at once, any order
 
 
 def test_candidate_log_probs_are_the_rows_own_values() -> None:
@@ -105,8 +101,7 @@ def _write(tmp_path: Path, **arrays: np.ndarray) -> None:
         "row_totals": model.row_totals, "prior": model.prior,
     }  # fmt: skip
     tensors.update(arrays)
-    metadata = {"format_version": "1", "smoothing": "1.0", "catalog_fingerprint": "fp"}
-    save_file(tensors, str(tmp_path / TRANSITIONS_FILE), metadata=metadata)
+    save_file(tensors, str(tmp_path / TRANSITIONS_FILE), metadata=file_metadata(1.0, "fp"))
 
 
 @pytest.mark.parametrize(
@@ -117,6 +112,7 @@ def _write(tmp_path: Path, **arrays: np.ndarray) -> None:
         ({"row_totals": np.array([0.0, 1.0, 1.0, 0.0, 0.0], dtype=np.float32)}, "row_totals are not the sums"),
         ({"prior": np.array([1.0, 0.0, 0.0, 0.0, 0.0])}, "prior is not a positive distribution"),
         ({"extra": np.zeros(3)}, "unexpected tensor 'extra'"),
+        ({"columns": np.array([2, 1, 2, 3], dtype=np.int32)}, "not sorted and unique within a row"),
         ({"counts": np.ones(3, dtype=np.float32)}, "columns (4,) and counts (3,) differ"),
     ],
 )
@@ -131,3 +127,17 @@ def test_the_rebuild_command_is_the_callers(tmp_path: Path) -> None:
     with pytest.raises(ModelMissingError) as caught:
         MarkovTransitions.load(tmp_path, 5, "fp", rebuild="python -m training markov --out elsewhere")
     assert caught.value.rebuild == "python -m training markov --out elsewhere"
+
+
+def test_a_rebuild_is_byte_identical_and_an_older_format_is_refused(tmp_path: Path) -> None:
+    from safetensors.numpy import save_file
+
+    first, second = fitted(0.1).save(tmp_path / "a"), fitted(0.1).save(tmp_path / "b")
+    assert first.read_bytes() == second.read_bytes()  # the manifest's sha256 is reproducible
+    model = fitted()
+    tensors = {"indptr": model.indptr, "columns": model.columns, "counts": model.counts}
+    tensors |= {"row_totals": model.row_totals, "prior": model.prior}
+    old = {"format_version": "1", "smoothing": "1.0", "catalog_fingerprint": "fp"}  # session 12's first layout
+    save_file(tensors, str(tmp_path / TRANSITIONS_FILE), metadata=old)
+    with pytest.raises(ModelUnavailableError, match="format version None is not supported"):
+        MarkovTransitions.load(tmp_path, 5, "fp")

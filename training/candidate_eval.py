@@ -83,7 +83,7 @@ class CandidateSignals:
     llm_prior: np.ndarray | None  # (K,) log p(title | prompt without history) (titles scoring; else None)
     sim_prediction: np.ndarray | None  # (K,) cosine to the LSTM's top pick
     sim_history: np.ndarray | None  # (K,) cosine to the mean of the recent history
-    markov: np.ndarray | None = None  # (K,) log p_markov(candidate | last movie) (the +markov rows; else None)
+    markov: np.ndarray | None = None  # (K,) log p_markov(candidate | last movie) (rows that tune it; else None)
 
     def sim(self, alpha: float) -> np.ndarray | None:
         if self.sim_prediction is None or self.sim_history is None:
@@ -177,7 +177,7 @@ class SignalCache:
         self.llm_path: str | None = None
         self.store: ScoreStore | None = None
         self.with_prior = False  # title priors too (the llm-rank-pmi row asks for them)
-        self.markov: Any = None  # the fitted `markov` baseline, once a +markov row asks for it
+        self.markov: Any = None  # the fitted `markov` baseline, once a row that tunes its weight asks for it
         self._pipeline = DualRec(ctx.catalog, self.lstm, n_candidates=n_candidates)  # prompt + shuffle only
         self._cache: dict[tuple[int, ...], CandidateSignals] = {}
         self.llm_seconds = 0.0

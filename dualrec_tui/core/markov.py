@@ -18,12 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
+from .artifacts import rebuild_command
 from .errors import ModelMissingError, ModelUnavailableError
 from .model_files import expected_digest, file_sha256
 
 TRANSITIONS_FILE = "transitions.safetensors"
-FORMAT_VERSION = 1
-REBUILD_COMMAND = "python -m training markov --data DIR --out models/markov"
+FORMAT_VERSION = 2  # 2: the metadata is one sorted JSON string, so a rebuild is byte-identical
+METADATA_KEY = "dualrec"
 TINY = 1e-12  # log(0) guard, as the harness's `lstm+markov` row uses
 PRIOR_FLOOR = 1e-3  # added to every popularity count: a movie nobody rated still has a (tiny) prior
 
@@ -39,10 +40,6 @@ class MarkovTransitions:
     prior: np.ndarray  # (N,) float64 popularity distribution the smoothing backs off to
     smoothing: float  # k
     catalog_fingerprint: str = ""
-
-    @property
-    def n_items(self) -> int:
-        return int(self.row_totals.shape[0])
 
     @classmethod
     def fit(
@@ -95,23 +92,27 @@ class MarkovTransitions:
             out[row] /= float(self.row_totals[last]) + k
         return out
 
+    def counts_after(self, last: int, movies: Sequence[int]) -> np.ndarray:
+        """(K,) how many times each movie came right after `last` in the sequences counted (0: never)."""
+        movies = np.asarray(movies, dtype=np.int64)
+        lo, hi = int(self.indptr[int(last)]), int(self.indptr[int(last) + 1])
+        row = self.columns[lo:hi]  # sorted (checked on load)
+        out = np.zeros(movies.shape[0], dtype=np.float64)
+        if row.size:
+            at = np.minimum(np.searchsorted(row, movies), row.size - 1)
+            found = row[at] == movies
+            out[found] = self.counts[lo + at[found]]
+        return out
+
     def candidate_log_probs(self, history: Sequence[int], candidates: Sequence[int]) -> np.ndarray:
         """(K,) log p(candidate | the history's last movie), without building the whole row."""
         candidates = np.asarray(candidates, dtype=np.int64)
         values = self.prior[candidates].copy()
         if len(history):
             last = int(history[-1])
-            lo, hi = self.indptr[last], self.indptr[last + 1]
-            row = dict(zip(self.columns[lo:hi].tolist(), self.counts[lo:hi].tolist(), strict=True))
-            observed = np.asarray([row.get(int(c), 0.0) for c in candidates], dtype=np.float64)
+            observed = self.counts_after(last, candidates)
             values = (observed + self.smoothing * values) / (float(self.row_totals[last]) + self.smoothing)
         return np.log(values + TINY)
-
-    def count(self, last: int, movie: int) -> int:
-        """How many times `movie` was watched right after `last` in the sequences counted."""
-        lo, hi = self.indptr[int(last)], self.indptr[int(last) + 1]
-        hits = np.flatnonzero(self.columns[lo:hi] == int(movie))
-        return int(self.counts[lo + hits[0]]) if hits.size else 0
 
     def save(self, directory: Path) -> Path:
         from safetensors.numpy import save_file
@@ -126,17 +127,12 @@ class MarkovTransitions:
             "row_totals": self.row_totals,
             "prior": self.prior,
         }
-        metadata = {
-            "format_version": str(FORMAT_VERSION),
-            "smoothing": repr(self.smoothing),
-            "catalog_fingerprint": self.catalog_fingerprint,
-        }
-        save_file(tensors, str(path), metadata=metadata)
+        save_file(tensors, str(path), metadata=file_metadata(self.smoothing, self.catalog_fingerprint))
         return path
 
     @classmethod
     def load(
-        cls, directory: Path, n_items: int, catalog_fingerprint: str, rebuild: str = REBUILD_COMMAND
+        cls, directory: Path, n_items: int, catalog_fingerprint: str, rebuild: str | None = None
     ) -> MarkovTransitions:
         """Read `directory/transitions.safetensors` for a catalog, every array checked before it is used."""
         from safetensors import SafetensorError, safe_open
@@ -144,6 +140,7 @@ class MarkovTransitions:
         directory = Path(directory)
         path = directory / TRANSITIONS_FILE
         what = f"Markov transitions in {directory}"
+        rebuild = rebuild or rebuild_command("markov", directory.parent)
         if not path.is_file():
             raise ModelMissingError(what, f"{TRANSITIONS_FILE} is missing", rebuild)
         sha, size = expected_digest(path, what)  # the manifest vouches for the file: check before parsing it
@@ -153,16 +150,16 @@ class MarkovTransitions:
             raise ModelUnavailableError(what, f"{TRANSITIONS_FILE} does not match its manifest's sha256", rebuild)
         try:
             with safe_open(str(path), framework="numpy") as handle:
-                metadata = handle.metadata() or {}
-                layout = {name: (handle.get_slice(name).get_dtype(), tuple(handle.get_slice(name).get_shape()))
-                          for name in handle.keys()}  # fmt: skip  # noqa: SIM118
+                metadata = _read_metadata(handle.metadata() or {})
+                slices = {name: handle.get_slice(name) for name in handle.keys()}  # noqa: SIM118
+                layout = {name: (part.get_dtype(), tuple(part.get_shape())) for name, part in slices.items()}
                 problems = _layout_problems(layout, n_items)  # types and shapes, before any data is read
                 arrays = {} if problems else {name: handle.get_tensor(name) for name in layout}
-        except (OSError, SafetensorError, ValueError, json.JSONDecodeError) as exc:
+        except (OSError, SafetensorError, ValueError) as exc:
             raise ModelUnavailableError(what, f"broken file {TRANSITIONS_FILE}: {exc}", rebuild) from exc
         if problems:
             raise ModelUnavailableError(what, f"broken file {TRANSITIONS_FILE}: {'; '.join(problems)}", rebuild)
-        if metadata.get("format_version") != str(FORMAT_VERSION):
+        if metadata.get("format_version") != FORMAT_VERSION:
             version = metadata.get("format_version")
             raise ModelUnavailableError(what, f"format version {version} is not supported", rebuild)
         if metadata.get("catalog_fingerprint") != catalog_fingerprint:
@@ -172,10 +169,8 @@ class MarkovTransitions:
                 f"this catalog is {catalog_fingerprint})",
                 rebuild,
             )
-        try:
-            smoothing = float(metadata.get("smoothing", ""))
-        except ValueError:
-            smoothing = float("nan")
+        smoothing = metadata.get("smoothing")
+        smoothing = float(smoothing) if isinstance(smoothing, (int, float)) else float("nan")
         problems = _problems(arrays, n_items, smoothing)
         if problems:
             raise ModelUnavailableError(what, f"broken file {TRANSITIONS_FILE}: {'; '.join(problems)}", rebuild)
@@ -188,6 +183,20 @@ class MarkovTransitions:
             smoothing=smoothing,
             catalog_fingerprint=catalog_fingerprint,
         )
+
+
+def file_metadata(smoothing: float, catalog_fingerprint: str) -> dict[str, str]:
+    """The file's metadata as one JSON string: safetensors stores a map whose key order varies per run."""
+    values = {"catalog_fingerprint": catalog_fingerprint, "format_version": FORMAT_VERSION, "smoothing": smoothing}
+    return {METADATA_KEY: json.dumps(values, sort_keys=True)}
+
+
+def _read_metadata(raw: dict[str, str]) -> dict:
+    try:
+        values = json.loads(raw.get(METADATA_KEY, "{}"))
+    except ValueError:
+        return {}
+    return values if isinstance(values, dict) else {}
 
 
 ARRAY_TYPES = {  # name -> (allowed safetensors dtypes, shape given the catalog size n; None = any length)
@@ -225,6 +234,11 @@ def _problems(arrays: dict[str, np.ndarray], n: int, smoothing: float) -> list[s
         problems.append("indptr does not index the entries in order")
     if columns.size and (columns.min() < 0 or columns.max() >= n):
         problems.append(f"a column is outside the catalog's {n} movies")
+    if problems:
+        return problems
+    same_row = np.repeat(np.arange(n), np.diff(indptr))  # (E,) the row of each entry
+    if np.any((np.diff(columns) <= 0) & (same_row[1:] == same_row[:-1])):
+        problems.append("columns are not sorted and unique within a row")
     for name in ("counts", "row_totals", "prior"):
         values = arrays[name]
         if not np.all(np.isfinite(values)) or np.any(values < 0):

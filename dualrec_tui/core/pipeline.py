@@ -68,11 +68,7 @@ DEFAULT_LLM_WEIGHT = 1.0
 TOKENS_PER_SUGGESTION = 32
 MODES = ("candidates", "titles")
 LLM_SCORINGS = (*TITLE_SCORINGS, "letters")  # candidates mode: how stage 2 scores the LSTM's candidates
-SIGNAL_REASONS = {
-    "llm": "the LLM rates it highly",
-    "sim": "close to your recent movies",
-    "markov": "MovieLens users rated it right after your last movie",
-}
+SIGNAL_REASONS = {"llm": "the LLM rates it highly", "sim": "close to your recent movies"}  # markov: with its count
 
 
 class Generator(Protocol):
@@ -175,6 +171,7 @@ class DualRecResult:
     llm_scores: np.ndarray | None = None  # (K,) LLM log-probabilities per candidate (LSTM order)
     sim_scores: np.ndarray | None = None  # (K,) Sentence-BERT similarity per candidate (LSTM order)
     markov_scores: np.ndarray | None = None  # (K,) log p(candidate | last movie), Markov transitions (LSTM order)
+    markov_counts: np.ndarray | None = None  # (K,) how many MovieLens users rated it right after the last movie
 
 
 @dataclass(frozen=True)
@@ -472,8 +469,8 @@ class DualRec:
         if self.markov is not None:
             try:
                 result.markov_scores = np.asarray(self.markov.candidate_log_probs(history, candidates))
-                counted = self._rated_after(history, candidates.tolist())
-                stages["markov"] = "scored" if any(counted.values()) else "prior only"
+                result.markov_counts = np.asarray(self.markov.counts_after(history[-1], candidates))
+                stages["markov"] = "scored" if result.markov_counts.any() else "prior only"
             except Exception as exc:  # one signal of four: the others go on
                 message = f"the rated-next counts failed: {type(exc).__name__}: {exc}"
                 result.notes.append(message)
@@ -483,7 +480,7 @@ class DualRec:
             fused = fuse_candidates(lstm_lp, self.weights, llm_scores, result.sim_scores, result.markov_scores)
             result.ranking = [*fused_ranking(candidates, fused), *order[n:].tolist()]
             result.recommendations = self._fused_recommendations(
-                history, result.ranking[:k], candidates, fused, scores, recent
+                history, result.ranking[:k], candidates, fused, scores, recent, result.markov_counts
             )
 
         if self.ranker is not None and self.weights.llm == 0:
@@ -547,6 +544,7 @@ class DualRec:
         fused: FusedCandidates,
         scores: np.ndarray,
         recent: list[Movie],
+        markov_counts: np.ndarray | None = None,
     ) -> list[Recommendation]:
         position = {int(item): p for p, item in enumerate(candidates[: fused.order.shape[0]].tolist())}
         reasons = self._reasons(history, items)
@@ -554,35 +552,23 @@ class DualRec:
         for item in items:
             p = position.get(int(item))
             signals = fusion_placed_by(fused, self.weights, p) if p is not None else ("lstm",)
-            if "markov" in signals and not self._rated_after(history, [int(item)]).get(int(item)):
+            rated_after = int(markov_counts[p]) if markov_counts is not None and p is not None else 0
+            if "markov" in signals and not rated_after:
                 # lifted by the Markov term's popularity prior alone: nobody rated it right after the last movie
                 signals = tuple(s for s in signals if s != "markov") or ("popular",)
             source = "both" if {"lstm", "llm"} <= set(signals) else ("llm" if "llm" in signals else "lstm")
             movie = self.catalog[int(item)]
             score = float(fused.fused[p]) if p is not None else float(scores[item])
             why = reasons.get(int(item)) or explain(movie, recent, source)
-            lifted = [self._signal_reason(s, history, int(item)) for s in signals if s in SIGNAL_REASONS]
+            lifted = [SIGNAL_REASONS[s] for s in signals if s in SIGNAL_REASONS]
+            if "markov" in signals:  # the count, and the movie it follows
+                users = f"{rated_after} MovieLens user{'s' if rated_after != 1 else ''}"
+                lifted.append(f"{users} rated it right after {self.catalog[int(history[-1])].title}")
             if lifted:
                 said = lifted[0] if len(lifted) == 1 else f"{', '.join(lifted[:-1])} and {lifted[-1]}"
                 why = f"{said}; {why}"
             out.append(Recommendation(movie, score, source, why, signals))
         return out
-
-    def _rated_after(self, history: Sequence[int], items: Sequence[int]) -> dict[int, int]:
-        """How many MovieLens users rated each item right after the history's last movie (no counts: 1 each)."""
-        if not history or self.markov is None:
-            return dict.fromkeys(items, 0)
-        if not hasattr(self.markov, "count"):
-            return dict.fromkeys(items, 1)
-        return {item: self.markov.count(int(history[-1]), item) for item in items}
-
-    def _signal_reason(self, signal: str, history: Sequence[int], item: int) -> str:
-        """Why `signal` lifted `item`, in words; the Markov reason names the last movie and the count."""
-        if signal != "markov" or not history or not hasattr(self.markov, "count"):
-            return SIGNAL_REASONS[signal]
-        last = self.catalog[int(history[-1])].title
-        n = self._rated_after(history, [item])[item]
-        return f"{n} MovieLens user{'s' if n != 1 else ''} rated it right after {last}"
 
     def _reasons(self, history: Sequence[int], items: Sequence[int]) -> dict[int, str]:
         """True reasons from the LSTM: the history movie nearest each pick in its item space (core/reasons.py)."""
@@ -810,13 +796,10 @@ MARKOV_NOTE = "the rated-next counts are unavailable"
 
 def load_markov(stages: OptionalStages, directory: Path, catalog: Catalog) -> None:
     """The Markov transitions (`models/markov`) into `stages`; a missing or damaged file is a note, not a crash."""
-    from .artifacts import rebuild_command
-
     try:
         from .markov import MarkovTransitions
 
-        rebuild = rebuild_command("markov", Path(directory).parent)
-        stages.markov = MarkovTransitions.load(directory, len(catalog), catalog.fingerprint, rebuild)
+        stages.markov = MarkovTransitions.load(directory, len(catalog), catalog.fingerprint)
     except Exception as exc:  # ModelUnavailableError, or anything a damaged file raises
         stages.markov, stages.markov_error = None, exc
         stages.notes.append(f"{MARKOV_NOTE}: {exc}")
