@@ -124,6 +124,11 @@ def test_fold_lstms_take_the_lstms_settings_train_without_their_fold_and_are_reu
     other = synthetic_split(len(catalog), n_users=24, seed=1)
     fold_scorers(other, catalog, lstm, n_folds=2, epochs=1, work_dir=tmp_path / "folds", say=said.append)
     assert sum("fitting" in s for s in said) == 2
+    # a recipe file cut short (an interrupted write) means that fold is fitted again, not a crash
+    (tmp_path / "folds" / "fold-1" / "fold.json").write_text('{"fold": 1, "n_fo', encoding="utf-8")
+    said.clear()
+    fold_scorers(other, catalog, lstm, n_folds=2, epochs=1, work_dir=tmp_path / "folds", say=said.append)
+    assert ["read back" in s for s in said if s.startswith("fold ")] == [True, False]
     with pytest.raises(DualrecError, match="at least 2 folds"):
         fold_scorers(split, catalog, lstm, n_folds=1, epochs=1, work_dir=tmp_path / "x")
 

@@ -49,6 +49,14 @@ def _sequences_digest(split: Split) -> str:
     return digest.hexdigest()
 
 
+def _recorded(path: Path) -> Any:
+    """The recipe a finished fold wrote, or None (none yet, or a file cut short: then the fold is refit)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
 def fold_scorers(
     split: Split,
     catalog: Catalog,
@@ -70,6 +78,7 @@ def fold_scorers(
     if epochs < 1:
         raise DualrecError(f"--fold-epochs must be at least 1, not {epochs}")
     config = lstm_settings(lstm, catalog, epochs)
+    sequences_sha256 = _sequences_digest(split)
     scorers: list[Scorer] = []
     for fold in range(n_folds):
         folder = Path(work_dir) / f"fold-{fold}"
@@ -79,10 +88,10 @@ def fold_scorers(
             "seed": seed,
             "config": asdict(config),
             "catalog_fingerprint": catalog.fingerprint,
-            "training_sequences_sha256": _sequences_digest(split),
+            "training_sequences_sha256": sequences_sha256,
         }
         recipe_path = folder / RECIPE_FILE
-        if recipe_path.is_file() and json.loads(recipe_path.read_text(encoding="utf-8")) == recipe:
+        if _recorded(recipe_path) == recipe:
             say(f"fold {fold + 1}/{n_folds}: LSTM read back from {folder}")
             model = load_model(folder, catalog)
         else:
