@@ -258,7 +258,43 @@ def test_paired_differences_by_hand() -> None:
     assert ndcg["users_better"] == 2 and ndcg["users_worse"] == 1
     assert ndcg["interval"][0] <= ndcg["diff"] <= ndcg["interval"][1]
     same = evaluate.paired_entry(ranks, ranks, indices)
-    assert same["HR@10"] == {"diff": 0.0, "interval": [0.0, 0.0], "ratio": 1.0, "users_better": 0, "users_worse": 0}
+    assert same["HR@10"] == {
+        "diff": 0.0,
+        "interval": [0.0, 0.0],
+        "ratio": 1.0,
+        "users_better": 0,
+        "users_worse": 0,
+        "detectable": 0.0,
+    }
+    # (1.96 + 0.84) * sd / sqrt(n) of the per-user differences, sd with n - 1
+    assert ndcg["detectable"] == pytest.approx(2.8016 * np.std(by_hand, ddof=1) / 2.0, rel=1e-4)
+
+
+def test_detectable_difference_shrinks_with_more_users_and_needs_two() -> None:
+    """Four times the users halve the smallest difference they could show; one user shows nothing."""
+    rng = np.random.default_rng(0)
+    few = rng.choice([-1.0, 0.0, 0.0, 1.0], size=400)
+    many = np.tile(few, 4)
+    ratio = evaluate.metrics.detectable_difference(few) / evaluate.metrics.detectable_difference(many)
+    assert ratio == pytest.approx(2.0, rel=0.01)
+    assert evaluate.metrics.detectable_difference(np.array([0.5])) == float("inf")
+
+
+def test_report_reads_detectable_from_saved_ranks_of_older_reports() -> None:
+    """Reports written before 'detectable' was recorded still get it, from their per-user ranks."""
+    from training.report import paired_markdown
+
+    ranks, reference = [1, 3, None, 2], [2, 3, 1, None]
+    paired = {"NDCG@10": {"diff": 0.1, "interval": [-0.2, 0.4], "ratio": 1.1}}
+    report = {"models": {"a": {"ranks": ranks, "paired": {"b": paired}}, "b": {"ranks": reference}}}
+    (row,) = evaluate.paired_rows(report)
+    by_hand = evaluate.paired_entry(
+        np.array([1.0, 3.0, np.inf, 2.0]), np.array([2.0, 3.0, 1.0, np.inf]), evaluate.metrics.bootstrap_indices(4)
+    )
+    assert row[-1] == pytest.approx(by_hand["NDCG@10"]["detectable"])
+    assert paired_markdown(report)[-1].endswith(f"| {row[-1]:.4f} |")
+    del report["models"]["b"]["ranks"]
+    assert evaluate.paired_rows(report)[0][-1] is None
 
 
 def test_paired_with_adds_intervals_that_separate_what_per_model_intervals_cannot(tmp_path: Path, capsys) -> None:

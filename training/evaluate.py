@@ -267,7 +267,8 @@ def result_entry(result: ModelResult, indices: np.ndarray, train_seconds: float,
 PAIRED_METRICS = ("NDCG@10", "HR@10")
 PAIRED_PROTOCOL = (
     "per-user difference (model - reference) on the same users; mean and 95% percentile interval over the "
-    "same 1,000 bootstrap resamples of users for both models (a paired bootstrap)"
+    "same 1,000 bootstrap resamples of users for both models (a paired bootstrap); 'detectable' = the "
+    "smallest true difference these users would show with 80% probability, (1.96 + 0.84) * sd / sqrt(n)"
 )
 
 
@@ -288,6 +289,7 @@ def paired_entry(ranks: np.ndarray, reference: np.ndarray, indices: np.ndarray) 
             "ratio": float(np.mean(mine[name])) / base if base > 0 else None,
             "users_better": int((diff > 0).sum()),
             "users_worse": int((diff < 0).sum()),
+            "detectable": metrics.detectable_difference(diff),
         }
     return out
 
@@ -473,18 +475,38 @@ def render_table(report: dict[str, Any]) -> Any:
     return table
 
 
-def paired_rows(report: dict[str, Any]) -> list[tuple[str, str, str, float | None, float, float, float, str]]:
-    """(model, reference, metric, ratio, diff, low, high, verdict) per paired difference in a report.
+def paired_rows(
+    report: dict[str, Any],
+) -> list[tuple[str, str, str, float | None, float, float, float, str, float | None]]:
+    """(model, reference, metric, ratio, diff, low, high, verdict, detectable) per paired difference.
 
-    The verdict reads the interval: above 0 "better", below 0 "worse", else "no difference shown"."""
+    The verdict reads the interval: above 0 "better", below 0 "worse", else "no difference shown".
+    `detectable` (see `metrics.detectable_difference`) comes from the report, or from its saved per-user
+    ranks for reports written before it was recorded; None when neither is there."""
     rows = []
-    for name, entry in report.get("models", {}).items():
+    models = report.get("models", {})
+    for name, entry in models.items():
         for ref, by_metric in entry.get("paired", {}).items():
             for metric, values in by_metric.items():
                 low, high = values["interval"]
                 verdict = "better" if low > 0 else ("worse" if high < 0 else "no difference shown")
-                rows.append((name, ref, metric, values.get("ratio"), values["diff"], low, high, verdict))
+                detectable = values.get("detectable")
+                if detectable is None and "ranks" in entry and "ranks" in models.get(ref, {}):
+                    detectable = _detectable_from_ranks(entry["ranks"], models[ref]["ranks"], metric)
+                rows.append((name, ref, metric, values.get("ratio"), values["diff"], low, high, verdict, detectable))
     return rows
+
+
+def _detectable_from_ranks(mine: list, theirs: list, metric: str) -> float | None:
+    """`metrics.detectable_difference` of one metric from two saved rank lists (None = not found)."""
+    if len(mine) != len(theirs):
+        return None
+
+    def per_user(ranks: list) -> np.ndarray:
+        values = np.array([np.inf if r is None else float(r) for r in ranks])
+        return metrics.per_user_metrics(values)[metric]
+
+    return metrics.detectable_difference(per_user(mine) - per_user(theirs))
 
 
 def render_paired(report: dict[str, Any]) -> Any:
@@ -495,9 +517,9 @@ def render_paired(report: dict[str, Any]) -> Any:
         title="paired differences (model - reference), same users, paired bootstrap 95% interval",
         title_justify="left",
     )
-    for column in ("model", "vs", "metric", "ratio", "diff", "95% interval", "supported?"):
+    for column in ("model", "vs", "metric", "ratio", "diff", "95% interval", "supported?", "detectable"):
         table.add_column(column, justify="left" if column in ("model", "vs", "metric", "supported?") else "right")
-    for name, ref, metric, ratio, diff, low, high, verdict in paired_rows(report):
+    for name, ref, metric, ratio, diff, low, high, verdict, detectable in paired_rows(report):
         table.add_row(
             name,
             ref,
@@ -506,6 +528,7 @@ def render_paired(report: dict[str, Any]) -> Any:
             f"{diff:+.4f}",
             f"[{low:+.4f}, {high:+.4f}]",
             verdict,
+            "" if detectable is None else f"{detectable:.4f}",
         )
     return table
 

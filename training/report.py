@@ -46,16 +46,17 @@ def paired_markdown(report: dict) -> list[str]:
 
     rows = [
         f"| {model} | {ref} | {metric} | {'' if ratio is None else f'{ratio:.3f}x'} "
-        f"| {diff:+.4f} | [{low:+.4f}, {high:+.4f}] | {verdict} |"
-        for model, ref, metric, ratio, diff, low, high, verdict in paired_rows(report)
+        f"| {diff:+.4f} | [{low:+.4f}, {high:+.4f}] | {verdict} | {'' if found is None else f'{found:.4f}'} |"
+        for model, ref, metric, ratio, diff, low, high, verdict, found in paired_rows(report)
     ]
     if not rows:
         return []
     return [
-        "Paired differences (model - reference, same users, paired bootstrap 95% interval):",
+        "Paired differences (model - reference, same users, paired bootstrap 95% interval; detectable = the "
+        "smallest true difference these users would show with 80% probability):",
         "",
-        "| model | vs | metric | ratio | diff | 95% interval | supported? |",
-        "|---|---|---|---|---|---|---|",
+        "| model | vs | metric | ratio | diff | 95% interval | supported? | detectable |",
+        "|---|---|---|---|---|---|---|---|",
         *rows,
     ]
 
@@ -99,14 +100,14 @@ def main(argv: list[str] | None = None) -> int:
         paired = paired_across(read(a_path), model, read(b_path), reference)
         print(f"Paired differences ({a_path}: {model} - {b_path}: {reference}, same users, paired bootstrap 95%):")
         print()
-        print("| metric | ratio | diff | 95% interval | users better / worse |")
-        print("|---|---|---|---|---|")
+        print("| metric | ratio | diff | 95% interval | users better / worse | detectable |")
+        print("|---|---|---|---|---|---|")
         for metric, row in paired.items():
             low, high = row["interval"]
             ratio = "" if row["ratio"] is None else f"{row['ratio']:.3f}x"
             print(
                 f"| {metric} | {ratio} | {row['diff']:+.4f} | [{low:+.4f}, {high:+.4f}] "
-                f"| {row['users_better']} / {row['users_worse']} |"
+                f"| {row['users_better']} / {row['users_worse']} | {row['detectable']:.4f} |"
             )
     return 0
 
