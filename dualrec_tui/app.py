@@ -34,6 +34,7 @@ from .services import FIRST_SEARCH_WAIT, ModelHub, State
 
 if TYPE_CHECKING:
     from .core.pipeline import Recommendation
+    from .screens.import_export import ImportExportScreen
 
 LOCK_WAIT_SECONDS = 3.0  # single writes run on the UI thread: wait this long for another process's lock, then say so
 
@@ -237,6 +238,10 @@ class DualrecApp(App[None]):
         self.log_actions.undo()
 
     def action_hidden_movies(self) -> None:
+        self.log_actions.hidden_movies()
+
+    def on_import_export_screen_show_hidden(self, message: ImportExportScreen.ShowHidden) -> None:
+        """F3's "Hidden movies…" button: the same list as the palette's entry."""
         self.log_actions.hidden_movies()
 
     # ----------------------------------------------------------- recommendations

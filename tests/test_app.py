@@ -199,6 +199,18 @@ async def test_not_interested_is_remembered(tmp_path: Path) -> None:
         assert len(app.watchlog.history()) == 1
 
 
+def test_rating_messages_say_what_is_wrong() -> None:
+    from dualrec_tui.screens.dialogs import parse_rating
+
+    assert [parse_rating(t) for t in ("", "4", "3.5", "4/5", " 0.5 ")] == [None, 4.0, 3.5, 4.0, 0.5]
+    with pytest.raises(ValueError, match=r"4\.7 is not a half step .*e\.g\. 4\.5"):
+        parse_rating("4.7")
+    with pytest.raises(ValueError, match="out of range"):
+        parse_rating("9")
+    with pytest.raises(ValueError, match="not a number"):
+        parse_rating("A")
+
+
 @run_async
 async def test_import_preview_commit_and_abort(tmp_path: Path) -> None:
     source = tmp_path / "mine.csv"
@@ -224,12 +236,19 @@ async def test_import_preview_commit_and_abort(tmp_path: Path) -> None:
         await settle(app, pilot)
         await pilot.click("#commit")
         await settle(app, pilot)
-        assert "Imported 3" in str(screen.query_one("#preview-text").render())
+        assert "Imported 3 entries (1 as free text); 0 were already logged." in str(
+            screen.query_one("#preview-text").render()
+        )
         export = tmp_path / "out.json"
         screen.query_one("#export-path").value = str(export)
         await pilot.click("#export-json")
         await settle(app, pilot)
         assert len(json.loads(export.read_text(encoding="utf-8"))["entries"]) == 3
+        screen.start_preview()  # the same file again: the preview names what is already logged
+        await settle(app, pilot)
+        text = str(screen.query_one("#preview-text").render())
+        assert "already logged (left as they are): Heat (1995), The Matrix (1999), No Such Film (2001)" in text
+        assert "Commit adds 0 entries" in text
         await pilot.press("escape")
         await settle(app, pilot)
         assert app.main.query_one(HistoryList).option_count == 3

@@ -126,7 +126,9 @@ async def test_not_interested_undo_and_show_again(tmp_path: Path) -> None:
             recs.highlighted = [r.index for r in app.recs].index(rec.index)
             await pilot.press("n")
             await settle(app, pilot)
-        app.action_hidden_movies()
+        await pilot.press("f3")  # F3's "Hidden movies…" button (it did nothing: an un-awaited run_action)
+        await settle(app, pilot)
+        await pilot.click("#hidden")
         await settle(app, pilot)
         screen = app.screen
         assert isinstance(screen, HiddenMoviesScreen) and len(screen.items) == 2

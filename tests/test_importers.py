@@ -563,6 +563,30 @@ def test_diary_after_watched_says_what_it_replaces(tmp_path: Path, log: WatchLog
     assert sum(1 for e in log.chronological() if e.title == "Heat") == 2
 
 
+def test_ratings_csv_rates_a_film_logged_by_date_without_a_rating(tmp_path: Path, log: WatchLog) -> None:
+    """A new user's bug: Heat logged today, then ratings.csv with Heat 5 -> the rating was dropped as a
+    duplicate. It now rates the latest unrated viewing; a film already rated keeps its rating."""
+    log.add(HEAT, dataset=CATALOG.name, watched_on="2020-01-01")
+    later = log.add(HEAT, dataset=CATALOG.name, watched_on="2024-06-01")
+    rated = log.add(MATRIX, dataset=CATALOG.name, watched_on="2024-06-02", rating=2.0)
+    ratings = tmp_path / "ratings.csv"
+    ratings.write_text(
+        "Date,Name,Year,Letterboxd URI,Rating\n2024-02-01,Heat,1995,https://boxd.it/h,5\n"
+        "2024-02-01,The Matrix,1999,https://boxd.it/m,4\n",
+        encoding="utf-8",
+    )
+    preview = plan_import(ratings, CATALOG, log)
+    assert (preview.to_add, preview.to_replace) == (0, 1)
+    assert [row.title for row in preview.with_status("duplicate")] == ["The Matrix"]
+    result = log.apply_import(preview)
+    assert (result.added, result.replaced, result.duplicates) == (0, 1, 1)
+    heat = [e for e in log.chronological() if e.title == "Heat"]
+    assert [(e.watched_on, e.rating) for e in heat] == [(date(2020, 1, 1), None), (date(2024, 6, 1), 5.0)]
+    assert heat[1].id == later.id and log.get(rated.id).rating == 2.0  # a rating the user gave is never replaced
+    again = plan_import(ratings, CATALOG, log)
+    assert (again.to_add, again.to_replace) == (0, 0)
+
+
 def test_bad_diary_reports_the_quote_line_and_every_problem(tmp_path: Path, log: WatchLog) -> None:
     """Issue #11 bug 11: the unterminated quote was put on the wrong line, and only one error was shown."""
     lines = ["Date,Name,Year,Letterboxd URI,Rating,Rewatch,Tags,Watched Date"]

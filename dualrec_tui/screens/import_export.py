@@ -9,6 +9,7 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Static
 from textual.worker import get_current_worker
@@ -19,11 +20,16 @@ from ..core.errors import DualrecError
 EXAMPLES = 4
 
 
+def count_of(n: int, singular: str, plural: str | None = None) -> str:
+    """ "1 entry", "2 entries": the messages count things the user has."""
+    return f"{n:,} {singular if n == 1 else plural or singular + 's'}"
+
+
 def describe_preview(preview: Any) -> str:
     """Counts plus a few ambiguous / unmatched rows, so the user knows what Commit will do."""
     counts = preview.counts
     lines = [
-        f"{preview.path.name} ({preview.format}): {len(preview.rows)} rows",
+        f"{preview.path.name} ({preview.format}): {count_of(len(preview.rows), 'row')}",
         f"  matched {counts.get('matched', 0)} · ambiguous {counts.get('ambiguous', 0)} · "
         f"unmatched {counts.get('unmatched', 0)} (kept as free text) · already logged {counts.get('duplicate', 0)}"
         f" · skipped {counts.get('skipped', 0)}",
@@ -33,6 +39,11 @@ def describe_preview(preview: Any) -> str:
         for row in rows:
             guess = f" → {row.movie.label}" if row.movie is not None else ""
             lines.append(f"  {status}: {row.label}{guess} ({what})")
+    duplicates = preview.with_status("duplicate")
+    if duplicates:
+        shown = ", ".join(row.label for row in duplicates[:EXAMPLES])
+        more = f" and {len(duplicates) - EXAMPLES:,} more" if len(duplicates) > EXAMPLES else ""
+        lines.append(f"  already logged (left as they are): {shown}{more}")
     for file, line, why in preview.skipped[:EXAMPLES]:
         lines.append(f"  skipped {file}:{line}: {why}")
     rewatches = f"{preview.rewatches} rewatch{'es' if preview.rewatches > 1 else ''} ↻"
@@ -45,10 +56,16 @@ def describe_preview(preview: Any) -> str:
         lines.append(f"  kept on the entries: {', '.join(kept)}")
     replacing = getattr(preview, "to_replace", 0)
     if replacing:
-        lines.append(f"  {replacing} rows add a date or rating to films logged before without a date (watched.csv)")
+        lines.append(
+            f"  {count_of(replacing, 'row')} {'fills' if replacing == 1 else 'fill'} in a date or a rating on a film "
+            "already logged without one: "
+            + ", ".join(row.label for row in preview.rows if row.status != "duplicate" and row.replaces is not None)[
+                :200
+            ]
+        )
     if counts.get("ambiguous"):
         lines.append("  Choose… picks the movie for each ambiguous row (or keeps it as typed).")
-    lines.append(f"Commit adds {preview.to_add} entries in one step; Abort writes nothing.")
+    lines.append(f"Commit adds {count_of(preview.to_add, 'entry', 'entries')} in one step; Abort writes nothing.")
     return "\n".join(lines)
 
 
@@ -56,6 +73,9 @@ class ImportExportScreen(ModalScreen[int | None]):
     """Returns how many entries were imported (0 or None when nothing changed)."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "close", "Close", id="import.close")]
+
+    class ShowHidden(Message):
+        """The user asked for the not-interested list (the app opens it over this screen)."""
 
     def __init__(self, watchlog: Any, catalog: Catalog | None) -> None:
         super().__init__()
@@ -124,7 +144,7 @@ class ImportExportScreen(ModalScreen[int | None]):
         elif button == "export-json":
             self.export("json")
         elif button == "hidden":
-            self.app.run_action("hidden_movies")
+            self.post_message(self.ShowHidden())
         elif button == "close":
             self.action_close()
 
@@ -210,12 +230,13 @@ class ImportExportScreen(ModalScreen[int | None]):
             self.app.call_from_thread(self._done, None, f"Import failed, nothing was written: {exc}")
             return
         self.imported += result.added + result.replaced
-        dated = f"; {result.replaced} undated entries got a date or rating" if result.replaced else ""
+        filled = f"; {count_of(result.replaced, 'entry', 'entries')} got a date or a rating" if result.replaced else ""
+        logged = "was" if result.duplicates == 1 else "were"
         self.app.call_from_thread(
             self._done,
             None,
-            f"Imported {result.added} entries ({result.free_text} as free text); "
-            f"{result.duplicates} were already logged{dated}.",
+            f"Imported {count_of(result.added, 'entry', 'entries')} ({result.free_text:,} as free text); "
+            f"{result.duplicates:,} {logged} already logged{filled}.",
         )
 
     def abort(self) -> None:
@@ -264,4 +285,4 @@ class ImportExportScreen(ModalScreen[int | None]):
             message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             self.query_one("#export-text", Static).update(f"Export failed: {message}")
             return
-        self.query_one("#export-text", Static).update(f"Wrote {count} entries to {path}")
+        self.query_one("#export-text", Static).update(f"Wrote {count_of(count, 'entry', 'entries')} to {path}")

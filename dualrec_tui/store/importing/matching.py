@@ -98,22 +98,34 @@ def mark_duplicates(
     """status = match, or "duplicate" for as many rows per (movie, date) as the log already holds.
 
     Across imports: an undated row (watched.csv / ratings.csv) for a film the log has on any date is
-    a duplicate, and a dated row takes the place (`replaces`) of an undated entry for its film.
+    a duplicate, unless it carries a rating: then it rates (`replaces`) the film's unrated undated
+    entry, or, when none of the film's entries has a rating, its latest viewing. A dated row takes
+    the place of an undated entry.
     """
     have = Counter(_entry_key(entry, catalog) for entry in entries)
     films = {_entry_key(entry, catalog)[:-1] for entry in entries}
     undated: dict[tuple[Any, ...], list[int]] = {}
+    unrated_viewings: dict[tuple[Any, ...], list[int]] = {}  # every entry without a rating, latest first
     rated = {entry.id for entry in entries if entry.rating is not None}
+    rated_films = {_entry_key(entry, catalog)[:-1] for entry in entries if entry.rating is not None}
     for entry in entries:
         if entry.source == UNDATED_SOURCE:
             undated.setdefault(_entry_key(entry, catalog)[:-1], []).append(entry.id)
+        if entry.rating is None:
+            unrated_viewings.setdefault(_entry_key(entry, catalog)[:-1], []).insert(0, entry.id)
     marked = []
     for row in rows:
         key = _row_key(row, accept_ambiguous)
         film = key[:-1]
         if row.undated and film in films:
+            # ratings.csv after watched.csv rates the undated entry; a film logged by date and never
+            # rated gets it on its latest viewing (the file does not say which viewing it rates)
             unrated = [i for i in undated.get(film, []) if i not in rated]
-            if row.rating is not None and unrated:  # ratings.csv after watched.csv: the rating
+            if not unrated and film not in rated_films:
+                unrated = [i for i in unrated_viewings.get(film, []) if i not in rated]
+            if row.rating is not None and unrated:
+                rated.add(unrated[0])
+                rated_films.add(film)
                 marked.append(replace(row, status=row.match, replaces=unrated[0]))
             else:
                 marked.append(replace(row, status="duplicate", replaces=None))

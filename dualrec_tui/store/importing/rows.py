@@ -95,7 +95,7 @@ class ImportPreview:
 
     @property
     def to_replace(self) -> int:
-        """Dated rows that will take the place of an undated entry already in the log."""
+        """Rows that fill in a date or a rating on an entry already in the log (nothing else on it changes)."""
         return sum(1 for row in self.rows if row.status != "duplicate" and row.replaces is not None)
 
     @property
