@@ -94,12 +94,16 @@ class RecommendationRuns:
         return self.recs[position]
 
     def drop(self, rec: Recommendation) -> None:
-        """Take a hidden pick off the list on screen (the next run leaves it out for good)."""
-        self.recs = [r for r in self.recs if r.index != rec.index]
+        """Take a hidden pick off the list on screen (the next run leaves it out for good); once the run
+        has ended, the next movie in its order takes the free place."""
         main = self.main()
         # the line still says what ordered the list, now marking a hidden LLM pick "(not listed)"
-        state = self._view.hidden(rec.index) if self._view is not None else None
-        main.show_recommendations(self.recs, state or main.recs_state)
+        update = self._view.hidden(rec.index) if self._view is not None else None
+        if update is not None and update.recs is not None:
+            self.recs = update.recs
+        else:  # the run is still going: its final list will leave the movie out
+            self.recs = [r for r in self.recs if r.index != rec.index]
+        main.show_recommendations(self.recs, (update.state if update else None) or main.recs_state)
         self.app.notify(f"Hidden {rec.label} · Ctrl+Z undoes · palette: hidden movies")
 
     def refresh(self) -> None:

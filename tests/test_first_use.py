@@ -114,9 +114,13 @@ async def test_not_interested_undo_and_show_again(tmp_path: Path) -> None:
         recs = app.main.query_one(RecommendationList)
         recs.focus()
         first, second = app.recs[0], app.recs[1]
+        shown = len(app.recs)
         await pilot.press("n")
         await settle(app, pilot)
         assert first.index in app.watchlog.not_interested_indices(app.hub.catalog)
+        # the next movie in the run's order takes the free place: as many picks as before, without a new run
+        assert len(app.recs) == shown and first.index not in [r.index for r in app.recs]
+        assert recs.option_count >= shown
         await pilot.press("ctrl+z")
         await settle(app, pilot)
         assert app.watchlog.not_interested() == []

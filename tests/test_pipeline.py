@@ -422,7 +422,7 @@ def test_zero_weights_keep_the_lstm_order_and_say_so() -> None:
 
 
 def test_hiding_an_llm_pick_marks_it_not_listed_on_the_state_line() -> None:
-    from dualrec_tui.core.pipeline import FinalReady
+    from dualrec_tui.core.pipeline import RESERVE, FinalReady
     from dualrec_tui.widgets.rec_events import RecsView
 
     pipeline = DualRec(CATALOG, FakeLstm(PREFERENCE), ranker=ScriptedRanker([8]), reranker=SimReranker(8))
@@ -433,7 +433,16 @@ def test_hiding_an_llm_pick_marks_it_not_listed_on_the_state_line() -> None:
     heat = next(r for r in result.recommendations if r.movie.title == "Heat")
     after = view.hidden(heat.index)
     assert shown.endswith("LLM's picks: Clueless (not listed), Heat, Fargo")
-    assert after == shown.replace("Heat, Fargo", "Heat (not listed), Fargo")
+    assert "Heat (not listed)" in after.state
+    # the next pick in the fused order takes the free place: the list keeps its length, no new run
+    assert len(result.reserve) == min(RESERVE, len(result.ranking) - 4) >= 2  # a 12-movie catalog: what is left
+    assert [r.index for r in after.recs] == [
+        *(r.index for r in result.recommendations if r.index != heat.index),
+        result.reserve[0].index,
+    ]
+    assert [r.index for r in result.recommendations + result.reserve] == result.ranking[: 4 + len(result.reserve)]
+    again = view.hidden(after.recs[0].index)  # and again, from what is left of the reserve
+    assert len(again.recs) == 4 and again.recs[-1].index == result.reserve[1].index
 
 
 def test_similarity_is_a_signal_of_its_own() -> None:

@@ -172,6 +172,9 @@ class DualRecResult:
     sim_scores: np.ndarray | None = None  # (K,) Sentence-BERT similarity per candidate (LSTM order)
     markov_scores: np.ndarray | None = None  # (K,) log p(candidate | last movie), Markov transitions (LSTM order)
     markov_counts: np.ndarray | None = None  # (K,) how many MovieLens users rated it right after the last movie
+    # the next RESERVE picks after the k shown, same order, tags and reasons: the app fills a hidden pick's
+    # place from here without another run
+    reserve: list[Recommendation] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -197,6 +200,7 @@ class FinalReady:
 
 
 Event = LstmReady | LlmToken | LlmSuggestion | Notice | FusedReady | FinalReady
+RESERVE = 5  # picks kept behind the k shown (DualRecResult.reserve)
 COUNT_KEYS = ("generated", "unparsed", "kept", "unresolved", "duplicate", "watched", "lstm-pick")
 
 
@@ -371,6 +375,10 @@ class DualRec:
         if not history:  # nothing to ground the LLM or the similarity in: popular picks only
             result.stages.update(llm="no history", sim="no history")
             result.ranking = order.tolist()
+            result.reserve = [
+                Recommendation(self.catalog[i], float(scores[i]), "lstm", explain(self.catalog[i], recent, "lstm"))
+                for i in order[k : k + RESERVE].tolist()
+            ]
         elif self.mode == "candidates":
             self._recommend_candidates(_Run(history, recent, scores, order, watched, k, result, emit))
         else:
@@ -379,6 +387,7 @@ class DualRec:
         if popular:
             result.stages["stage1"] = "popular"
             result.recommendations = [r.as_popular(popular) for r in result.recommendations]
+            result.reserve = [r.as_popular(popular) for r in result.reserve]
             result.lstm = [r.as_popular(popular) for r in result.lstm]
         emit(FinalReady(result))
         return result
@@ -479,8 +488,11 @@ class DualRec:
         def publish(llm_scores: np.ndarray | None) -> None:
             fused = fuse_candidates(lstm_lp, self.weights, llm_scores, result.sim_scores, result.markov_scores)
             result.ranking = [*fused_ranking(candidates, fused), *order[n:].tolist()]
-            result.recommendations = self._fused_recommendations(
-                history, result.ranking[:k], candidates, fused, scores, recent, result.markov_counts
+            result.recommendations, result.reserve = self._split_reserve(
+                self._fused_recommendations(
+                    history, result.ranking[: k + RESERVE], candidates, fused, scores, recent, result.markov_counts
+                ),
+                k,
             )
 
         if self.ranker is not None and self.weights.llm == 0:
@@ -570,6 +582,11 @@ class DualRec:
             out.append(Recommendation(movie, score, source, why, signals))
         return out
 
+    @staticmethod
+    def _split_reserve(picks: list[Recommendation], k: int) -> tuple[list[Recommendation], list[Recommendation]]:
+        """(the k shown, the reserve behind them)."""
+        return picks[:k], picks[k:]
+
     def _reasons(self, history: Sequence[int], items: Sequence[int]) -> dict[int, str]:
         """True reasons from the LSTM: the history movie nearest each pick in its item space (core/reasons.py)."""
         from .reasons import closest_in_history, item_embeddings
@@ -617,12 +634,12 @@ class DualRec:
         lstm_top = set(order[:k].tolist())
         llm_set = set(llm_items) if self.llm_weight > 0 else set()
         final = []
-        for i in ranking[:k]:
+        for i in ranking[: k + RESERVE]:
             source = ("both" if i in lstm_top else "llm") if i in llm_set else "lstm"
             signals = ("lstm", "llm") if source == "both" else ((source,) if source == "llm" else ("lstm",))
             movie = self.catalog[i]
             final.append(Recommendation(movie, float(scores[i]), source, explain(movie, recent, source), signals))
-        result.recommendations = final
+        result.recommendations, result.reserve = self._split_reserve(final, k)
         result.ranking = ranking
 
     def prompt_for(self, history: Sequence[int], top1: int | None) -> str:

@@ -68,15 +68,19 @@ class RecsView:
             return self._final(event.result)
         return PanelUpdate()
 
-    def hidden(self, index: int) -> str | None:
-        """The state line once the user hid movie `index` from the final list (None before the run ended).
+    def hidden(self, index: int) -> PanelUpdate | None:
+        """The list and state line once the user hid movie `index` (None before the run ended).
 
-        Said anew from the result less that movie, so an LLM pick that is no longer on screen is marked
-        "(not listed)" like one the list never showed."""
+        The next pick of the run's reserve takes the free place, so the list keeps its length without
+        another run; the line is said anew from what is now listed, so an LLM pick that is no longer on
+        screen is marked "(not listed)" like one the list never showed."""
         if self.result is None:
             return None
         kept = [r for r in self.result.recommendations if r.index != index]
-        return self._final(replace(self.result, recommendations=kept)).state
+        reserve = [r for r in getattr(self.result, "reserve", []) if r.index != index]
+        if len(kept) < len(self.result.recommendations) and reserve:
+            kept.append(reserve.pop(0))
+        return self._final(replace(self.result, recommendations=kept, reserve=reserve))
 
     def _final(self, result: Any) -> PanelUpdate:
         self.result = result
