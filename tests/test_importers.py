@@ -587,6 +587,35 @@ def test_ratings_csv_rates_a_film_logged_by_date_without_a_rating(tmp_path: Path
     assert (again.to_add, again.to_replace) == (0, 0)
 
 
+@pytest.mark.parametrize("how", ["zip", "diary, then ratings"])
+def test_a_rating_for_a_film_the_diary_never_rated_lands_on_its_latest_viewing(tmp_path: Path, how: str) -> None:
+    """The zip and the CSVs one at a time agree (the zip used to drop the rating: review of session 13)."""
+    diary = (
+        "Date,Name,Year,Letterboxd URI,Rating,Rewatch,Tags,Watched Date\n"
+        "2021-01-02,Heat,1995,https://boxd.it/a,,,,2021-01-01\n"
+        "2021-03-02,Heat,1995,https://boxd.it/b,,Yes,,2021-03-01\n"
+        "2021-04-02,Jumanji,1995,https://boxd.it/c,2,,,2021-04-01\n"
+    )
+    ratings = (
+        "Date,Name,Year,Letterboxd URI,Rating\n2022-01-01,Heat,1995,https://boxd.it/h,4\n"
+        "2022-01-01,Jumanji,1995,https://boxd.it/j,5\n"
+    )
+    with WatchLog.open(tmp_path / "log.db") as log:
+        if how == "zip":
+            log.apply_import(
+                plan_import(_zip(tmp_path / "e.zip", {"diary.csv": diary, "ratings.csv": ratings}), CATALOG, log)
+            )
+        else:
+            for name, text in (("diary.csv", diary), ("ratings.csv", ratings)):
+                (tmp_path / name).write_text(text, encoding="utf-8")
+                log.apply_import(plan_import(tmp_path / name, CATALOG, log))
+        assert [(e.title, e.watched_on.isoformat(), e.rating) for e in log.chronological()] == [
+            ("Heat", "2021-01-01", None),
+            ("Heat", "2021-03-01", 4.0),  # the latest viewing
+            ("Jumanji", "2021-04-01", 2.0),  # the diary's own rating stands
+        ]
+
+
 def test_bad_diary_reports_the_quote_line_and_every_problem(tmp_path: Path, log: WatchLog) -> None:
     """Issue #11 bug 11: the unterminated quote was put on the wrong line, and only one error was shown."""
     lines = ["Date,Name,Year,Letterboxd URI,Rating,Rewatch,Tags,Watched Date"]

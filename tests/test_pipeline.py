@@ -422,13 +422,12 @@ def test_zero_weights_keep_the_lstm_order_and_say_so() -> None:
 
 
 def test_hiding_an_llm_pick_marks_it_not_listed_on_the_state_line() -> None:
-    from dualrec_tui.core.pipeline import RESERVE, FinalReady
+    from dualrec_tui.core.pipeline import RESERVE, FinalReady, FusedReady
     from dualrec_tui.widgets.rec_events import RecsView
 
     pipeline = DualRec(CATALOG, FakeLstm(PREFERENCE), ranker=ScriptedRanker([8]), reranker=SimReranker(8))
     result = pipeline.recommend(HISTORY, k=4)
     view = RecsView(popular_stage1=False, llm_on=True, llm_status="", describe=pipeline.describe)
-    assert view.hidden(result.recommendations[0].index) is None  # before the run ends there is no line to redo
     shown = view.apply(FinalReady(result)).state
     heat = next(r for r in result.recommendations if r.movie.title == "Heat")
     after = view.hidden(heat.index)
@@ -443,6 +442,16 @@ def test_hiding_an_llm_pick_marks_it_not_listed_on_the_state_line() -> None:
     assert [r.index for r in result.recommendations + result.reserve] == result.ranking[: 4 + len(result.reserve)]
     again = view.hidden(after.recs[0].index)  # and again, from what is left of the reserve
     assert len(again.recs) == 4 and again.recs[-1].index == result.reserve[1].index
+
+    # hidden while the run is still going (its exclude set predates the hide): the run's later events
+    # leave it out, and its final list is refilled from the reserve
+    early = RecsView(popular_stage1=False, llm_on=True, llm_status="", describe=pipeline.describe)
+    first = result.recommendations[0]
+    assert early.hidden(first.index) is None
+    assert first.index not in [r.index for r in early.apply(FusedReady(result.recommendations)).recs]
+    final = early.apply(FinalReady(result)).recs
+    assert first.index not in [r.index for r in final] and len(final) == 4
+    assert final[-1].index == result.reserve[0].index
 
 
 def test_similarity_is_a_signal_of_its_own() -> None:

@@ -497,6 +497,13 @@ def paired_rows(
     return rows
 
 
+def detectable_text(detectable: float | None) -> str:
+    """How the tables print it: '' unknown, '-' when both models ranked every user alike (no spread)."""
+    if detectable is None:
+        return ""
+    return "-" if detectable == 0 else f"{detectable:.4f}"
+
+
 def _detectable_from_ranks(mine: list, theirs: list, metric: str) -> float | None:
     """`metrics.detectable_difference` of one metric from two saved rank lists (None = not found)."""
     if len(mine) != len(theirs):
@@ -528,7 +535,7 @@ def render_paired(report: dict[str, Any]) -> Any:
             f"{diff:+.4f}",
             f"[{low:+.4f}, {high:+.4f}]",
             verdict,
-            "" if detectable is None else f"{detectable:.4f}",
+            detectable_text(detectable),
         )
     return table
 

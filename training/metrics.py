@@ -164,15 +164,17 @@ _Z_975 = 1.959963984540054  # two-sided 95% interval
 _Z_POWER = {0.80: 0.8416212335729143, 0.90: 1.2815515655446004}
 
 
-def detectable_difference(differences: np.ndarray, power: float = DETECTABLE_POWER) -> float:
-    """(z_0.975 + z_power) * sd / sqrt(n) of per-user paired differences (normal approximation).
+def detectable_difference(differences: np.ndarray, power: float = DETECTABLE_POWER) -> float | None:
+    """(z_0.975 + z_power) * sd / sqrt(n) of per-user paired differences (normal approximation); None
+    for fewer than two users.
 
-    Why: an interval that spans 0 says little unless one knows how large a gain these users *could*
-    have shown; a true difference below this value would usually be reported as "no difference shown".
+    Why: an interval that spans 0 says more once one knows how large a gain these users *could* have
+    shown: a true difference of this size gives an interval excluding 0 with probability `power`
+    (a design quantity at the observed spread, not a bound on the true difference; the interval is that).
     """
     values = np.asarray(differences, dtype=np.float64)
     if values.size < 2:
-        return float("inf")
+        return None
     return float((_Z_975 + _Z_POWER[power]) * values.std(ddof=1) / np.sqrt(values.size))
 
 

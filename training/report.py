@@ -42,18 +42,19 @@ def markdown(report: dict) -> str:
 
 def paired_markdown(report: dict) -> list[str]:
     """Paired differences against each reference model (from `evaluate --paired-with`), one row each."""
-    from .evaluate import paired_rows
+    from .evaluate import detectable_text, paired_rows
 
     rows = [
         f"| {model} | {ref} | {metric} | {'' if ratio is None else f'{ratio:.3f}x'} "
-        f"| {diff:+.4f} | [{low:+.4f}, {high:+.4f}] | {verdict} | {'' if found is None else f'{found:.4f}'} |"
+        f"| {diff:+.4f} | [{low:+.4f}, {high:+.4f}] | {verdict} | {detectable_text(found)} |"
         for model, ref, metric, ratio, diff, low, high, verdict, found in paired_rows(report)
     ]
     if not rows:
         return []
     return [
         "Paired differences (model - reference, same users, paired bootstrap 95% interval; detectable = the "
-        "smallest true difference these users would show with 80% probability):",
+        "true difference these users would show with 80% probability, at the spread observed; '-' = the two "
+        "ranked every user alike):",
         "",
         "| model | vs | metric | ratio | diff | 95% interval | supported? | detectable |",
         "|---|---|---|---|---|---|---|---|",
@@ -94,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.reports:
         print(markdown(read(path)))
     if args.paired_across:
-        from .evaluate import paired_across
+        from .evaluate import detectable_text, paired_across
 
         (a_path, model), (b_path, reference) = (_report_and_model(spec) for spec in args.paired_across)
         paired = paired_across(read(a_path), model, read(b_path), reference)
@@ -107,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             ratio = "" if row["ratio"] is None else f"{row['ratio']:.3f}x"
             print(
                 f"| {metric} | {ratio} | {row['diff']:+.4f} | [{low:+.4f}, {high:+.4f}] "
-                f"| {row['users_better']} / {row['users_worse']} | {row['detectable']:.4f} |"
+                f"| {row['users_better']} / {row['users_worse']} | {detectable_text(row['detectable'])} |"
             )
     return 0
 

@@ -38,7 +38,7 @@ def parse_rating(text: str) -> float | None:
     if not 0.5 <= value <= 5.0:
         raise ValueError(f"rating {text} is out of range (use 0.5 to 5, in steps of 0.5)")
     if value * 2 != round(value * 2):
-        nearest = min(max(round(value * 2) / 2, 0.5), 5.0)
+        nearest = round(value * 2) / 2
         raise ValueError(f"rating {text} is not a half step (use 0.5 to 5 in steps of 0.5, e.g. {nearest:g})")
     return value
 

@@ -56,16 +56,19 @@ def describe_preview(preview: Any) -> str:
         lines.append(f"  kept on the entries: {', '.join(kept)}")
     replacing = getattr(preview, "to_replace", 0)
     if replacing:
+        filling = [row for row in preview.rows if row.status != "duplicate" and row.replaces is not None]
+        shown = ", ".join(row.label for row in filling[:EXAMPLES])
+        more = f" and {len(filling) - EXAMPLES:,} more" if len(filling) > EXAMPLES else ""
+        verb = "fills" if replacing == 1 else "fill"
         lines.append(
-            f"  {count_of(replacing, 'row')} {'fills' if replacing == 1 else 'fill'} in a date or a rating on a film "
-            "already logged without one: "
-            + ", ".join(row.label for row in preview.rows if row.status != "duplicate" and row.replaces is not None)[
-                :200
-            ]
+            f"  {count_of(replacing, 'row')} {verb} in a date or a rating on a film logged without one: {shown}{more}"
         )
     if counts.get("ambiguous"):
         lines.append("  Choose… picks the movie for each ambiguous row (or keeps it as typed).")
-    lines.append(f"Commit adds {count_of(preview.to_add, 'entry', 'entries')} in one step; Abort writes nothing.")
+    fills = f" and fills in {count_of(replacing, 'entry', 'entries')}" if replacing else ""
+    lines.append(
+        f"Commit adds {count_of(preview.to_add, 'entry', 'entries')}{fills} in one step; Abort writes nothing."
+    )
     return "\n".join(lines)
 
 
@@ -218,7 +221,7 @@ class ImportExportScreen(ModalScreen[int | None]):
             return
         self.busy = "writing"
         self.query_one("#commit", Button).disabled = self.query_one("#abort", Button).disabled = True
-        self.query_one("#preview-text", Static).update(f"Writing {self.preview.to_add:,} entries…")
+        self.query_one("#preview-text", Static).update(f"Writing {count_of(self.preview.to_add, 'entry', 'entries')}…")
         self._commit(self.preview)
 
     @work(thread=True, exclusive=True, group="import-commit", exit_on_error=False)

@@ -38,6 +38,7 @@ class RecsView:
     tokens: int = 0
     picks: list[str] = field(default_factory=list)
     result: Any = None  # the run's final result, once it came
+    hidden_now: set[int] = field(default_factory=set)  # hidden by the user during this run (its exclude predates them)
 
     @property
     def first(self) -> str:
@@ -48,10 +49,10 @@ class RecsView:
 
         if isinstance(event, LstmReady):
             state = f"{self.first} · LLM thinking…" if self.llm_on else self.first
-            return PanelUpdate(list(event.recommendations), state, stage="lstm")
+            return PanelUpdate(self._not_hidden(event.recommendations), state, stage="lstm")
         if isinstance(event, FusedReady):
             state = "Ranked · the LLM is writing its picks…" if self.llm_on else "Ranked"
-            return PanelUpdate(list(event.recommendations), state, stage="fused")
+            return PanelUpdate(self._not_hidden(event.recommendations), state, stage="fused")
         if isinstance(event, LlmToken):
             self.tokens += 1
             return PanelUpdate(
@@ -69,20 +70,27 @@ class RecsView:
         return PanelUpdate()
 
     def hidden(self, index: int) -> PanelUpdate | None:
-        """The list and state line once the user hid movie `index` (None before the run ended).
+        """The list and state line once the user hid movie `index` (None before the run ended; its later
+        events leave the movie out).
 
         The next pick of the run's reserve takes the free place, so the list keeps its length without
         another run; the line is said anew from what is now listed, so an LLM pick that is no longer on
         screen is marked "(not listed)" like one the list never showed."""
+        self.hidden_now.add(index)
         if self.result is None:
             return None
-        kept = [r for r in self.result.recommendations if r.index != index]
-        reserve = [r for r in getattr(self.result, "reserve", []) if r.index != index]
-        if len(kept) < len(self.result.recommendations) and reserve:
-            kept.append(reserve.pop(0))
-        return self._final(replace(self.result, recommendations=kept, reserve=reserve))
+        return self._final(self.result)
+
+    def _not_hidden(self, recs: list[Recommendation]) -> list[Recommendation]:
+        return [r for r in recs if r.index not in self.hidden_now]
 
     def _final(self, result: Any) -> PanelUpdate:
+        if self.hidden_now:  # picks hidden during the run: out, and the reserve fills their places
+            kept = self._not_hidden(result.recommendations)
+            reserve = self._not_hidden(result.reserve)
+            while len(kept) < len(result.recommendations) and reserve:
+                kept.append(reserve.pop(0))
+            result = replace(result, recommendations=kept, reserve=reserve)
         self.result = result
         notes = "; ".join(result.notes)
         if any(note.startswith("failed:") for note in result.notes):

@@ -9,6 +9,7 @@ Rewatch and Tags columns are kept on the row, never written into the note.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
@@ -71,6 +72,7 @@ def merge(files: dict[str, tuple[str, str]]) -> list[ImportRow]:
                 reviews[(name, parse.year(rec.get("year", "")), when)] = note
     rows: list[ImportRow] = []
     seen: set[tuple[str, int | None]] = set()
+    diary_rows: dict[tuple[str, int | None], list[int]] = {}  # film -> its positions in `rows`
     for parse, rec in records("diary.csv", ("name", "date")):
         with problems.row():
             title = parse.title(rec["name"], "name")
@@ -79,6 +81,7 @@ def merge(files: dict[str, tuple[str, str]]) -> list[ImportRow]:
             rating = parse.rating(rec.get("rating"))
             key = (normalize_title(title), year)
             seen.add(key)
+            diary_rows.setdefault(key, []).append(len(rows))
             note = reviews.get((key[0], year, when))
             rewatch, tags = parse.flag(rec.get("rewatch"), "rewatch"), parse.tags(rec.get("tags"))
             rows.append(
@@ -91,6 +94,13 @@ def merge(files: dict[str, tuple[str, str]]) -> list[ImportRow]:
             parse.rating(rec["rating"])  # validate now, with the right line
             parse.date(rec["date"])
             ratings[key] = (parse, rec)
+    for key, positions in diary_rows.items():
+        # a film the diary logged without any rating takes ratings.csv's on its latest viewing, as
+        # importing diary.csv and then ratings.csv does (matching.mark_duplicates)
+        rated = ratings.get(key)
+        if rated is not None and all(rows[p].rating is None for p in positions):
+            latest = max(positions, key=lambda p: (rows[p].watched_on, p))
+            rows[latest] = replace(rows[latest], rating=rated[0].rating(rated[1]["rating"]))
     for parse, rec in records("watched.csv", ("name", "date")):
         with problems.row():
             title = parse.title(rec["name"], "name")

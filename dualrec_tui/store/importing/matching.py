@@ -4,8 +4,10 @@ to what the log already holds.
 Duplicates are counted as a multiset of (movie, date watched): re-importing a file adds nothing, yet
 two viewings of one film on one day in the file are both kept the first time. The rule that merges a
 Letterboxd zip also holds across imports of its CSVs one at a time: an undated row (watched.csv /
-ratings.csv) for a film the log already has is already logged, and a diary row replaces an undated
-entry for the same film.
+ratings.csv) for a film the log already has is already logged, unless it brings a rating the film never
+had (then the film's latest viewing gets it), and a diary row replaces an undated entry for the same
+film. One difference remains: ratings.csv imported *before* a diary with several unrated viewings of a
+film puts the rating on the viewing that replaces the undated entry, the first.
 """
 
 from __future__ import annotations
@@ -121,7 +123,7 @@ def mark_duplicates(
             # ratings.csv after watched.csv rates the undated entry; a film logged by date and never
             # rated gets it on its latest viewing (the file does not say which viewing it rates)
             unrated = [i for i in undated.get(film, []) if i not in rated]
-            if not unrated and film not in rated_films:
+            if not unrated and film not in rated_films and row.match == "matched":  # never on a guess
                 unrated = [i for i in unrated_viewings.get(film, []) if i not in rated]
             if row.rating is not None and unrated:
                 rated.add(unrated[0])

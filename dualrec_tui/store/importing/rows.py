@@ -43,7 +43,7 @@ class ImportRow:
     entry_source: str | None = None
     created_at: str | None = None
     undated: bool = False  # Letterboxd watched.csv / ratings.csv: seen, date unknown
-    replaces: int | None = None  # the undated log entry this dated row takes the place of
+    replaces: int | None = None  # the log entry this row dates (an undated one) or rates (one never rated)
     rewatch: bool = False  # Letterboxd diary "Rewatch" = Yes, or our export's rewatch column
     tags: tuple[str, ...] = ()  # Letterboxd diary "Tags", or our export's tags
 
