@@ -141,3 +141,16 @@ def test_a_rebuild_is_byte_identical_and_an_older_format_is_refused(tmp_path: Pa
     save_file(tensors, str(tmp_path / TRANSITIONS_FILE), metadata=old)
     with pytest.raises(ModelUnavailableError, match="format version None is not supported"):
         MarkovTransitions.load(tmp_path, 5, "fp")
+
+
+def test_bare_markov_command_reads_the_release_the_shipped_file_came_from() -> None:
+    """`python -m training markov` (as README and models/README say) failed: --data defaulted to the
+    folder holding the releases, not to ml-latest-small like every other training command."""
+    import argparse
+
+    from training.fit_markov import add_command
+
+    parser = argparse.ArgumentParser()
+    add_command(parser.add_subparsers())
+    args = parser.parse_args(["markov"])
+    assert args.data.name == "ml-latest-small" and args.out == Path("models/markov")

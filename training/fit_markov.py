@@ -70,10 +70,17 @@ def add_command(subparsers: argparse._SubParsersAction) -> None:
         description="Count which movie follows which in the training sequences (each user's last two movies "
         "held out), choose the smoothing on validation, and write transitions.safetensors + manifest.json.",
     )
-    parser.add_argument("--data", type=Path, default=default_data_dir(), help="MovieLens release folder")
+    parser.add_argument(
+        "--data", type=Path, default=default_data_dir() / "ml-latest-small", help="MovieLens release folder"
+    )
     parser.add_argument("--out", type=Path, default=Path("models/markov"), help="folder to write")
     parser.add_argument("--kcore", type=int, default=None, help="keep users and movies with at least K ratings")
-    parser.set_defaults(func=lambda args: markov_release(args.data, args.out, kcore=args.kcore) and 0)
+    parser.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    markov_release(args.data, args.out, kcore=args.kcore)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
